@@ -1,0 +1,235 @@
+//! Model configuration (SPEC §1, §3) and its validation.
+//!
+//! Dimension letters: B batch, T time steps, I input width, H hidden width, O output width
+//! (V when outputs or inputs are classes), L layers, E embedding width.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// What the network reads at each step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Input {
+    /// A dense vector of width I per step.
+    Dense { size: usize },
+    /// A class id in 0..V per step, one-hot semantics; optionally through an embedding table
+    /// of width E first.
+    Tokens { vocab: usize, embed: Option<usize> },
+}
+
+macro_rules! str_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name { #[default] $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [&'static str] = &[$($s),+];
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s { $($s => Ok($name::$variant),)+
+                    _ => Err(Error::config(stringify!($name), s, format!("allowed: {}", Self::ALL.join(" | ")))) }
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// The cell non-linearity f.
+    Activation { Tanh => "tanh", Sigmoid => "sigmoid", Relu => "relu" }
+);
+str_enum!(
+    /// Output layer and the loss paired with it.
+    Head {
+        /// softmax + cross-entropy against class ids
+        Softmax => "softmax",
+        /// identity + MSE
+        Linear => "linear",
+        /// sigmoid + MSE
+        Sigmoid => "sigmoid",
+    }
+);
+str_enum!(
+    /// How the per-(sequence, step) losses are combined.
+    Reduction { Mean => "mean", Sum => "sum" }
+);
+str_enum!(
+    /// Which steps carry inputs and targets.
+    SeqShape {
+        ManyToMany => "many-to-many",
+        ManyToOne => "many-to-one",
+        OneToMany => "one-to-many",
+    }
+);
+str_enum!(
+    /// Parameter initialisation (SPEC §3).
+    Init { Default => "default", Irnn => "irnn" }
+);
+
+/// The whole model: everything needed to size and interpret the parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub input: Input,
+    /// H
+    pub hidden: usize,
+    /// L
+    pub layers: usize,
+    pub activation: Activation,
+    /// O (V for a softmax head)
+    pub output: usize,
+    pub head: Head,
+    pub reduction: Reduction,
+    pub seq: SeqShape,
+    pub init: Init,
+}
+
+/// Anything larger is almost certainly a typo and would only fail later in an allocation.
+const MAX_DIM: usize = 1 << 24;
+
+impl ModelConfig {
+    /// A character-level language model: tokens in, softmax over the same vocabulary out.
+    pub fn char_lm(vocab: usize, hidden: usize, layers: usize) -> Self {
+        ModelConfig {
+            input: Input::Tokens { vocab, embed: None },
+            hidden,
+            layers,
+            activation: Activation::Tanh,
+            output: vocab,
+            head: Head::Softmax,
+            reduction: Reduction::Mean,
+            seq: SeqShape::ManyToMany,
+            init: Init::Default,
+        }
+    }
+
+    /// Checks every field; the error names the field and the allowed values.
+    pub fn validate(&self) -> Result<()> {
+        let dim = |field: &'static str, v: usize, what: &str| -> Result<()> {
+            if v == 0 || v > MAX_DIM {
+                Err(Error::config(
+                    field,
+                    v,
+                    format!("{what} must be in 1..={MAX_DIM}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self.input {
+            Input::Dense { size } => dim("input_size", size, "the input width I")?,
+            Input::Tokens { vocab, embed } => {
+                dim("vocab", vocab, "the vocabulary size V")?;
+                if let Some(e) = embed {
+                    dim("embed", e, "the embedding width E")?;
+                }
+            }
+        }
+        dim("hidden", self.hidden, "the hidden width H")?;
+        if self.layers == 0 || self.layers > 64 {
+            return Err(Error::config(
+                "layers",
+                self.layers,
+                "the layer count L must be in 1..=64",
+            ));
+        }
+        dim("output", self.output, "the output width O")?;
+        if self.head == Head::Softmax && self.output < 2 {
+            return Err(Error::config(
+                "output",
+                self.output,
+                "a softmax head needs at least 2 classes; use --head linear or sigmoid for one output",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Width of layer l's input: I (dense), E (embedded tokens), V (plain tokens: the columns
+    /// of W_ih are gathered), H above layer 0.
+    pub fn in_width(&self, l: usize) -> usize {
+        if l > 0 {
+            return self.hidden;
+        }
+        match self.input {
+            Input::Dense { size } => size,
+            Input::Tokens { embed: Some(e), .. } => e,
+            Input::Tokens { vocab, embed: None } => vocab,
+        }
+    }
+
+    pub fn is_tokens(&self) -> bool {
+        matches!(self.input, Input::Tokens { .. })
+    }
+
+    /// V for token inputs.
+    pub fn vocab(&self) -> Option<usize> {
+        match self.input {
+            Input::Tokens { vocab, .. } => Some(vocab),
+            Input::Dense { .. } => None,
+        }
+    }
+
+    pub fn embed(&self) -> Option<usize> {
+        match self.input {
+            Input::Tokens { embed, .. } => embed,
+            Input::Dense { .. } => None,
+        }
+    }
+
+    /// Number of steps that carry an input: T, or 1 for one-to-many.
+    pub fn input_steps(&self, t: usize) -> usize {
+        match self.seq {
+            SeqShape::OneToMany => 1,
+            _ => t,
+        }
+    }
+
+    /// Number of steps that carry a target: T, or 1 (the last step) for many-to-one.
+    pub fn target_steps(&self, t: usize) -> usize {
+        match self.seq {
+            SeqShape::ManyToOne => 1,
+            _ => t,
+        }
+    }
+
+    /// Loss of the whole batch = sum over targets × this factor (SPEC §1 reduction).
+    pub fn loss_scale(&self, b: usize, t: usize) -> f64 {
+        match self.reduction {
+            Reduction::Mean => 1.0 / (b * self.target_steps(t)) as f64,
+            Reduction::Sum => 1.0,
+        }
+    }
+}
+
+impl fmt::Display for ModelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.input {
+            Input::Dense { size } => write!(f, "dense I={size}")?,
+            Input::Tokens { vocab, embed: None } => write!(f, "tokens V={vocab}")?,
+            Input::Tokens {
+                vocab,
+                embed: Some(e),
+            } => write!(f, "tokens V={vocab} E={e}")?,
+        }
+        write!(
+            f,
+            " -> {} rnn H={} L={} -> {} head O={} ({}, {})",
+            self.activation,
+            self.hidden,
+            self.layers,
+            self.head,
+            self.output,
+            self.reduction,
+            self.seq
+        )
+    }
+}

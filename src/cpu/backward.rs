@@ -1,0 +1,250 @@
+//! Backward pass (SPEC §2): one reverse sweep per layer, top layer first. The weight
+//! gradients are one matrix product over all (t, b) pairs after each layer's sweep.
+
+use super::forward::{activation_grad, head_rows, Activations};
+use super::loss::{mse_backward, softmax_ce_backward};
+use super::matmul::{gemm, Op};
+use super::Real;
+use crate::batch::{Batch, Inputs, Targets};
+use crate::config::{ModelConfig, SeqShape};
+use crate::params::ParamLayout;
+
+/// Which optional gradients to compute besides the parameter gradients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Want {
+    /// dL/dx for every step with an input: (T_in, B, in_0). For plain tokens this is the
+    /// gradient with respect to the one-hot vectors (width V), with an embedding table the
+    /// gradient with respect to the embedded vectors (width E).
+    pub dx: bool,
+    /// dL/dh0: (L, B, H)
+    pub dh0: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Grads<F> {
+    /// same layout as the parameters
+    pub params: Vec<F>,
+    pub dx: Option<Vec<F>>,
+    pub dh0: Option<Vec<F>>,
+}
+
+/// column sums of a (rows, w) matrix added into `acc` (w)
+fn add_col_sums<F: Real>(m: &[F], w: usize, acc: &mut [F]) {
+    for row in m.chunks_exact(w) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+}
+
+pub fn backward<F: Real>(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[F],
+    batch: &Batch<F>,
+    act: &Activations<F>,
+    want: Want,
+) -> Grads<F> {
+    let (b, t, hd, o) = (batch.batch, batch.steps, cfg.hidden, cfg.output);
+    let t_in = cfg.input_steps(t);
+    let n = cfg.target_steps(t) * b;
+    let bh = b * hd;
+    let mut grads = vec![F::ZERO; layout.total];
+    let mut dh0 = want.dh0.then(|| vec![F::ZERO; cfg.layers * bh]);
+    let mut dx = None;
+
+    // Head: g = dL/do (N, O), already scaled by the reduction.
+    let scale = F::from_f64(cfg.loss_scale(b, t));
+    let mut g = vec![F::ZERO; n * o];
+    match &batch.targets {
+        Targets::Classes(y) => softmax_ce_backward(&act.out, y, o, scale, &mut g),
+        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, &mut g),
+    }
+    let rows = head_rows(cfg, &act.h[cfg.layers - 1], b, t); // (N, H)
+    gemm(
+        o,
+        hd,
+        n,
+        &g,
+        Op::T,
+        rows,
+        Op::N,
+        F::ZERO,
+        &mut grads[layout.range(layout.head_w)],
+    );
+    add_col_sums(&g, o, &mut grads[layout.range(layout.head_b)]);
+
+    // dh (T, B, H): gradient arriving from the head (top layer) or the layer above.
+    let mut dh = vec![F::ZERO; t * bh];
+    let dh_head = match cfg.seq {
+        SeqShape::ManyToOne => &mut dh[(t - 1) * bh..],
+        _ => &mut dh[..],
+    };
+    gemm(
+        n,
+        hd,
+        o,
+        &g,
+        Op::N,
+        &params[layout.range(layout.head_w)],
+        Op::N,
+        F::ZERO,
+        dh_head,
+    );
+
+    for l in (0..cfg.layers).rev() {
+        let li = layout.layers[l];
+        let h = &act.h[l]; // (T+1, B, H)
+        let w_ih = &params[layout.range(li.w_ih)]; // (H, in)
+        let w_hh = &params[layout.range(li.w_hh)]; // (H, H)
+        let inw = cfg.in_width(l);
+
+        // Reverse sweep, in place: dh becomes dz (T, B, H).
+        // dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); as rows, W_hh^T dz is dz · W_hh.
+        for s in (1..=t).rev() {
+            let (cur, future) = dh.split_at_mut(s * bh);
+            let cur = &mut cur[(s - 1) * bh..];
+            if s < t {
+                gemm(b, hd, hd, &future[..bh], Op::N, w_hh, Op::N, F::ONE, cur);
+            }
+            for (d, &hv) in cur.iter_mut().zip(&h[s * bh..(s + 1) * bh]) {
+                *d = *d * activation_grad(cfg.activation, hv);
+            }
+        }
+        let dz = dh;
+
+        // Weight gradients over all (t, b) pairs at once.
+        // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H)
+        gemm(
+            hd,
+            hd,
+            t * b,
+            &dz,
+            Op::T,
+            &h[..t * bh],
+            Op::N,
+            F::ZERO,
+            &mut grads[layout.range(li.w_hh)],
+        );
+        let mut db = vec![F::ZERO; hd];
+        add_col_sums(&dz, hd, &mut db);
+        grads[layout.range(li.b_ih)].copy_from_slice(&db);
+        grads[layout.range(li.b_hh)].copy_from_slice(&db);
+        if let Some(d0) = dh0.as_mut() {
+            // dh0 = W_hh^T dz_1
+            gemm(
+                b,
+                hd,
+                hd,
+                &dz[..bh],
+                Op::N,
+                w_hh,
+                Op::N,
+                F::ZERO,
+                &mut d0[l * bh..(l + 1) * bh],
+            );
+        }
+
+        let dz_in = &dz[..t_in * bh]; // steps that carry an input
+        let dw_ih = layout.range(li.w_ih);
+        if l > 0 {
+            let x = &act.h[l - 1][bh..]; // (T, B, H)
+            gemm(
+                hd,
+                inw,
+                t * b,
+                &dz,
+                Op::T,
+                x,
+                Op::N,
+                F::ZERO,
+                &mut grads[dw_ih],
+            );
+            // dh for the layer below = dz · W_ih (T·B, H)
+            let mut below = vec![F::ZERO; t * bh];
+            gemm(t * b, inw, hd, &dz, Op::N, w_ih, Op::N, F::ZERO, &mut below);
+            dh = below;
+            continue;
+        }
+
+        // Layer 0: parameter gradient of W_ih (and E), and dx on request.
+        let need_dx = want.dx || layout.embed.is_some();
+        let dxs = need_dx.then(|| {
+            let mut d = vec![F::ZERO; t_in * b * inw]; // (T_in, B, in_0)
+            gemm(
+                t_in * b,
+                inw,
+                hd,
+                dz_in,
+                Op::N,
+                w_ih,
+                Op::N,
+                F::ZERO,
+                &mut d,
+            );
+            d
+        });
+        match &batch.inputs {
+            Inputs::Dense(x) => {
+                gemm(
+                    hd,
+                    inw,
+                    t_in * b,
+                    dz_in,
+                    Op::T,
+                    x,
+                    Op::N,
+                    F::ZERO,
+                    &mut grads[dw_ih],
+                );
+            }
+            Inputs::Tokens(tok) => match layout.embed {
+                None => {
+                    // Scatter-add of dz rows into the columns W_ih[:, tok], in (t, b) order.
+                    let dw = &mut grads[dw_ih];
+                    for (row, &id) in dz_in.chunks_exact(hd).zip(tok) {
+                        for (j, &v) in row.iter().enumerate() {
+                            dw[j * inw + id as usize] += v;
+                        }
+                    }
+                }
+                Some(e_idx) => {
+                    let xe = act
+                        .x_embed
+                        .as_ref()
+                        .expect("forward keeps x_embed with an embedding table");
+                    gemm(
+                        hd,
+                        inw,
+                        t_in * b,
+                        dz_in,
+                        Op::T,
+                        xe,
+                        Op::N,
+                        F::ZERO,
+                        &mut grads[dw_ih],
+                    );
+                    let de = layout.range(e_idx);
+                    let d_xe = dxs.as_ref().expect("computed above");
+                    for (row, &id) in d_xe.chunks_exact(inw).zip(tok) {
+                        let dst = &mut grads
+                            [de.start + id as usize * inw..de.start + (id as usize + 1) * inw];
+                        for (a, &v) in dst.iter_mut().zip(row) {
+                            *a += v;
+                        }
+                    }
+                }
+            },
+        }
+        if want.dx {
+            dx = dxs;
+        }
+        break;
+    }
+
+    Grads {
+        params: grads,
+        dx,
+        dh0,
+    }
+}

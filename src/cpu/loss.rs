@@ -1,0 +1,83 @@
+//! Heads and losses (SPEC §1), forward and backward side by side. `logits` are (N, O) with
+//! N = T_out·B rows, one per (step, sequence) pair that carries a target.
+
+use super::Real;
+use crate::config::Head;
+
+/// Stable logistic: never evaluates exp of a large positive number.
+pub fn sigmoid<F: Real>(z: F) -> F {
+    if z >= F::ZERO {
+        F::ONE / (F::ONE + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (F::ONE + e)
+    }
+}
+
+/// Softmax (max-subtracted) + cross-entropy. Writes probabilities (N, O) and returns the
+/// summed loss Σ_n -log p_n[y_n], accumulated in f64.
+pub fn softmax_ce_forward<F: Real>(logits: &[F], y: &[u32], o: usize, probs: &mut [F]) -> f64 {
+    let mut loss = 0.0f64;
+    for (n, (row, p)) in logits
+        .chunks_exact(o)
+        .zip(probs.chunks_exact_mut(o))
+        .enumerate()
+    {
+        let max = row.iter().copied().fold(row[0], F::max);
+        let mut sum = F::ZERO;
+        for (pk, &lk) in p.iter_mut().zip(row) {
+            *pk = (lk - max).exp();
+            sum += *pk;
+        }
+        for pk in p.iter_mut() {
+            *pk = *pk / sum;
+        }
+        // -log p[y] = log(sum) - (l[y] - max): exact even when p[y] underflows to 0.
+        loss += (sum.ln() - (row[y[n] as usize] - max)).to_f64();
+    }
+    loss
+}
+
+/// dL/do = scale · (p - onehot(y)).
+pub fn softmax_ce_backward<F: Real>(probs: &[F], y: &[u32], o: usize, scale: F, dlogits: &mut [F]) {
+    for (n, (p, d)) in probs
+        .chunks_exact(o)
+        .zip(dlogits.chunks_exact_mut(o))
+        .enumerate()
+    {
+        for (k, (dk, &pk)) in d.iter_mut().zip(p).enumerate() {
+            let onehot = if k == y[n] as usize { F::ONE } else { F::ZERO };
+            *dk = scale * (pk - onehot);
+        }
+    }
+}
+
+/// Linear or sigmoid head + MSE. Writes predictions y_hat (N, O) and returns
+/// Σ_n Σ_k (y_hat - y)² / O, accumulated in f64.
+pub fn mse_forward<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y_hat: &mut [F]) -> f64 {
+    let mut loss = 0.0f64;
+    for ((yh, &l), &t) in y_hat.iter_mut().zip(logits).zip(y) {
+        *yh = if head == Head::Sigmoid { sigmoid(l) } else { l };
+        let d = (*yh - t).to_f64();
+        loss += d * d;
+    }
+    loss / o as f64
+}
+
+/// dL/do = scale · 2 (y_hat - y) / O, times y_hat (1 - y_hat) for the sigmoid head.
+pub fn mse_backward<F: Real>(
+    head: Head,
+    y_hat: &[F],
+    y: &[F],
+    o: usize,
+    scale: F,
+    dlogits: &mut [F],
+) {
+    let c = scale * F::from_f64(2.0 / o as f64);
+    for ((d, &yh), &t) in dlogits.iter_mut().zip(y_hat).zip(y) {
+        *d = c * (yh - t);
+        if head == Head::Sigmoid {
+            *d = *d * yh * (F::ONE - yh);
+        }
+    }
+}

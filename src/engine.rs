@@ -1,0 +1,47 @@
+//! The interface both paths implement, so the training loop, the CLI and the tests drive the
+//! CPU reference and the GPU engine the same way.
+
+use crate::batch::Batch;
+use crate::config::ModelConfig;
+use crate::cpu::backward::{Grads, Want};
+use crate::error::Result;
+use crate::optim::{OptimConfig, OptimState};
+use crate::params::ParamLayout;
+
+/// Forward-only results.
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    /// the reduced loss
+    pub loss: f32,
+    /// (N, O), N = T_out·B: softmax probabilities, or predictions for MSE heads
+    pub out: Vec<f32>,
+    /// (L, B, H) hidden state after the last step
+    pub final_state: Vec<f32>,
+}
+
+pub trait Engine {
+    /// One line naming the path and device, for logs.
+    fn describe(&self) -> String;
+    fn config(&self) -> &ModelConfig;
+    fn layout(&self) -> &ParamLayout;
+    fn optim_config(&self) -> &OptimConfig;
+
+    /// Forward, backward, clipping and one optimiser update. Returns the loss before the
+    /// update when `want_loss` (the GPU path reads nothing back otherwise).
+    fn train_step(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>>;
+
+    /// Loss and every gradient for one batch, without an update.
+    fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> Result<(f32, Grads<f32>)>;
+
+    /// Forward only.
+    fn forward(&mut self, batch: &Batch<f32>) -> Result<Outputs>;
+
+    /// (L, B, H) hidden state after the last step of the last `train_step`, to carry into
+    /// the next window (truncated BPTT).
+    fn last_state(&mut self) -> Result<Vec<f32>>;
+
+    fn params(&mut self) -> Result<Vec<f32>>;
+    fn set_params(&mut self, p: &[f32]) -> Result<()>;
+    fn optim_state(&mut self) -> Result<OptimState<f32>>;
+    fn set_optim_state(&mut self, s: &OptimState<f32>) -> Result<()>;
+}

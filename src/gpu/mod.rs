@@ -1,0 +1,1 @@
+//! The GPU path on wgpu (WGSL compute shaders).

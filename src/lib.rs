@@ -1,0 +1,22 @@
+//! wgrnn: Elman RNN training on any GPU wgpu reaches, checked against a plain CPU reference.
+//!
+//! Dimension letters everywhere: B batch, T time steps, I input width, H hidden width,
+//! O output width (V for classes), L layers, E embedding width.
+
+pub mod batch;
+pub mod config;
+pub mod cpu;
+pub mod engine;
+pub mod error;
+pub mod gpu;
+pub mod optim;
+pub mod params;
+
+pub use batch::{random_batch, Batch, Inputs, Targets};
+pub use config::{Activation, Head, Init, Input, ModelConfig, Reduction, SeqShape};
+pub use cpu::backward::Want;
+pub use cpu::CpuEngine;
+pub use engine::{Engine, Outputs};
+pub use error::{Error, Result};
+pub use optim::{Clip, OptimConfig, OptimKind, OptimState};
+pub use params::ParamLayout;

@@ -1,0 +1,139 @@
+//! Optimiser settings and state, shared by the CPU and GPU paths (SPEC §4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum OptimKind {
+    Sgd { momentum: f32 },
+    Adam { beta1: f32, beta2: f32, eps: f32 },
+    Adagrad { eps: f32 },
+}
+
+impl OptimKind {
+    pub const NAMES: &'static [&'static str] = &["sgd", "adam", "adagrad"];
+
+    /// PyTorch's defaults, except Adagrad's eps: 1e-8 as in the classic char-rnn (PyTorch
+    /// uses 1e-10; both are far below sqrt(s) after the first step).
+    pub fn parse(name: &str, momentum: f32) -> Result<Self> {
+        Ok(match name {
+            "sgd" => OptimKind::Sgd { momentum },
+            "adam" => OptimKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            "adagrad" => OptimKind::Adagrad { eps: 1e-8 },
+            _ => {
+                return Err(Error::config(
+                    "optimizer",
+                    name,
+                    format!("allowed: {}", Self::NAMES.join(" | ")),
+                ))
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimKind::Sgd { .. } => "sgd",
+            OptimKind::Adam { .. } => "adam",
+            OptimKind::Adagrad { .. } => "adagrad",
+        }
+    }
+
+    /// Number of state buffers of the parameter layout's size.
+    pub fn slots(&self) -> usize {
+        match self {
+            OptimKind::Sgd { momentum } if *momentum == 0.0 => 0,
+            OptimKind::Sgd { .. } | OptimKind::Adagrad { .. } => 1,
+            OptimKind::Adam { .. } => 2,
+        }
+    }
+}
+
+/// Gradient clipping before the update; value first, then global L2 norm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    pub norm: Option<f32>,
+    pub value: Option<f32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimConfig {
+    pub kind: OptimKind,
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub clip: Clip,
+}
+
+impl OptimConfig {
+    pub fn new(kind: OptimKind, lr: f32) -> Self {
+        OptimConfig {
+            kind,
+            lr,
+            weight_decay: 0.0,
+            clip: Clip::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let positive = |field: &'static str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(field, v, "must be a finite number > 0"))
+            }
+        };
+        positive("lr", self.lr)?;
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::config(
+                "weight_decay",
+                self.weight_decay,
+                "must be a finite number >= 0",
+            ));
+        }
+        if let Some(n) = self.clip.norm {
+            positive("clip_norm", n)?;
+        }
+        if let Some(v) = self.clip.value {
+            positive("clip_value", v)?;
+        }
+        match self.kind {
+            OptimKind::Sgd { momentum } if !(0.0..1.0).contains(&momentum) => {
+                Err(Error::config("momentum", momentum, "must be in [0, 1)"))
+            }
+            OptimKind::Adam { beta1, beta2, eps } => {
+                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+                    return Err(Error::config(
+                        "adam betas",
+                        format!("{beta1},{beta2}"),
+                        "each must be in [0, 1)",
+                    ));
+                }
+                positive("eps", eps)
+            }
+            OptimKind::Adagrad { eps } => positive("eps", eps),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Optimiser state: `step` updates done, and `kind.slots()` buffers of the parameter size
+/// (SGD: velocity; Adam: m, v; Adagrad: the running sum of g²).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimState<F> {
+    pub step: u64,
+    pub slots: Vec<Vec<F>>,
+}
+
+impl<F: Copy + Default> OptimState<F> {
+    pub fn new(kind: &OptimKind, len: usize) -> Self {
+        OptimState {
+            step: 0,
+            slots: vec![vec![F::default(); len]; kind.slots()],
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! All parameters live in one flat buffer addressed through a size table (llm.c style); the
+//! gradients and every optimiser state buffer use the same layout, so an optimiser is one
+//! loop over one slice.
+//!
+//! Names and shapes are PyTorch's `state_dict` of `nn.Embedding` + `nn.RNN` + `nn.Linear`
+//! (SPEC §3), so a checkpoint loads into PyTorch.
+
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::ops::Range;
+
+use crate::config::{Init, ModelConfig};
+
+/// Every tensor starts at a multiple of this many floats (256 bytes): the GPU path binds
+/// tensors as sub-ranges of the one flat buffer, and storage-buffer binding offsets must be a
+/// multiple of `min_storage_buffer_offset_alignment`, which is at most 256 on every adapter.
+/// The padding floats are zero in every buffer and stay zero under every optimiser.
+pub const TENSOR_ALIGN: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl TensorSpec {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Indices into `ParamLayout::tensors` for one recurrent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerIdx {
+    pub w_ih: usize,
+    pub w_hh: usize,
+    pub b_ih: usize,
+    pub b_hh: usize,
+}
+
+/// The size table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamLayout {
+    pub tensors: Vec<TensorSpec>,
+    pub embed: Option<usize>,
+    pub layers: Vec<LayerIdx>,
+    pub head_w: usize,
+    pub head_b: usize,
+    /// Length of the flat buffer, padding included.
+    pub total: usize,
+}
+
+impl ParamLayout {
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let mut tensors = Vec::new();
+        let mut offset = 0;
+        let mut push = |name: String, shape: Vec<usize>| {
+            let len: usize = shape.iter().product();
+            tensors.push(TensorSpec {
+                name,
+                shape,
+                offset,
+            });
+            offset += len.div_ceil(TENSOR_ALIGN) * TENSOR_ALIGN;
+            tensors.len() - 1
+        };
+        let h = cfg.hidden;
+        let embed = match (cfg.vocab(), cfg.embed()) {
+            (Some(v), Some(e)) => Some(push("embed.weight".into(), vec![v, e])),
+            _ => None,
+        };
+        let layers = (0..cfg.layers)
+            .map(|l| LayerIdx {
+                w_ih: push(format!("rnn.weight_ih_l{l}"), vec![h, cfg.in_width(l)]),
+                w_hh: push(format!("rnn.weight_hh_l{l}"), vec![h, h]),
+                b_ih: push(format!("rnn.bias_ih_l{l}"), vec![h]),
+                b_hh: push(format!("rnn.bias_hh_l{l}"), vec![h]),
+            })
+            .collect();
+        let head_w = push("head.weight".into(), vec![cfg.output, h]);
+        let head_b = push("head.bias".into(), vec![cfg.output]);
+        ParamLayout {
+            tensors,
+            embed,
+            layers,
+            head_w,
+            head_b,
+            total: offset,
+        }
+    }
+
+    pub fn range(&self, idx: usize) -> Range<usize> {
+        self.tensors[idx].range()
+    }
+
+    /// Number of real (unpadded) parameters.
+    pub fn count(&self) -> usize {
+        self.tensors.iter().map(TensorSpec::len).sum()
+    }
+
+    pub fn find(&self, name: &str) -> Option<&TensorSpec> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Seeded, reproducible initialisation (SPEC §3) into a fresh flat buffer.
+    pub fn init(&self, cfg: &ModelConfig, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut p = vec![0.0f32; self.total];
+        let k = 1.0 / (cfg.hidden as f32).sqrt();
+        let uniform = |rng: &mut ChaCha8Rng, s: &mut [f32]| {
+            for v in s {
+                *v = rng.random_range(-k..k);
+            }
+        };
+        if let Some(e) = self.embed {
+            for v in &mut p[self.range(e)] {
+                *v = normal(&mut rng);
+            }
+        }
+        for li in &self.layers {
+            match cfg.init {
+                Init::Default => {
+                    for idx in [li.w_ih, li.w_hh, li.b_ih, li.b_hh] {
+                        uniform(&mut rng, &mut p[self.tensors[idx].range()]);
+                    }
+                }
+                Init::Irnn => {
+                    for v in &mut p[self.range(li.w_ih)] {
+                        *v = 0.001 * normal(&mut rng);
+                    }
+                    let h = cfg.hidden;
+                    let w_hh = &mut p[self.tensors[li.w_hh].range()];
+                    for i in 0..h {
+                        w_hh[i * h + i] = 1.0;
+                    }
+                }
+            }
+        }
+        uniform(&mut rng, &mut p[self.tensors[self.head_w].range()]);
+        uniform(&mut rng, &mut p[self.tensors[self.head_b].range()]);
+        p
+    }
+}
+
+/// A standard normal sample by Box-Muller; written out so the stream depends only on the
+/// ChaCha8 generator, not on a distribution crate's version.
+pub fn normal(rng: &mut impl Rng) -> f32 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln stays finite
+    let u2: f64 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
