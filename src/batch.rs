@@ -41,18 +41,10 @@ impl<F: Real> Batch<F> {
         const OP: &str = "batch";
         let (b, t) = (self.batch, self.steps);
         if b == 0 {
-            return Err(Error::config(
-                "batch",
-                0,
-                "the batch size B must be at least 1",
-            ));
+            return Err(Error::config("batch", 0, "the batch size B must be at least 1"));
         }
         if t == 0 {
-            return Err(Error::config(
-                "seq_len",
-                0,
-                "the sequence length T must be at least 1",
-            ));
+            return Err(Error::config("seq_len", 0, "the sequence length T must be at least 1"));
         }
         let t_in = cfg.input_steps(t);
         let t_out = cfg.target_steps(t);
@@ -66,11 +58,7 @@ impl<F: Real> Batch<F> {
                 check_ids(OP, "input token", x, vocab)?;
             }
             (Inputs::Dense(_), Input::Tokens { .. }) => {
-                return Err(Error::data(
-                    OP,
-                    "dense inputs given to a token model",
-                    "pass class ids",
-                ))
+                return Err(Error::data(OP, "dense inputs given to a token model", "pass class ids"))
             }
             (Inputs::Tokens(_), Input::Dense { .. }) => {
                 return Err(Error::data(
@@ -113,11 +101,7 @@ impl<F: Real> Batch<F> {
 
     /// The same batch in another float type (f64 for the gradient check).
     pub fn cast<G: Real>(&self) -> Batch<G> {
-        let conv = |v: &Vec<F>| {
-            v.iter()
-                .map(|x| G::from_f64(x.to_f64()))
-                .collect::<Vec<G>>()
-        };
+        let conv = |v: &Vec<F>| v.iter().map(|x| G::from_f64(x.to_f64())).collect::<Vec<G>>();
         Batch {
             batch: self.batch,
             steps: self.steps,
@@ -194,23 +178,13 @@ pub fn random_batch(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: 
     let t_in = cfg.input_steps(t);
     let t_out = cfg.target_steps(t);
     let inputs = match cfg.input {
-        Input::Dense { size } => Inputs::Dense(
-            (0..t_in * b * size)
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect(),
-        ),
-        Input::Tokens { vocab, .. } => Inputs::Tokens(
-            (0..t_in * b)
-                .map(|_| rng.random_range(0..vocab as u32))
-                .collect(),
-        ),
+        Input::Dense { size } => Inputs::Dense((0..t_in * b * size).map(|_| rng.random_range(-1.0..1.0)).collect()),
+        Input::Tokens { vocab, .. } => {
+            Inputs::Tokens((0..t_in * b).map(|_| rng.random_range(0..vocab as u32)).collect())
+        }
     };
     let targets = match cfg.head {
-        Head::Softmax => Targets::Classes(
-            (0..t_out * b)
-                .map(|_| rng.random_range(0..cfg.output as u32))
-                .collect(),
-        ),
+        Head::Softmax => Targets::Classes((0..t_out * b).map(|_| rng.random_range(0..cfg.output as u32)).collect()),
         _ => Targets::Values(
             (0..t_out * b * cfg.output)
                 .map(|_| rng.random_range(0.0..1.0))

@@ -116,11 +116,7 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         let dim = |field: &'static str, v: usize, what: &str| -> Result<()> {
             if v == 0 || v > MAX_DIM {
-                Err(Error::config(
-                    field,
-                    v,
-                    format!("{what} must be in 1..={MAX_DIM}"),
-                ))
+                Err(Error::config(field, v, format!("{what} must be in 1..={MAX_DIM}")))
             } else {
                 Ok(())
             }
@@ -215,21 +211,12 @@ impl fmt::Display for ModelConfig {
         match self.input {
             Input::Dense { size } => write!(f, "dense I={size}")?,
             Input::Tokens { vocab, embed: None } => write!(f, "tokens V={vocab}")?,
-            Input::Tokens {
-                vocab,
-                embed: Some(e),
-            } => write!(f, "tokens V={vocab} E={e}")?,
+            Input::Tokens { vocab, embed: Some(e) } => write!(f, "tokens V={vocab} E={e}")?,
         }
         write!(
             f,
             " -> {} rnn H={} L={} -> {} head O={} ({}, {})",
-            self.activation,
-            self.hidden,
-            self.layers,
-            self.head,
-            self.output,
-            self.reduction,
-            self.seq
+            self.activation, self.hidden, self.layers, self.head, self.output, self.reduction, self.seq
         )
     }
 }

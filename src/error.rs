@@ -32,9 +32,7 @@ pub enum Error {
     },
 
     /// Training produced a NaN or infinity.
-    #[error(
-        "non-finite {what} at step {step}; hint: lower --lr or clip gradients (--clip-norm 1)"
-    )]
+    #[error("non-finite {what} at step {step}; hint: lower --lr or clip gradients (--clip-norm 1)")]
     NonFinite { what: String, step: u64 },
 
     /// File system errors, always with the path.
@@ -116,11 +114,7 @@ impl Error {
         }
     }
 
-    pub fn file(
-        path: impl Into<PathBuf>,
-        detail: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub fn file(path: impl Into<PathBuf>, detail: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::File {
             path: path.into(),
             detail: detail.into(),

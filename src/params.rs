@@ -63,11 +63,7 @@ impl ParamLayout {
         let mut offset = 0;
         let mut push = |name: String, shape: Vec<usize>| {
             let len: usize = shape.iter().product();
-            tensors.push(TensorSpec {
-                name,
-                shape,
-                offset,
-            });
+            tensors.push(TensorSpec { name, shape, offset });
             offset += len.div_ceil(TENSOR_ALIGN) * TENSOR_ALIGN;
             tensors.len() - 1
         };

@@ -3,8 +3,7 @@
 
 use wgrnn::cpu::{backward, forward};
 use wgrnn::{
-    random_batch, Activation, Batch, Head, Init, Input, Inputs, ModelConfig, ParamLayout,
-    Reduction, SeqShape, Want,
+    random_batch, Activation, Batch, Head, Init, Input, Inputs, ModelConfig, ParamLayout, Reduction, SeqShape, Want,
 };
 
 /// Five-point central differences in f64: truncation error ~ eps^4·f⁽⁵⁾/30 ~ 1e-18 and
@@ -26,12 +25,7 @@ fn loss(cfg: &ModelConfig, layout: &ParamLayout, p: &[f64], batch: &Batch<f64>) 
 }
 
 fn rel_err(a: &[f64], n: &[f64]) -> f64 {
-    let diff: f64 = a
-        .iter()
-        .zip(n)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f64>()
-        .sqrt();
+    let diff: f64 = a.iter().zip(n).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
     let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     let nn = n.iter().map(|x| x * x).sum::<f64>().sqrt();
     if na.max(nn) < TINY {
@@ -44,9 +38,7 @@ fn rel_err(a: &[f64], n: &[f64]) -> f64 {
 /// d loss / d element i, where `f(i, d)` is the loss with element i moved by d; `analytic`
 /// picks among the steps when there are several (see EPS_RELU).
 fn numeric(analytic: &[f64], eps: &[f64], mut f: impl FnMut(usize, f64) -> f64) -> Vec<f64> {
-    let mut quotient = |i: usize, e: f64| {
-        (8.0 * (f(i, e) - f(i, -e)) - (f(i, 2.0 * e) - f(i, -2.0 * e))) / (12.0 * e)
-    };
+    let mut quotient = |i: usize, e: f64| (8.0 * (f(i, e) - f(i, -e)) - (f(i, 2.0 * e) - f(i, -2.0 * e))) / (12.0 * e);
     (0..analytic.len())
         .map(|i| {
             eps.iter()
@@ -75,10 +67,7 @@ fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -
     let mut worst = 0.0f64;
     let mut report = |name: &str, a: &[f64], n: &[f64]| {
         let e = rel_err(a, n);
-        assert!(
-            e < MAX_REL,
-            "{case}: {name} relative error {e:.3e} >= {MAX_REL:e}"
-        );
+        assert!(e < MAX_REL, "{case}: {name} relative error {e:.3e} >= {MAX_REL:e}");
         worst = worst.max(e);
     };
 
@@ -119,12 +108,8 @@ fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -
 
 /// (B, T, I, H, O) sets: all different, with 1s in every position somewhere. O is raised to
 /// 2 for softmax heads.
-const SHAPES: [(usize, usize, usize, usize, usize); 4] = [
-    (3, 4, 2, 5, 1),
-    (1, 3, 4, 2, 5),
-    (2, 1, 3, 4, 6),
-    (4, 2, 1, 3, 2),
-];
+const SHAPES: [(usize, usize, usize, usize, usize); 4] =
+    [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (4, 2, 1, 3, 2)];
 
 #[test]
 fn gradcheck_every_variant() {
@@ -132,11 +117,7 @@ fn gradcheck_every_variant() {
     let mut worst = 0.0f64;
     for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
         for head in [Head::Softmax, Head::Linear, Head::Sigmoid] {
-            for seq in [
-                SeqShape::ManyToMany,
-                SeqShape::ManyToOne,
-                SeqShape::OneToMany,
-            ] {
+            for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
                 for input_kind in 0..3 {
                     for layers in 1..=3 {
                         for reduction in [Reduction::Mean, Reduction::Sum] {

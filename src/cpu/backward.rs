@@ -149,17 +149,7 @@ pub fn backward<F: Real>(
         let dw_ih = layout.range(li.w_ih);
         if l > 0 {
             let x = &act.h[l - 1][bh..]; // (T, B, H)
-            gemm(
-                hd,
-                inw,
-                t * b,
-                &dz,
-                Op::T,
-                x,
-                Op::N,
-                F::ZERO,
-                &mut grads[dw_ih],
-            );
+            gemm(hd, inw, t * b, &dz, Op::T, x, Op::N, F::ZERO, &mut grads[dw_ih]);
             // dh for the layer below = dz · W_ih (T·B, H)
             let mut below = vec![F::ZERO; t * bh];
             gemm(t * b, inw, hd, &dz, Op::N, w_ih, Op::N, F::ZERO, &mut below);
@@ -171,32 +161,12 @@ pub fn backward<F: Real>(
         let need_dx = want.dx || layout.embed.is_some();
         let dxs = need_dx.then(|| {
             let mut d = vec![F::ZERO; t_in * b * inw]; // (T_in, B, in_0)
-            gemm(
-                t_in * b,
-                inw,
-                hd,
-                dz_in,
-                Op::N,
-                w_ih,
-                Op::N,
-                F::ZERO,
-                &mut d,
-            );
+            gemm(t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, &mut d);
             d
         });
         match &batch.inputs {
             Inputs::Dense(x) => {
-                gemm(
-                    hd,
-                    inw,
-                    t_in * b,
-                    dz_in,
-                    Op::T,
-                    x,
-                    Op::N,
-                    F::ZERO,
-                    &mut grads[dw_ih],
-                );
+                gemm(hd, inw, t_in * b, dz_in, Op::T, x, Op::N, F::ZERO, &mut grads[dw_ih]);
             }
             Inputs::Tokens(tok) => match layout.embed {
                 None => {
@@ -213,22 +183,11 @@ pub fn backward<F: Real>(
                         .x_embed
                         .as_ref()
                         .expect("forward keeps x_embed with an embedding table");
-                    gemm(
-                        hd,
-                        inw,
-                        t_in * b,
-                        dz_in,
-                        Op::T,
-                        xe,
-                        Op::N,
-                        F::ZERO,
-                        &mut grads[dw_ih],
-                    );
+                    gemm(hd, inw, t_in * b, dz_in, Op::T, xe, Op::N, F::ZERO, &mut grads[dw_ih]);
                     let de = layout.range(e_idx);
                     let d_xe = dxs.as_ref().expect("computed above");
                     for (row, &id) in d_xe.chunks_exact(inw).zip(tok) {
-                        let dst = &mut grads
-                            [de.start + id as usize * inw..de.start + (id as usize + 1) * inw];
+                        let dst = &mut grads[de.start + id as usize * inw..de.start + (id as usize + 1) * inw];
                         for (a, &v) in dst.iter_mut().zip(row) {
                             *a += v;
                         }
@@ -242,9 +201,5 @@ pub fn backward<F: Real>(
         break;
     }
 
-    Grads {
-        params: grads,
-        dx,
-        dh0,
-    }
+    Grads { params: grads, dx, dh0 }
 }

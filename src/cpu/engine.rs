@@ -76,14 +76,7 @@ impl Engine for CpuEngine {
         batch.validate(&self.cfg)?;
         let act = forward(&self.cfg, &self.layout, &self.params, batch);
         let loss = self.check_loss(act.loss)?;
-        let mut g = backward(
-            &self.cfg,
-            &self.layout,
-            &self.params,
-            batch,
-            &act,
-            Want::default(),
-        );
+        let mut g = backward(&self.cfg, &self.layout, &self.params, batch, &act, Want::default());
         let norm = clip(&self.opt.clip, &mut g.params);
         if !norm.is_finite() {
             return Err(Error::NonFinite {
@@ -101,10 +94,7 @@ impl Engine for CpuEngine {
         batch.validate(&self.cfg)?;
         let act = forward(&self.cfg, &self.layout, &self.params, batch);
         let loss = self.check_loss(act.loss)?;
-        Ok((
-            loss,
-            backward(&self.cfg, &self.layout, &self.params, batch, &act, want),
-        ))
+        Ok((loss, backward(&self.cfg, &self.layout, &self.params, batch, &act, want)))
     }
 
     fn forward(&mut self, batch: &Batch<f32>) -> Result<Outputs> {
@@ -145,9 +135,7 @@ impl Engine for CpuEngine {
     }
 
     fn set_optim_state(&mut self, s: &OptimState<f32>) -> Result<()> {
-        if s.slots.len() != self.opt.kind.slots()
-            || s.slots.iter().any(|v| v.len() != self.layout.total)
-        {
+        if s.slots.len() != self.opt.kind.slots() || s.slots.iter().any(|v| v.len() != self.layout.total) {
             return Err(Error::shape(
                 "set_optim_state",
                 "optimiser state",

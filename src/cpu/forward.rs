@@ -71,14 +71,7 @@ pub fn head_rows<'a, F>(cfg: &ModelConfig, h_top: &'a [F], b: usize, t: usize) -
 }
 
 /// logits (N, O) = rows (N, H) · W_ho^T + b_o
-pub fn head_forward<F: Real>(
-    rows: &[F],
-    w: &[F],
-    bias: &[F],
-    n: usize,
-    h: usize,
-    o: usize,
-) -> Vec<F> {
+pub fn head_forward<F: Real>(rows: &[F], w: &[F], bias: &[F], n: usize, h: usize, o: usize) -> Vec<F> {
     let mut logits = vec![F::ZERO; n * o];
     gemm(n, o, h, rows, Op::N, w, Op::T, F::ZERO, &mut logits);
     for row in logits.chunks_exact_mut(o) {
@@ -90,12 +83,7 @@ pub fn head_forward<F: Real>(
 }
 
 /// The forward pass over a validated batch. `params` is the flat buffer of `layout`.
-pub fn forward<F: Real>(
-    cfg: &ModelConfig,
-    layout: &ParamLayout,
-    params: &[F],
-    batch: &Batch<F>,
-) -> Activations<F> {
+pub fn forward<F: Real>(cfg: &ModelConfig, layout: &ParamLayout, params: &[F], batch: &Batch<F>) -> Activations<F> {
     let (b, t, hd) = (batch.batch, batch.steps, cfg.hidden);
     let t_in = cfg.input_steps(t);
     let bh = b * hd;
@@ -121,17 +109,7 @@ pub fn forward<F: Real>(
                 gemm(t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
             } else {
                 match &batch.inputs {
-                    Inputs::Dense(x) => gemm(
-                        t_in * b,
-                        hd,
-                        inw,
-                        x,
-                        Op::N,
-                        w_ih,
-                        Op::T,
-                        F::ZERO,
-                        &mut pre[..t_in * bh],
-                    ),
+                    Inputs::Dense(x) => gemm(t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, &mut pre[..t_in * bh]),
                     Inputs::Tokens(tok) => match layout.embed {
                         None => {
                             // one-hot · W_ih^T is the column W_ih[:, tok]: a gather.
@@ -145,9 +123,7 @@ pub fn forward<F: Real>(
                             let table = &params[layout.range(e_idx)]; // (V, E)
                             let mut xe = Vec::with_capacity(t_in * b * inw); // (T_in, B, E)
                             for &id in tok {
-                                xe.extend_from_slice(
-                                    &table[id as usize * inw..(id as usize + 1) * inw],
-                                );
+                                xe.extend_from_slice(&table[id as usize * inw..(id as usize + 1) * inw]);
                             }
                             gemm(
                                 t_in * b,

@@ -18,11 +18,7 @@ pub fn sigmoid<F: Real>(z: F) -> F {
 /// summed loss Σ_n -log p_n[y_n], accumulated in f64.
 pub fn softmax_ce_forward<F: Real>(logits: &[F], y: &[u32], o: usize, probs: &mut [F]) -> f64 {
     let mut loss = 0.0f64;
-    for (n, (row, p)) in logits
-        .chunks_exact(o)
-        .zip(probs.chunks_exact_mut(o))
-        .enumerate()
-    {
+    for (n, (row, p)) in logits.chunks_exact(o).zip(probs.chunks_exact_mut(o)).enumerate() {
         let max = row.iter().copied().fold(row[0], F::max);
         let mut sum = F::ZERO;
         for (pk, &lk) in p.iter_mut().zip(row) {
@@ -40,11 +36,7 @@ pub fn softmax_ce_forward<F: Real>(logits: &[F], y: &[u32], o: usize, probs: &mu
 
 /// dL/do = scale · (p - onehot(y)).
 pub fn softmax_ce_backward<F: Real>(probs: &[F], y: &[u32], o: usize, scale: F, dlogits: &mut [F]) {
-    for (n, (p, d)) in probs
-        .chunks_exact(o)
-        .zip(dlogits.chunks_exact_mut(o))
-        .enumerate()
-    {
+    for (n, (p, d)) in probs.chunks_exact(o).zip(dlogits.chunks_exact_mut(o)).enumerate() {
         for (k, (dk, &pk)) in d.iter_mut().zip(p).enumerate() {
             let onehot = if k == y[n] as usize { F::ONE } else { F::ZERO };
             *dk = scale * (pk - onehot);
@@ -65,14 +57,7 @@ pub fn mse_forward<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y_hat: 
 }
 
 /// dL/do = scale · 2 (y_hat - y) / O, times y_hat (1 - y_hat) for the sigmoid head.
-pub fn mse_backward<F: Real>(
-    head: Head,
-    y_hat: &[F],
-    y: &[F],
-    o: usize,
-    scale: F,
-    dlogits: &mut [F],
-) {
+pub fn mse_backward<F: Real>(head: Head, y_hat: &[F], y: &[F], o: usize, scale: F, dlogits: &mut [F]) {
     let c = scale * F::from_f64(2.0 / o as f64);
     for ((d, &yh), &t) in dlogits.iter_mut().zip(y_hat).zip(y) {
         *d = c * (yh - t);

@@ -14,17 +14,7 @@ pub enum Op {
 /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n), all row-major and densely packed.
 /// beta is 0 (overwrite) or 1 (accumulate); the helper never reads C when beta is 0.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm<F: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[F],
-    op_a: Op,
-    b: &[F],
-    op_b: Op,
-    beta: F,
-    c: &mut [F],
-) {
+pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], op_b: Op, beta: F, c: &mut [F]) {
     assert!(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "gemm: operand too short"

@@ -5,10 +5,7 @@ pub use crate::optim::{Clip, OptimConfig, OptimKind, OptimState};
 
 /// Global L2 norm of the gradient, accumulated in f64 in index order.
 pub fn grad_norm<F: Real>(g: &[F]) -> f64 {
-    g.iter()
-        .map(|&v| v.to_f64() * v.to_f64())
-        .sum::<f64>()
-        .sqrt()
+    g.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>().sqrt()
 }
 
 /// Clipping before the update: by value first, then by global norm (clip_grad_norm_'s
