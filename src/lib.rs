@@ -4,6 +4,7 @@
 //! O output width (V for classes), L layers, E embedding width.
 
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod cpu;
 pub mod engine;

@@ -37,20 +37,21 @@ pub fn update<F: Real>(cfg: &OptimConfig, state: &mut OptimState<F>, w: &mut [F]
     let lr = F::from_f64(cfg.lr as f64);
     let wd = F::from_f64(cfg.weight_decay as f64);
     match cfg.kind {
-        OptimKind::Sgd { momentum } => {
-            let mu = F::from_f64(momentum as f64);
-            let v = &mut state.slots[0];
-            for i in 0..w.len() {
-                let gi = g[i] + wd * w[i];
-                if momentum != 0.0 {
+        OptimKind::Sgd { momentum } => match state.slots.first_mut() {
+            Some(v) => {
+                let mu = F::from_f64(momentum as f64);
+                for i in 0..w.len() {
                     // PyTorch's first step sets the buffer to g; μ·0 + g is the same value.
-                    v[i] = mu * v[i] + gi;
+                    v[i] = mu * v[i] + g[i] + wd * w[i];
                     w[i] -= lr * v[i];
-                } else {
-                    w[i] -= lr * gi;
                 }
             }
-        }
+            None => {
+                for i in 0..w.len() {
+                    w[i] -= lr * (g[i] + wd * w[i]);
+                }
+            }
+        },
         OptimKind::Adam { beta1, beta2, eps } => {
             let (b1, b2) = (F::from_f64(beta1 as f64), F::from_f64(beta2 as f64));
             let k = state.step as i32;

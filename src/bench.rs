@@ -1,0 +1,76 @@
+//! Throughput measurement shared by `wgrnn bench` and the criterion benches: timed training
+//! (or forward-only) steps on random data, reported from the median step time.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::batch::random_batch;
+use crate::config::{Input, ModelConfig};
+use crate::engine::Engine;
+use crate::error::Result;
+
+/// Forward FLOPs of one batch by explicit count (issue 5):
+/// F = 2·B·T·(Σ_l (in_l·H + H·H) + H·O), in_0 = E with an embedding, 0 for plain tokens
+/// (a gather), I for dense inputs; in_l = H above.
+pub fn forward_flops(cfg: &ModelConfig, b: usize, t: usize) -> f64 {
+    let h = cfg.hidden as f64;
+    let in0 = match cfg.input {
+        Input::Dense { size } => size as f64,
+        Input::Tokens { embed: Some(e), .. } => e as f64,
+        Input::Tokens { embed: None, .. } => 0.0,
+    };
+    let per_token: f64 = (0..cfg.layers).map(|l| if l == 0 { in0 * h } else { h * h } + h * h).sum::<f64>()
+        + h * cfg.output as f64;
+    2.0 * (b * t) as f64 * per_token
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    pub mode: &'static str,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub step_ms_median: f64,
+    pub step_ms_min: f64,
+    pub step_ms_max: f64,
+    pub tokens_per_s: f64,
+    pub gflops: f64,
+}
+
+/// Runs `warmup` untimed and `steps` timed steps of B×T random data. Training steps read
+/// the loss back only on the last step, as a training loop that logs rarely would; the
+/// forward-only mode reads its outputs every step (that is its product).
+pub fn run(engine: &mut dyn Engine, b: usize, t: usize, steps: usize, warmup: usize, infer: bool) -> Result<BenchReport> {
+    let cfg = *engine.config();
+    let batch = random_batch(&cfg, b, t, false, 0x5eed);
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        if infer {
+            engine.forward(&batch)?;
+        } else {
+            // Reading the loss forces the step to finish, so each timed step is complete.
+            engine.train_step(&batch, true)?;
+        }
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let flops = forward_flops(&cfg, b, t) * if infer { 1.0 } else { 3.0 };
+    Ok(BenchReport {
+        device: engine.describe(),
+        mode: if infer { "infer" } else { "train" },
+        batch: b,
+        seq_len: t,
+        steps,
+        step_ms_median: median,
+        step_ms_min: times[0],
+        step_ms_max: times[times.len() - 1],
+        tokens_per_s: (b * t) as f64 / (median * 1e-3),
+        gflops: flops / (median * 1e-3) / 1e9,
+    })
+}
