@@ -20,7 +20,9 @@ pub fn forward_flops(cfg: &ModelConfig, b: usize, t: usize) -> f64 {
         Input::Tokens { embed: Some(e), .. } => e as f64,
         Input::Tokens { embed: None, .. } => 0.0,
     };
-    let per_token: f64 = (0..cfg.layers).map(|l| if l == 0 { in0 * h } else { h * h } + h * h).sum::<f64>()
+    let per_token: f64 = (0..cfg.layers)
+        .map(|l| if l == 0 { in0 * h } else { h * h } + h * h)
+        .sum::<f64>()
         + h * cfg.output as f64;
     2.0 * (b * t) as f64 * per_token
 }
@@ -42,7 +44,14 @@ pub struct BenchReport {
 /// Runs `warmup` untimed and `steps` timed steps of B×T random data. Training steps read
 /// the loss back only on the last step, as a training loop that logs rarely would; the
 /// forward-only mode reads its outputs every step (that is its product).
-pub fn run(engine: &mut dyn Engine, b: usize, t: usize, steps: usize, warmup: usize, infer: bool) -> Result<BenchReport> {
+pub fn run(
+    engine: &mut dyn Engine,
+    b: usize,
+    t: usize,
+    steps: usize,
+    warmup: usize,
+    infer: bool,
+) -> Result<BenchReport> {
     let cfg = *engine.config();
     let batch = random_batch(&cfg, b, t, false, 0x5eed);
     let mut times = Vec::with_capacity(steps);
