@@ -50,11 +50,11 @@ impl<F: Real> Batch<F> {
         let t_out = cfg.target_steps(t);
         match (&self.inputs, cfg.input) {
             (Inputs::Dense(x), Input::Dense { size }) => {
-                expect_len(OP, "inputs (T_in, B, I)", x.len(), t_in * b * size)?;
+                expect_len(OP, "inputs (T_in, B, I)", x.len(), prod(&[t_in, b, size]))?;
                 check_finite(OP, "inputs", x)?;
             }
             (Inputs::Tokens(x), Input::Tokens { vocab, .. }) => {
-                expect_len(OP, "inputs (T_in, B)", x.len(), t_in * b)?;
+                expect_len(OP, "inputs (T_in, B)", x.len(), prod(&[t_in, b]))?;
                 check_ids(OP, "input token", x, vocab)?;
             }
             (Inputs::Dense(_), Input::Tokens { .. }) => {
@@ -70,11 +70,11 @@ impl<F: Real> Batch<F> {
         }
         match (&self.targets, cfg.head) {
             (Targets::Classes(y), Head::Softmax) => {
-                expect_len(OP, "targets (T_out, B)", y.len(), t_out * b)?;
+                expect_len(OP, "targets (T_out, B)", y.len(), prod(&[t_out, b]))?;
                 check_ids(OP, "target class", y, cfg.output)?;
             }
             (Targets::Values(y), Head::Linear | Head::Sigmoid) => {
-                expect_len(OP, "targets (T_out, B, O)", y.len(), t_out * b * cfg.output)?;
+                expect_len(OP, "targets (T_out, B, O)", y.len(), prod(&[t_out, b, cfg.output]))?;
                 check_finite(OP, "targets", y)?;
             }
             (Targets::Values(_), Head::Softmax) => {
@@ -93,7 +93,7 @@ impl<F: Real> Batch<F> {
             }
         }
         if let Some(h0) = &self.h0 {
-            expect_len(OP, "h0 (L, B, H)", h0.len(), cfg.layers * b * cfg.hidden)?;
+            expect_len(OP, "h0 (L, B, H)", h0.len(), prod(&[cfg.layers, b, cfg.hidden]))?;
             check_finite(OP, "h0", h0)?;
         }
         Ok(())
@@ -132,6 +132,13 @@ pub fn to_time_major<T: Copy>(x: &[T], b: usize, t: usize, w: usize) -> Vec<T> {
 /// Reorders a time-major (T, B, W) array into batch-major (B, T, W).
 pub fn to_batch_major<T: Copy>(x: &[T], b: usize, t: usize, w: usize) -> Vec<T> {
     to_time_major(x, t, b, w)
+}
+
+/// Product of dimensions, saturating: for absurd B or T a plain product wraps around (in
+/// release builds) and could equal a short vector's length. usize::MAX never equals a
+/// Vec's length, so an overflowing shape is always reported as a mismatch.
+fn prod(dims: &[usize]) -> usize {
+    dims.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
 }
 
 fn expect_len(op: &'static str, what: &str, got: usize, expected: usize) -> Result<()> {

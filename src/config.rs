@@ -95,6 +95,10 @@ pub struct ModelConfig {
 
 /// Anything larger is almost certainly a typo and would only fail later in an allocation.
 const MAX_DIM: usize = 1 << 24;
+/// Each width is bounded by MAX_DIM, but their products are not (H² alone can reach 2^48):
+/// the parameter count is bounded too, so an absurd model is refused here instead of aborting
+/// the process when the parameters are allocated. 2^31 f32 weights are 8 GiB.
+const MAX_PARAMS: usize = 1 << 31;
 
 impl ModelConfig {
     /// A character-level language model: tokens in, softmax over the same vocabulary out.
@@ -144,6 +148,15 @@ impl ModelConfig {
                 "output",
                 self.output,
                 "a softmax head needs at least 2 classes; use --head linear or sigmoid for one output",
+            ));
+        }
+        // No overflow: every width is at most 2^24 and L at most 64, so the count is < 2^56.
+        let count = crate::params::ParamLayout::new(self).count();
+        if count > MAX_PARAMS {
+            return Err(Error::config(
+                "parameters",
+                count,
+                format!("a model has at most {MAX_PARAMS} parameters; lower hidden, layers, vocab, embed or output"),
             ));
         }
         Ok(())
