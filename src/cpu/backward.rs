@@ -4,7 +4,7 @@
 use super::forward::{activation_grad, head_rows, Activations};
 use super::loss::{mse_backward, softmax_ce_backward};
 use super::matmul::{gemm, Op};
-use super::Real;
+use super::{for_each_row_shard, Real};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{ModelConfig, SeqShape};
 use crate::params::ParamLayout;
@@ -101,16 +101,19 @@ pub fn backward<F: Real>(
 
         // Reverse sweep, in place: dh becomes dz (T, B, H).
         // dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); as rows, W_hh^T dz is dz · W_hh.
-        for s in (1..=t).rev() {
-            let (cur, future) = dh.split_at_mut(s * bh);
-            let cur = &mut cur[(s - 1) * bh..];
-            if s < t {
-                gemm(b, hd, hd, &future[..bh], Op::N, w_hh, Op::N, F::ONE, cur);
+        for_each_row_shard(&mut dh, b, hd, |rows, r0, nb| {
+            for s in (1..=t).rev() {
+                let (cur, future) = rows.split_at_mut(s);
+                let cur = &mut *cur[s - 1];
+                if s < t {
+                    gemm(nb, hd, hd, future[0], Op::N, w_hh, Op::N, F::ONE, cur);
+                }
+                let h_rows = &h[s * bh + r0 * hd..s * bh + (r0 + nb) * hd];
+                for (d, &hv) in cur.iter_mut().zip(h_rows) {
+                    *d = *d * activation_grad(cfg.activation, hv);
+                }
             }
-            for (d, &hv) in cur.iter_mut().zip(&h[s * bh..(s + 1) * bh]) {
-                *d = *d * activation_grad(cfg.activation, hv);
-            }
-        }
+        });
         let dz = dh;
 
         // Weight gradients over all (t, b) pairs at once.

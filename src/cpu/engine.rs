@@ -60,7 +60,7 @@ impl CpuEngine {
 
 impl Engine for CpuEngine {
     fn describe(&self) -> String {
-        "cpu (matrixmultiply)".into()
+        "cpu (gemm)".into()
     }
     fn config(&self) -> &ModelConfig {
         &self.cfg

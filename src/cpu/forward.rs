@@ -2,7 +2,7 @@
 
 use super::loss::{mse_forward, sigmoid, softmax_ce_forward};
 use super::matmul::{gemm, Op};
-use super::Real;
+use super::{for_each_row_shard, Real};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Activation, ModelConfig, SeqShape};
 use crate::params::ParamLayout;
@@ -148,14 +148,15 @@ pub fn forward<F: Real>(cfg: &ModelConfig, layout: &ParamLayout, params: &[F], b
             }
         }
 
-        // The recurrence: h_t = f(pre_t + h_{t-1} · W_hh^T).
-        for s in 1..=t {
-            let (past, now) = h.split_at_mut(s * bh);
-            let prev = &past[(s - 1) * bh..];
-            let cur = &mut now[..bh];
-            gemm(b, hd, hd, prev, Op::N, w_hh, Op::T, F::ONE, cur);
-            activate(cfg.activation, cur);
-        }
+        // The recurrence: h_t = f(pre_t + h_{t-1} · W_hh^T), each shard of sequences on its
+        // own thread.
+        for_each_row_shard(&mut h, b, hd, |rows, _, nb| {
+            for s in 1..=t {
+                let (past, now) = rows.split_at_mut(s);
+                gemm(nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
+                activate(cfg.activation, now[0]);
+            }
+        });
         hs.push(h);
     }
 

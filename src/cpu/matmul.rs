@@ -1,6 +1,6 @@
-//! The one matrix-product helper of the CPU reference, on `matrixmultiply` (blocked, strided,
-//! f32 and f64). Each output element's sum runs over k in a fixed order, so results do not
-//! depend on the thread count.
+//! The one matrix-product helper of the CPU reference, on the `gemm` crate (f32 and f64,
+//! strided operands so transposes are free). Each output element's sum over k runs in an
+//! order fixed by the shapes alone, so results do not depend on thread scheduling.
 
 use super::Real;
 
@@ -11,8 +11,12 @@ pub enum Op {
     T,
 }
 
+/// Below this many multiply-adds a product runs on the calling thread: waking the pool
+/// costs more than it saves (measured: 64×256×256 is no faster on 2 threads).
+const PARALLEL_MIN_MACS: usize = 1 << 22;
+
 /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n), all row-major and densely packed.
-/// beta is 0 (overwrite) or 1 (accumulate); the helper never reads C when beta is 0.
+/// beta is 0 (overwrite; C is never read) or 1 (accumulate).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], op_b: Op, beta: F, c: &mut [F]) {
     assert!(
@@ -28,6 +32,7 @@ pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], o
         }
         return;
     }
+    // (row stride, column stride) of each operand
     let (rsa, csa) = match op_a {
         Op::N => (k, 1),
         Op::T => (1, m),
@@ -36,7 +41,8 @@ pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], o
         Op::N => (n, 1),
         Op::T => (1, k),
     };
-    // SAFETY: the asserts above bound every index the strides reach.
+    let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS;
+    // SAFETY: the assert above bounds every index these strides reach.
     unsafe {
         F::gemm_raw(
             m,
@@ -51,6 +57,7 @@ pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], o
             beta,
             c.as_mut_ptr(),
             n,
+            parallel,
         )
     }
 }

@@ -13,8 +13,43 @@ pub use engine::CpuEngine;
 pub use forward::{forward, Activations};
 pub use matmul::{gemm, Op};
 
+use rayon::prelude::*;
+
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// Runs `f` on row shards of a (steps, B, W) buffer in parallel. Shard i receives, for every
+/// step, its own rows as one slice, plus its first row index and row count. The recurrence
+/// couples only a sequence's own rows, so each shard can run all T steps with no per-step
+/// synchronisation; a sequence's values do not depend on which shard computes them.
+pub fn for_each_row_shard<F: Real>(
+    buf: &mut [F],
+    b: usize,
+    w: usize,
+    f: impl Fn(&mut [&mut [F]], usize, usize) + Sync,
+) {
+    // Below ~1M multiply-adds over all steps, forking costs more than the work.
+    const MIN_MACS: usize = 1 << 20;
+    let threads = if buf.len().saturating_mul(w) < MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    let per = b.div_ceil(threads.clamp(1, b.max(1)));
+    let mut shards: Vec<(usize, Vec<&mut [F]>)> = (0..b.div_ceil(per)).map(|i| (i * per, Vec::new())).collect();
+    for step in buf.chunks_mut(b * w) {
+        let mut rest = step;
+        for (_, rows) in shards.iter_mut() {
+            let (mine, tail) = rest.split_at_mut((per * w).min(rest.len()));
+            rows.push(mine);
+            rest = tail;
+        }
+    }
+    shards.par_iter_mut().for_each(|(r0, rows)| {
+        let nb = rows[0].len() / w;
+        f(rows, *r0, nb)
+    });
+}
 
 /// The float types the reference runs in.
 pub trait Real:
@@ -60,11 +95,12 @@ pub trait Real:
         beta: Self,
         c: *mut Self,
         rsc: usize,
+        parallel: bool,
     );
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path, $tanh:path) => {
+    ($t:ty, $tanh:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -113,29 +149,41 @@ macro_rules! impl_real {
                 beta: Self,
                 c: *mut Self,
                 rsc: usize,
+                parallel: bool,
             ) {
-                $gemm(
+                let par = if parallel {
+                    gemm::Parallelism::Rayon(0)
+                } else {
+                    gemm::Parallelism::None
+                };
+                // gemm's convention: dst = alpha·dst + beta·lhs·rhs, strides as (column, row).
+                gemm::gemm(
                     m,
-                    k,
                     n,
-                    1.0,
-                    a,
-                    rsa as isize,
-                    csa as isize,
-                    b,
-                    rsb as isize,
-                    csb as isize,
-                    beta,
+                    k,
                     c,
-                    rsc as isize,
                     1,
+                    rsc as isize,
+                    beta != 0.0,
+                    a,
+                    csa as isize,
+                    rsa as isize,
+                    b,
+                    csb as isize,
+                    rsb as isize,
+                    beta,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
                 );
             }
         }
     };
 }
-impl_real!(f32, matrixmultiply::sgemm, tanh_f32);
-impl_real!(f64, matrixmultiply::dgemm, f64::tanh);
+impl_real!(f32, tanh_f32);
+impl_real!(f64, f64::tanh);
 
 /// tanh in f32 as a 13/6 rational function on [-7.9, 7.9] (Eigen's `generic_fast_tanh_float`
 /// coefficients), within 5e-7 of the exact value everywhere (a few ulp) and saturating, never NaN, for
