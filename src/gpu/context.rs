@@ -1,0 +1,228 @@
+//! Adapter, device and limits: the only file that touches wgpu's version-churning setup calls.
+
+use std::sync::{Arc, Mutex};
+
+use super::kernels::Kernels;
+use crate::error::{Error, Result};
+
+const DRIVER_HINT: &str = "install a Vulkan driver (Debian: apt-get install mesa-vulkan-drivers)";
+
+/// Which adapter to use; `None` fields mean "any".
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// "vulkan" | "metal" | "dx12" | "gl"
+    pub backend: Option<String>,
+    /// a case-insensitive substring of the adapter name
+    pub adapter: Option<String>,
+}
+
+impl GpuOptions {
+    /// WGRNN_BACKEND and WGRNN_ADAPTER; empty values count as unset.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        GpuOptions {
+            backend: var("WGRNN_BACKEND"),
+            adapter: var("WGRNN_ADAPTER"),
+        }
+    }
+}
+
+/// One device and queue, shared by every engine and test on it.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// The first error wgpu reported outside an error scope (or a device loss), kept until
+    /// the next `take_error` so the engine can turn it into `Error::Gpu`.
+    uncaptured: Arc<Mutex<Option<String>>>,
+    /// Pipelines are compiled on first use and shared by every engine on the device.
+    kernels: Mutex<Option<Arc<Kernels>>>,
+}
+
+fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
+    Ok(match name.map(str::to_ascii_lowercase).as_deref() {
+        None => wgpu::Backends::all(),
+        Some("vulkan") => wgpu::Backends::VULKAN,
+        Some("metal") => wgpu::Backends::METAL,
+        Some("dx12") => wgpu::Backends::DX12,
+        Some("gl") => wgpu::Backends::GL,
+        Some(other) => {
+            return Err(Error::config(
+                "backend",
+                other,
+                "allowed: vulkan | metal | dx12 | gl (flag --backend or WGRNN_BACKEND)",
+            ))
+        }
+    })
+}
+
+/// Hardware first; a CPU rasteriser (lavapipe) only when nothing else exists.
+fn preference(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+impl GpuContext {
+    pub fn new(opts: &GpuOptions) -> Result<Arc<GpuContext>> {
+        let backends = parse_backends(opts.backend.as_deref())?;
+        let mut found = adapters(backends);
+        let listed: Vec<String> = found.iter().map(|a| a.get_info().name).collect();
+        if let Some(want) = &opts.adapter {
+            let want = want.to_lowercase();
+            found.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+        }
+        found.sort_by_key(|a| preference(a.get_info().device_type));
+        let Some(adapter) = found.into_iter().next() else {
+            let detail = match (&opts.adapter, listed.is_empty()) {
+                (_, true) => format!("no GPU adapter found for backends {backends:?}"),
+                (Some(want), false) => format!("no adapter name contains {want:?}; found: {}", listed.join(", ")),
+                (None, false) => "no usable adapter".to_string(),
+            };
+            return Err(Error::gpu(detail, DRIVER_HINT));
+        };
+        let info = adapter.get_info();
+        // The adapter's own limits, not the WebGPU defaults: large hidden sizes need the
+        // full storage-binding size and workgroup storage the hardware has.
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgrnn"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::gpu(format!("request_device on {}: {e}", info.name), DRIVER_HINT))?;
+        let uncaptured = Arc::new(Mutex::new(None::<String>));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let sink = uncaptured.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
+        });
+        Ok(Arc::new(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            uncaptured,
+            kernels: Mutex::new(None),
+        }))
+    }
+
+    /// "llvmpipe (LLVM 19.1.7, 256 bits) Vulkan Cpu"
+    pub fn describe(&self) -> String {
+        format!("{} {:?} {:?}", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The compiled kernels (compiled once per device).
+    pub fn kernels(&self) -> Result<Arc<Kernels>> {
+        let mut slot = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let k = Arc::new(Kernels::new(self)?);
+        *slot = Some(k.clone());
+        Ok(k)
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns anything wgpu
+    /// reports (there or through the uncaptured handler) into `Error::Gpu` naming `op`.
+    pub fn scoped<T>(&self, op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        let hint = "this is a bug in wgrnn's GPU path or the driver; rerun with --device cpu to compare";
+        if let Some(e) = o {
+            return Err(Error::gpu(
+                format!("{op}: out of GPU memory: {e}"),
+                "use a smaller batch (-b) or hidden size",
+            ));
+        }
+        if let Some(e) = v {
+            return Err(Error::gpu(format!("{op}: {e}"), hint));
+        }
+        self.take_error(op)?;
+        out
+    }
+
+    /// An error wgpu reported outside a scope (device loss, errors on other threads).
+    pub(crate) fn take_error(&self, op: &str) -> Result<()> {
+        let mut slot = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(msg) => Err(Error::gpu(format!("{op}: {msg}"), "the GPU device reported an error")),
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks until all submitted work is done.
+    pub(crate) fn wait(&self, op: &str) -> Result<()> {
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| {
+            Error::gpu(
+                format!("{op}: waiting for the GPU: {e}"),
+                "the GPU device stopped responding",
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// What `wgrnn info` prints per adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub is_software: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+}
+
+/// Every adapter on every backend, hardware first.
+pub fn list_adapters() -> Vec<AdapterReport> {
+    let mut found = adapters(wgpu::Backends::all());
+    found.sort_by_key(|a| preference(a.get_info().device_type));
+    found
+        .iter()
+        .map(|a| {
+            let (info, l) = (a.get_info(), a.limits());
+            AdapterReport {
+                name: info.name,
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                is_software: info.device_type == wgpu::DeviceType::Cpu,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+                max_buffer_size: l.max_buffer_size,
+                max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+                max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,223 @@
+//! The GPU engine against the CPU reference (SPEC §5): loss, every gradient, dx, dh0, the
+//! final state and the weights after optimiser steps, for every model variant.
+
+use std::sync::{Arc, OnceLock};
+
+use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
+use wgrnn::{
+    random_batch, Activation, Clip, CpuEngine, Engine, Head, Init, Input, ModelConfig, OptimConfig, OptimKind,
+    ParamLayout, Reduction, SeqShape, Want,
+};
+
+/// SPEC §5: loss relative difference.
+const LOSS_RTOL: f64 = 1e-5;
+/// SPEC §5: ‖gpu - cpu‖ / ‖cpu‖ per tensor, gradients and weights.
+const TENSOR_RTOL: f64 = 1e-4;
+/// Norms below this count as zero on both sides (a gradient that vanishes in f32).
+const TINY: f64 = 1e-7;
+/// A tensor whose reference norm is below this fraction of the whole buffer's norm is
+/// measured against that fraction instead: its value is the residue of a cancelling sum
+/// (e.g. a bias gradient Σ g of three terms of size 1e-2 that sum to 6e-5), where a
+/// one-ulp difference in each f32 term (GPU exp vs libm exp) is already 1e-4 of the
+/// residue. The bound still catches every wrong term: a wrong term moves the sum by the
+/// size of a term, far above this floor.
+const CANCEL_FLOOR: f64 = 1e-2;
+
+/// A missing adapter fails the test: CI installs lavapipe, so there is always one.
+fn ctx() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter (lavapipe in CI)"))
+        .clone()
+}
+
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt()
+}
+
+/// ‖a - b‖ / max(‖b‖, TINY), and the largest elementwise |a - b|; NaN fails.
+fn rel(a: &[f32], b: &[f32]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len(), "length");
+    assert!(a.iter().all(|x| x.is_finite()), "non-finite GPU value");
+    let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let max = d.iter().fold(0.0f64, |m, &x| m.max(x.abs() as f64));
+    (norm(&d) / norm(b).max(TINY), max)
+}
+
+/// Compares every tensor of two flat parameter-layout buffers; returns the worst relative
+/// difference.
+fn check_tensors(case: &str, what: &str, layout: &ParamLayout, gpu: &[f32], cpu: &[f32]) -> f64 {
+    let mut worst = 0.0f64;
+    let floor = CANCEL_FLOOR * norm(cpu);
+    for spec in &layout.tensors {
+        let r = spec.range();
+        let (mut e, max) = rel(&gpu[r.clone()], &cpu[r.clone()]);
+        let n = norm(&cpu[r]);
+        if n < floor {
+            e = e * n.max(TINY) / floor;
+        }
+        assert!(
+            e < TENSOR_RTOL,
+            "{case}: {what} {} rel diff {e:.3e} >= {TENSOR_RTOL:e} (max |diff| {max:.3e})",
+            spec.name
+        );
+        worst = worst.max(e);
+    }
+    // the padding between tensors stays exactly zero
+    let mut covered = vec![false; layout.total];
+    for spec in &layout.tensors {
+        covered[spec.range()].iter_mut().for_each(|c| *c = true);
+    }
+    for (i, c) in covered.iter().enumerate() {
+        if !c {
+            assert_eq!(gpu[i], 0.0, "{case}: {what} padding at {i} is not zero");
+        }
+    }
+    worst
+}
+
+fn check_loss(case: &str, gpu: f32, cpu: f32) -> f64 {
+    assert!(gpu.is_finite(), "{case}: GPU loss {gpu}");
+    let e = ((gpu as f64 - cpu as f64) / (cpu as f64).abs().max(TINY)).abs();
+    assert!(
+        e < LOSS_RTOL,
+        "{case}: loss gpu {gpu} cpu {cpu} rel diff {e:.3e} >= {LOSS_RTOL:e}"
+    );
+    e
+}
+
+fn engines(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> (CpuEngine, GpuEngine) {
+    let layout = ParamLayout::new(cfg);
+    let p = layout.init(cfg, seed);
+    let cpu = CpuEngine::new(*cfg, opt, p.clone()).unwrap();
+    let gpu = GpuEngine::new(ctx(), *cfg, opt, p).unwrap();
+    (cpu, gpu)
+}
+
+#[derive(Default, Debug)]
+struct Worst {
+    loss: f64,
+    grad: f64,
+    weights: f64,
+    cases: usize,
+}
+
+/// One full comparison: loss_and_grads (with dx and dh0), forward outputs and final state,
+/// then one train_step and the updated weights and last_state.
+fn compare(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, with_h0: bool, seed: u64, w: &mut Worst) {
+    let case = format!("{cfg} B={b} T={t} h0={with_h0} opt={:?}", opt.kind);
+    let (mut cpu, mut gpu) = engines(cfg, opt, seed);
+    let batch = random_batch(cfg, b, t, with_h0, seed + 1);
+    let want = Want { dx: true, dh0: with_h0 };
+    let (lc, gc) = cpu.loss_and_grads(&batch, want).unwrap();
+    let (lg, gg) = gpu.loss_and_grads(&batch, want).unwrap();
+    w.loss = w.loss.max(check_loss(&case, lg, lc));
+    w.grad = w
+        .grad
+        .max(check_tensors(&case, "grad", cpu.layout(), &gg.params, &gc.params));
+    let (e, max) = rel(gg.dx.as_ref().unwrap(), gc.dx.as_ref().unwrap());
+    assert!(e < TENSOR_RTOL, "{case}: dx rel diff {e:.3e} (max {max:.3e})");
+    if with_h0 {
+        let (e, max) = rel(gg.dh0.as_ref().unwrap(), gc.dh0.as_ref().unwrap());
+        assert!(e < TENSOR_RTOL, "{case}: dh0 rel diff {e:.3e} (max {max:.3e})");
+    } else {
+        assert!(gg.dh0.is_none());
+    }
+
+    let (oc, og) = (cpu.forward(&batch).unwrap(), gpu.forward(&batch).unwrap());
+    check_loss(&case, og.loss, oc.loss);
+    let (e, _) = rel(&og.out, &oc.out);
+    assert!(e < TENSOR_RTOL, "{case}: forward outputs rel diff {e:.3e}");
+    let (e, _) = rel(&og.final_state, &oc.final_state);
+    assert!(e < TENSOR_RTOL, "{case}: forward final state rel diff {e:.3e}");
+
+    let lc = cpu.train_step(&batch, true).unwrap().unwrap();
+    let lg = gpu.train_step(&batch, true).unwrap().unwrap();
+    check_loss(&case, lg, lc);
+    let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
+    w.weights = w.weights.max(check_tensors(&case, "weights", cpu.layout(), &pg, &pc));
+    let (e, _) = rel(&gpu.last_state().unwrap(), &cpu.last_state().unwrap());
+    assert!(e < TENSOR_RTOL, "{case}: last_state rel diff {e:.3e}");
+    w.cases += 1;
+}
+
+/// (B, T, I, H, O) sets, rotated over the cases: sizes that divide no workgroup, and a 1 in
+/// every position somewhere. O is raised to 2 for softmax heads.
+const SHAPES: [(usize, usize, usize, usize, usize); 4] =
+    [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (5, 2, 1, 3, 2)];
+
+fn model(
+    act: Activation,
+    head: Head,
+    seq: SeqShape,
+    input_kind: usize,
+    layers: usize,
+    red: Reduction,
+    shape: usize,
+) -> (ModelConfig, usize, usize) {
+    let (b, t, i, h, o) = SHAPES[shape % SHAPES.len()];
+    let o = if head == Head::Softmax { o.max(2) } else { o };
+    let input = match input_kind {
+        0 => Input::Dense { size: i },
+        1 => Input::Tokens {
+            vocab: i + 2,
+            embed: None,
+        },
+        _ => Input::Tokens {
+            vocab: i + 2,
+            embed: Some(i),
+        },
+    };
+    let cfg = ModelConfig {
+        input,
+        hidden: h,
+        layers,
+        activation: act,
+        output: o,
+        head,
+        reduction: red,
+        seq,
+        init: Init::Default,
+    };
+    (cfg, b, t)
+}
+
+/// The full product: activation × head × sequence shape × input kind × L × reduction × h0,
+/// with the optimiser rotating too.
+#[test]
+fn every_variant_matches_cpu() {
+    let opts = [
+        OptimConfig::new(
+            OptimKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            0.01,
+        ),
+        OptimConfig::new(OptimKind::Sgd { momentum: 0.9 }, 0.1),
+        OptimConfig::new(OptimKind::Adagrad { eps: 1e-8 }, 0.1),
+    ];
+    let mut w = Worst::default();
+    let mut n = 0usize;
+    for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
+        for head in [Head::Softmax, Head::Linear, Head::Sigmoid] {
+            for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
+                for input_kind in 0..3 {
+                    for layers in 1..=3 {
+                        for red in [Reduction::Mean, Reduction::Sum] {
+                            for with_h0 in [false, true] {
+                                let (cfg, b, t) = model(act, head, seq, input_kind, layers, red, n);
+                                compare(&cfg, opts[n % opts.len()], b, t, with_h0, n as u64, &mut w);
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} cases; worst loss rel diff {:.3e} (tol {LOSS_RTOL:e}), grad {:.3e}, weights {:.3e} (tol {TENSOR_RTOL:e})",
+        w.cases, w.loss, w.grad, w.weights
+    );
+}

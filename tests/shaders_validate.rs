@@ -1,0 +1,34 @@
+//! Every shaders/*.wgsl parses and validates with naga, without a device, and every file
+//! is registered in the kernel registry.
+
+use wgrnn::gpu::kernels::SHADERS;
+
+#[test]
+fn every_shader_parses_and_validates() {
+    for (file, src) in SHADERS {
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{file}: parse error:\n{}", e.emit_to_string(src)));
+        let mut v =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
+        v.validate(&module)
+            .unwrap_or_else(|e| panic!("{file}: validation error:\n{}", e.emit_to_string(src)));
+        assert!(
+            module.entry_points.iter().any(|e| e.name == "main"),
+            "{file}: no entry point `main`"
+        );
+    }
+}
+
+#[test]
+fn every_shader_file_is_registered() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    on_disk.sort();
+    let mut registered: Vec<String> = SHADERS.iter().map(|(f, _)| f.to_string()).collect();
+    registered.sort();
+    assert_eq!(on_disk, registered, "shaders/ and kernels::SHADERS disagree");
+}
