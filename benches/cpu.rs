@@ -1,0 +1,56 @@
+//! CPU path: the matrix-product helper (GFLOP/s) and one training step (tokens/s) of the
+//! issue-5 workloads A (char-LM H=256) and E (dense regression), sized to finish quickly.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wgrnn::cpu::{gemm, Op};
+use wgrnn::{random_batch, CpuEngine, Engine, Head, Input, ModelConfig, OptimConfig, OptimKind, ParamLayout, SeqShape};
+
+fn bench_gemm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cpu_gemm");
+    g.sample_size(10);
+    // (m, n, k): one recurrent step of workload A, its batched input projection, a cube.
+    for (m, n, k) in [(64, 256, 256), (4096, 256, 256), (512, 512, 512)] {
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut out = vec![0f32; m * n];
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64)); // FLOPs: read "elem/s" as FLOP/s
+        g.bench_with_input(BenchmarkId::from_parameter(format!("{m}x{n}x{k}")), &(), |bch, _| {
+            bch.iter(|| gemm(m, n, k, &a, Op::N, &b, Op::T, 0.0, &mut out))
+        });
+    }
+    g.finish();
+}
+
+fn bench_train_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cpu_train_step");
+    g.sample_size(10);
+    let mut a = ModelConfig::char_lm(65, 256, 1);
+    a.input = Input::Tokens {
+        vocab: 65,
+        embed: Some(256),
+    };
+    let e = ModelConfig {
+        input: Input::Dense { size: 8 },
+        hidden: 128,
+        output: 1,
+        head: Head::Linear,
+        seq: SeqShape::ManyToMany,
+        ..ModelConfig::char_lm(2, 128, 1)
+    };
+    for (name, cfg, b, t) in [("A_charlm_H256_E256", a, 64, 64), ("E_dense_H128", e, 128, 100)] {
+        let layout = ParamLayout::new(&cfg);
+        let mut engine = CpuEngine::new(
+            cfg,
+            OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 1e-3),
+            layout.init(&cfg, 1),
+        )
+        .unwrap();
+        let batch = random_batch(&cfg, b, t, false, 2);
+        g.throughput(Throughput::Elements((b * t) as u64)); // tokens
+        g.bench_function(name, |bch| bch.iter(|| engine.train_step(&batch, true).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_train_step);
+criterion_main!(benches);
