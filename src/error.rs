@@ -66,6 +66,10 @@ pub enum Error {
         hint: String,
     },
 
+    /// Training stopped on an error (e.g. a NaN loss); names the checkpoint that was kept.
+    #[error("{source}; last good checkpoint: {checkpoint}")]
+    Stopped { source: Box<Error>, checkpoint: String },
+
     /// The user interrupted a run (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

@@ -4,14 +4,18 @@
 //! O output width (V for classes), L layers, E embedding width.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod bench;
 pub mod config;
 pub mod cpu;
+pub mod data;
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod optim;
 pub mod params;
+pub mod train;
 
 pub use batch::{random_batch, Batch, Inputs, Targets};
 pub use config::{Activation, Head, Init, Input, ModelConfig, Reduction, SeqShape};

@@ -1,1 +1,99 @@
-fn main() {}
+//! The `wgrnn` binary: parse flags, run a command, turn every failure into one line on stderr
+//! and a non-zero exit (2: bad flags, 1: anything else, 130: interrupted).
+
+mod cli;
+
+use clap::{CommandFactory, FromArgMatches};
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // a flag given twice takes its last value, as in most tools
+    let cmd = Cli::command()
+        .args_override_self(true)
+        .mut_subcommands(|c| c.args_override_self(true));
+    let matches = match cmd.try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return clap_error(e),
+    };
+    let sub = matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
+    let result = match &cli.command {
+        Command::Train(a) => cli::train::run(a, &sub).map(|s| {
+            if a.json {
+                println!("{}", serde_json::to_string(&s).unwrap_or_default());
+            } else {
+                print_summary(&s);
+            }
+            if s.interrupted {
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }),
+        Command::Sample(a) => cli::commands::sample(a).map(|_| ExitCode::SUCCESS),
+        Command::Eval(a) => cli::commands::eval(a).map(|_| ExitCode::SUCCESS),
+        Command::Check(a) => {
+            cli::commands::check(a, &sub).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Grad(a) => cli::commands::grad(a).map(|_| ExitCode::SUCCESS),
+        Command::Info => cli::commands::info().map(|_| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        match e {
+            wgrnn::Error::Interrupted => ExitCode::from(130),
+            _ => ExitCode::FAILURE,
+        }
+    })
+}
+
+/// clap's messages come with a usage block; keep the one line that names the problem.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: invalid arguments");
+    eprintln!("{line} (see --help)");
+    ExitCode::from(2)
+}
+
+fn print_summary(s: &wgrnn::train::Summary) {
+    let mut line = format!(
+        "{} steps ({} this run) in {:.1} s, {:.0} tokens/s on {}",
+        s.steps,
+        s.steps - s.first_step,
+        s.seconds,
+        s.tokens_per_s,
+        s.engine
+    );
+    if let Some(l) = s.train_loss {
+        line += &format!(" | train loss {l:.4}");
+    }
+    if let Some(l) = s.val_loss {
+        line += &format!(" | val loss {l:.4}");
+    }
+    if let Some(a) = s.val_accuracy {
+        line += &format!(" | val accuracy {a:.4}");
+    }
+    if let Some(u) = s.unigram_baseline {
+        line += &format!(" | unigram baseline {u:.4}");
+    }
+    println!("{line}");
+    if let Some(p) = &s.checkpoint {
+        println!("checkpoint: {}", p.display());
+    }
+}

@@ -1,0 +1,242 @@
+//! `sample`, `eval`, `check`, `grad`, `info`.
+
+use clap::ArgMatches;
+
+use super::args::explicit;
+use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
+use wgrnn::checkpoint::{read_batch_file, write_grads, Checkpoint};
+use wgrnn::data::text::{eval_batches, read_text};
+use wgrnn::data::{CsvData, DataSpec, Dataset};
+use wgrnn::device::{cross_check, make_engine, DeviceChoice};
+use wgrnn::engine::Engine;
+use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
+use wgrnn::train::{evaluate, sample_text};
+use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
+
+fn note(s: &str) {
+    eprintln!("{s}");
+}
+
+fn engine_for(ck: &Checkpoint, device: DeviceChoice) -> Result<Box<dyn Engine>> {
+    make_engine(device, ck.config, ck.optim, ck.params.clone(), &mut note)
+}
+
+pub fn sample(a: &SampleArgs) -> Result<()> {
+    let ck = Checkpoint::load(&a.checkpoint)?;
+    let Some(vocab) = &ck.vocab else {
+        return Err(Error::file(
+            &a.checkpoint,
+            "holds no vocabulary: not a character-level model",
+            "sample a text model's checkpoint",
+        ));
+    };
+    let mut engine = engine_for(&ck, a.device.device)?;
+    let text = sample_text(engine.as_mut(), vocab, &a.prime, a.len, a.temperature, a.seed)?;
+    println!("{}{}", a.prime, text);
+    Ok(())
+}
+
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let ck = Checkpoint::load(&a.checkpoint)?;
+    let tm = ck.train.as_ref();
+    let (b, t) = (tm.map_or(32, |t| t.batch), tm.map_or(64, |t| t.seq_len));
+    let spec = tm.map(|t| t.data.clone());
+    let (batches, what) = match (&a.data, &spec) {
+        (Some(path), _) if ck.vocab.is_some() => {
+            let vocab = ck
+                .vocab
+                .as_ref()
+                .ok_or_else(|| Error::file(path, "no vocabulary", "use a text checkpoint"))?;
+            let tokens = vocab.encode(&read_text(path)?, &path.display().to_string())?;
+            if tokens.len() < 2 {
+                return Err(Error::file(
+                    path,
+                    "has fewer than 2 characters",
+                    "evaluate on a longer text",
+                ));
+            }
+            (eval_batches(&tokens, b, t), path.display().to_string())
+        }
+        (Some(path), Some(DataSpec::Csv { layout, .. })) => {
+            let d = CsvData::load_layout(path, layout.clone(), 0.0)?;
+            (d.all_batches(b, t), path.display().to_string())
+        }
+        (Some(path), _) => {
+            return Err(Error::file(
+                path,
+                "cannot be read for this checkpoint",
+                "the model was trained on a synthetic task or without data metadata; drop --data",
+            ))
+        }
+        (None, Some(spec)) => {
+            let data = Dataset::load(spec, tm.map_or(0.05, |t| t.val_fraction), ck.vocab.clone())?;
+            (
+                data.val_batches(b, t, tm.map_or(1, |t| t.seed), usize::MAX),
+                format!("validation split of {}", spec.name()),
+            )
+        }
+        (None, None) => {
+            return Err(Error::config(
+                "data",
+                "(none)",
+                "the checkpoint names no data; pass --data FILE",
+            ));
+        }
+    };
+    let mut engine = engine_for(&ck, a.device.device)?;
+    let r = evaluate(engine.as_mut(), &batches)?
+        .ok_or_else(|| Error::config("data", &what, "no complete sequence to evaluate on"))?;
+    let is_text = ck.vocab.is_some();
+    let bits = r.loss / std::f64::consts::LN_2;
+    if a.json {
+        let v = serde_json::json!({
+            "data": what,
+            "loss": r.loss,
+            "bits_per_char": is_text.then_some(bits),
+            "accuracy": r.accuracy,
+            "mse": (ck.config.head != Head::Softmax).then_some(r.loss),
+            "targets": r.targets,
+        });
+        println!("{v}");
+    } else if is_text {
+        println!(
+            "{what}: {:.4} nats/char, {bits:.4} bits/char over {} characters",
+            r.loss, r.targets
+        );
+    } else if let Some(acc) = r.accuracy {
+        println!(
+            "{what}: loss {:.4}, accuracy {acc:.4} over {} sequences",
+            r.loss, r.targets
+        );
+    } else {
+        println!("{what}: MSE {:.6} over {} targets", r.loss, r.targets);
+    }
+    Ok(())
+}
+
+pub fn grad(a: &GradArgs) -> Result<()> {
+    let ck = Checkpoint::load(&a.checkpoint)?;
+    let batch = read_batch_file(&a.batch, &ck.config)?;
+    let mut engine = engine_for(&ck, a.device.device)?;
+    let (loss, grads) = engine.loss_and_grads(&batch, wgrnn::Want::default())?;
+    write_grads(&a.out, engine.layout(), loss, &grads.params)?;
+    println!(
+        "loss {loss}; wrote {} gradient tensors to {}",
+        engine.layout().tensors.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
+    let ma = &a.model;
+    for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
+        if v == 0 {
+            return Err(Error::config(flag, 0, "must be at least 1"));
+        }
+    }
+    // tokens unless --input-size is given; V and O default to a small character vocabulary
+    let input = if ma.input_size > 0 {
+        Input::Dense { size: ma.input_size }
+    } else {
+        let vocab = if ma.output_size > 0 { ma.output_size } else { 65 };
+        Input::Tokens {
+            vocab,
+            embed: (ma.embed > 0).then_some(ma.embed),
+        }
+    };
+    let output = match (ma.output_size, ma.head, input) {
+        (o, _, _) if o > 0 => o,
+        (_, Head::Softmax, Input::Tokens { vocab, .. }) => vocab,
+        (_, Head::Softmax, _) => 10,
+        _ => 1,
+    };
+    let cfg = ModelConfig {
+        input,
+        hidden: if explicit(m, "hidden") { ma.hidden } else { 32 },
+        layers: ma.layers,
+        activation: ma.activation,
+        output,
+        head: ma.head,
+        reduction: ma.reduction,
+        seq: a.seq,
+        init: ma.init,
+    };
+    cfg.validate()?;
+    let opt = a.optim.config()?;
+    let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
+    let ctx = GpuContext::new(&GpuOptions::from_env())?;
+    let device = ctx.describe();
+    let mut gpu = GpuEngine::new(ctx, cfg, opt, params.clone())?;
+    let mut cpu = CpuEngine::new(cfg, opt, params)?;
+    let steps = a.steps.max(1);
+    let batches: Vec<_> = (0..steps)
+        .map(|k| random_batch(&cfg, a.batch, a.seq_len, false, a.seed.wrapping_add(k)))
+        .collect();
+    let diffs = cross_check(&mut cpu, &mut gpu, &batches)?;
+    let ok = diffs.iter().all(|d| d.ok);
+    if a.json {
+        let v = serde_json::json!({"device": device, "model": cfg.to_string(), "ok": ok, "diffs": diffs});
+        println!("{v}");
+    } else {
+        println!(
+            "check: {cfg} | B={} T={} | {steps} steps | gpu: {device}",
+            a.batch, a.seq_len
+        );
+        println!(
+            "{:<44} {:>12} {:>12} {:>8}  result",
+            "quantity", "max |diff|", "rel diff", "bound"
+        );
+        for d in &diffs {
+            let verdict = if d.ok { "ok" } else { "FAIL" };
+            println!(
+                "{:<44} {:>12.3e} {:>12.3e} {:>8.0e}  {verdict}",
+                d.what, d.max_abs, d.rel, d.bound
+            );
+        }
+        let failed = diffs.iter().filter(|d| !d.ok).count();
+        println!(
+            "{}",
+            if ok {
+                "all within SPEC §5 bounds".to_string()
+            } else {
+                format!("{failed} quantities out of bounds")
+            }
+        );
+    }
+    Ok(ok)
+}
+
+pub fn info() -> Result<()> {
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        println!("no GPU adapters found (install a Vulkan driver, e.g. apt-get install mesa-vulkan-drivers)");
+    }
+    for (i, a) in adapters.iter().enumerate() {
+        println!(
+            "adapter {i}: {} | backend {} | type {}{}",
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.is_software { " (software)" } else { "" }
+        );
+        println!(
+            "  max_storage_buffer_binding_size {} | max_buffer_size {} | max_compute_workgroup_storage_size {} | max_compute_invocations_per_workgroup {}",
+            a.max_storage_buffer_binding_size, a.max_buffer_size, a.max_compute_workgroup_storage_size, a.max_compute_invocations_per_workgroup
+        );
+    }
+    let pick = match GpuContext::new(&GpuOptions::from_env()) {
+        Ok(ctx) if ctx.is_software() => format!(
+            "cpu (the only adapter is software: {}; --device gpu forces it)",
+            ctx.describe()
+        ),
+        Ok(ctx) => format!("gpu ({})", ctx.describe()),
+        Err(e) => format!("cpu (no adapter could be opened: {e})"),
+    };
+    println!("--device auto picks: {pick}");
+    println!(
+        "cpu path: {} threads available",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! `wgrnn train`: flags → data, model, engine; then `wgrnn::train::train`.
+
+use clap::ArgMatches;
+
+use super::args::explicit;
+use super::TrainArgs;
+use wgrnn::checkpoint::Checkpoint;
+use wgrnn::data::csv::CsvOptions;
+use wgrnn::data::{CsvData, DataSpec, Dataset};
+use wgrnn::device::make_engine;
+use wgrnn::train::{install_interrupt, train, Resume, Summary, TrainOptions};
+use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
+
+/// Returns the summary; `interrupted` tells the caller to exit with 130.
+pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
+    if a.data.is_some() && a.task.is_some() {
+        return Err(Error::config(
+            "task",
+            a.task.map(|t| t.to_string()).unwrap_or_default(),
+            "pass either --data or --task, not both",
+        ));
+    }
+    for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
+        if v == 0 {
+            return Err(Error::config(flag, 0, "must be at least 1"));
+        }
+    }
+    let stop = install_interrupt()?;
+    let quiet = a.quiet || a.json;
+    let mut note = |s: &str| {
+        if !quiet {
+            eprintln!("{s}");
+        }
+    };
+
+    let (mut engine, data, opts, resume) = match &a.resume {
+        Some(path) => {
+            let ck = Checkpoint::load(path)?;
+            let resume = Resume::from_checkpoint(&ck)?;
+            let Some(tm) = ck.train.clone() else {
+                return Err(Error::config(
+                    "resume",
+                    path.display(),
+                    "the checkpoint holds no training state",
+                ));
+            };
+            check_resume_flags(a, m, &ck, path)?;
+            let spec = if a.data.is_some() || a.task.is_some() {
+                data_spec(a)?.0
+            } else {
+                tm.data.clone()
+            };
+            let data = Dataset::load(&spec, tm.val_fraction, ck.vocab.clone())?;
+            let io = data.model_io(ck.config.embed());
+            if io.input != ck.config.input || io.output != ck.config.output {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "the checkpoint's model ({}) does not fit the data {}",
+                        ck.config,
+                        spec.name()
+                    ),
+                    "resume with the data it was trained on",
+                ));
+            }
+            let mut engine = make_engine(a.device.device, ck.config, ck.optim, ck.params.clone(), &mut note)?;
+            engine.set_optim_state(&ck.optim_state)?;
+            let opts = TrainOptions {
+                steps: a.steps,
+                batch: tm.batch,
+                seq_len: tm.seq_len,
+                seed: tm.seed,
+                stateful: tm.stateful,
+                val_fraction: tm.val_fraction,
+                data: spec,
+                ..options(a)
+            };
+            (engine, data, opts, resume)
+        }
+        None => {
+            let (spec, data) = data_spec(a)?;
+            let cfg = model_config(a, m, &data)?;
+            let opt = a.optim.config()?;
+            let seq_len = match &data {
+                Dataset::Csv(d) => d.fixed_seq_len().unwrap_or(a.seq_len),
+                _ => a.seq_len,
+            };
+            data.check_len(a.batch, seq_len, a.stateful, &spec.name())?;
+            if a.stateful && !matches!(data, Dataset::Text(_)) {
+                return Err(Error::config(
+                    "stateful",
+                    "true",
+                    "--stateful applies to text data only",
+                ));
+            }
+            let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
+            let engine = make_engine(a.device.device, cfg, opt, params, &mut note)?;
+            let opts = TrainOptions {
+                seq_len,
+                data: spec,
+                ..options(a)
+            };
+            (engine, data, opts, Resume::default())
+        }
+    };
+    train(engine.as_mut(), &data, &opts, resume, &stop)
+}
+
+fn options(a: &TrainArgs) -> TrainOptions {
+    TrainOptions {
+        steps: a.steps,
+        batch: a.batch,
+        seq_len: a.seq_len,
+        seed: a.seed,
+        eval_every: a.eval_every,
+        val_batches: a.val_batches.max(1),
+        sample_every: a.sample_every,
+        sample_len: a.sample_len,
+        out: Some(a.out.clone()),
+        log: a.log.clone(),
+        plot: a.plot.clone(),
+        quiet: a.quiet || a.json,
+        stateful: a.stateful,
+        val_fraction: a.val_fraction,
+        data: DataSpec::Bundled,
+    }
+}
+
+/// The data the flags name, loaded.
+fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
+    if let Some(task) = a.task {
+        return Ok((DataSpec::Task { task }, Dataset::Task(task)));
+    }
+    let Some(path) = &a.data else {
+        let spec = DataSpec::Bundled;
+        let data = Dataset::load(&spec, a.val_fraction, None)?;
+        return Ok((spec, data));
+    };
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !is_csv && a.target_cols.is_some() {
+        return Err(Error::config(
+            "target-cols",
+            a.target_cols.clone().unwrap_or_default(),
+            "applies to .csv data only",
+        ));
+    }
+    if is_csv {
+        let opts = CsvOptions {
+            seq_len: Some(a.seq_len),
+            input_size: (a.model.input_size > 0).then_some(a.model.input_size),
+            head: a.model.head,
+            output: (a.model.output_size > 0).then_some(a.model.output_size),
+            target_cols: a.target_cols.clone(),
+        };
+        let d = CsvData::load(path, &opts, a.val_fraction)?;
+        let spec = DataSpec::Csv {
+            path: path.clone(),
+            layout: d.layout.clone(),
+        };
+        Ok((spec, Dataset::Csv(d)))
+    } else {
+        let spec = DataSpec::Text { path: path.clone() };
+        let data = Dataset::load(&spec, a.val_fraction, None)?;
+        Ok((spec, data))
+    }
+}
+
+fn model_config(a: &TrainArgs, m: &ArgMatches, data: &Dataset) -> Result<ModelConfig> {
+    let ma = &a.model;
+    let is_text = matches!(data, Dataset::Text(_));
+    if !is_text && ma.embed > 0 {
+        return Err(Error::config(
+            "embed",
+            ma.embed,
+            "an embedding table needs token (text) inputs",
+        ));
+    }
+    let io = data.model_io((ma.embed > 0).then_some(ma.embed));
+    if is_text && explicit(m, "head") && ma.head != Head::Softmax {
+        return Err(Error::config(
+            "head",
+            ma.head,
+            "text models predict characters: use --head softmax",
+        ));
+    }
+    if explicit(m, "output_size") && ma.output_size != io.output {
+        return Err(Error::config(
+            "output-size",
+            ma.output_size,
+            format!("the data has {} outputs; drop the flag to infer it", io.output),
+        ));
+    }
+    let head = match data {
+        // a task is a regression; a sigmoid head keeps predictions in (0, 1) if asked for
+        Dataset::Task(_) if explicit(m, "head") && ma.head != Head::Softmax => ma.head,
+        _ => io.head,
+    };
+    if matches!(io.input, Input::Dense { .. }) && head == Head::Softmax && !matches!(data, Dataset::Csv(_)) {
+        return Err(Error::config(
+            "head",
+            head,
+            "this task is a regression: use --head linear or sigmoid",
+        ));
+    }
+    let cfg = ModelConfig {
+        input: io.input,
+        hidden: ma.hidden,
+        layers: ma.layers,
+        activation: ma.activation,
+        output: io.output,
+        head,
+        reduction: ma.reduction,
+        seq: io.seq,
+        init: ma.init,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Flags typed on a resumed run must agree with the checkpoint (the run would not be the
+/// continuation it claims to be otherwise).
+fn check_resume_flags(a: &TrainArgs, m: &ArgMatches, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+    let c = &ck.config;
+    let tm = ck.train.as_ref();
+    let checks: [(&str, bool); 12] = [
+        ("hidden", a.model.hidden == c.hidden),
+        ("layers", a.model.layers == c.layers),
+        ("activation", a.model.activation == c.activation),
+        ("embed", (a.model.embed > 0).then_some(a.model.embed) == c.embed()),
+        ("head", a.model.head == c.head),
+        ("reduction", a.model.reduction == c.reduction),
+        ("optimizer", a.optim.optimizer == ck.optim.kind.name()),
+        ("lr", a.optim.lr == ck.optim.lr),
+        ("batch", Some(a.batch) == tm.map(|t| t.batch)),
+        ("seq_len", Some(a.seq_len) == tm.map(|t| t.seq_len)),
+        ("seed", Some(a.seed) == tm.map(|t| t.seed)),
+        ("stateful", Some(a.stateful) == tm.map(|t| t.stateful)),
+    ];
+    for (id, ok) in checks {
+        if explicit(m, id) && !ok {
+            return Err(Error::file(
+                path,
+                format!("--{} does not match the checkpoint (model: {c})", id.replace('_', "-")),
+                "drop the flag when resuming, or start a new run without --resume",
+            ));
+        }
+    }
+    Ok(())
+}

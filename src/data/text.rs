@@ -1,0 +1,259 @@
+//! Character-level text: vocabulary, encoding, the train/val split, and batches of windows
+//! (random windows, or B parallel streams of consecutive windows for truncated BPTT).
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::read_file;
+use crate::batch::{Batch, Inputs, Targets};
+use crate::error::{Error, Result};
+
+/// The sorted unique characters of the training file; token id = index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocab {
+    chars: Vec<char>,
+    index: HashMap<char, u32>,
+}
+
+impl Vocab {
+    pub fn from_text(text: &str) -> Self {
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        Self::from_chars(chars)
+    }
+
+    fn from_chars(chars: Vec<char>) -> Self {
+        let index = chars.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
+        Vocab { chars, index }
+    }
+
+    /// The vocabulary as stored in a checkpoint: its characters in id order, which must be
+    /// strictly increasing (sorted, unique).
+    pub fn from_stored(s: &str) -> Option<Self> {
+        let chars: Vec<char> = s.chars().collect();
+        if chars.len() < 2 || chars.windows(2).any(|w| w[0] >= w[1]) {
+            return None;
+        }
+        Some(Self::from_chars(chars))
+    }
+
+    pub fn as_string(&self) -> String {
+        self.chars.iter().collect()
+    }
+
+    /// V
+    pub fn len(&self) -> usize {
+        self.chars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chars.is_empty()
+    }
+
+    /// `what` names the source (a file, `--prime`) in the error for a character the
+    /// vocabulary lacks.
+    pub fn encode(&self, text: &str, what: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::with_capacity(text.len());
+        for (line, l) in text.split('\n').enumerate() {
+            if line > 0 {
+                ids.push(self.id('\n', what, line + 1)?);
+            }
+            for c in l.chars() {
+                ids.push(self.id(c, what, line + 1)?);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn id(&self, c: char, what: &str, line: usize) -> Result<u32> {
+        self.index.get(&c).copied().ok_or_else(|| {
+            Error::data(
+                "encode",
+                format!(
+                    "{what}: line {line}: character {c:?} is not in the model's vocabulary of {} characters",
+                    self.len()
+                ),
+                "use text written with the training corpus's characters, or train on this text",
+            )
+        })
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter().filter_map(|&i| self.chars.get(i as usize)).collect()
+    }
+}
+
+/// A text corpus encoded and split; the validation split is taken from the end so it never
+/// overlaps a training window.
+#[derive(Clone, Debug)]
+pub struct TextData {
+    pub vocab: Vocab,
+    pub train: Vec<u32>,
+    pub val: Vec<u32>,
+}
+
+impl TextData {
+    /// `vocab`: the checkpoint's vocabulary when resuming or evaluating; built from the
+    /// training text otherwise.
+    pub fn load(path: &Path, val_fraction: f64, vocab: Option<Vocab>) -> Result<Self> {
+        let text = read_text(path)?;
+        Self::from_text(&text, &path.display().to_string(), val_fraction, vocab)
+    }
+
+    pub fn from_text(text: &str, name: &str, val_fraction: f64, vocab: Option<Vocab>) -> Result<Self> {
+        if !(0.0..0.5).contains(&val_fraction) {
+            return Err(Error::config("val-fraction", val_fraction, "must be in [0, 0.5)"));
+        }
+        // the vocabulary covers the whole file, so the validation split never holds a
+        // character the model cannot represent
+        let vocab = match vocab {
+            Some(v) => v,
+            None => {
+                let v = Vocab::from_text(text);
+                if v.len() < 2 {
+                    return Err(Error::file(
+                        name,
+                        format!("has {} distinct character(s)", v.len()),
+                        "a language model needs at least 2; use a longer text",
+                    ));
+                }
+                v
+            }
+        };
+        let mut train = vocab.encode(text, name)?;
+        let n_val = (train.len() as f64 * val_fraction).round() as usize;
+        let val = train.split_off(train.len() - n_val);
+        Ok(TextData { vocab, train, val })
+    }
+
+    /// Checks that the training split holds at least one window of T+1 characters.
+    pub fn check_len(&self, t: usize, name: &str) -> Result<()> {
+        if self.train.len() < t + 1 {
+            return Err(Error::file(
+                name,
+                format!(
+                    "the training split has {} characters, fewer than --seq-len + 1 = {}",
+                    self.train.len(),
+                    t + 1
+                ),
+                "use a longer text or a smaller --seq-len",
+            ));
+        }
+        Ok(())
+    }
+
+    /// B windows at random offsets (uniform over every valid start).
+    pub fn random_batch(&self, rng: &mut ChaCha8Rng, b: usize, t: usize) -> Batch<f32> {
+        let starts: Vec<usize> = (0..b).map(|_| rng.random_range(0..self.train.len() - t)).collect();
+        windows(&self.train, &starts, t, None)
+    }
+
+    /// Cross-entropy of the validation split (the training split if there is none) under the
+    /// training split's character frequencies, add-one smoothed: the loss of a model that
+    /// ignores context.
+    pub fn unigram_baseline(&self) -> f64 {
+        let v = self.vocab.len();
+        let mut counts = vec![1.0f64; v];
+        for &c in &self.train {
+            counts[c as usize] += 1.0;
+        }
+        let total: f64 = counts.iter().sum();
+        let eval = if self.val.is_empty() { &self.train } else { &self.val };
+        let nll: f64 = eval.iter().map(|&c| -(counts[c as usize] / total).ln()).sum();
+        nll / eval.len().max(1) as f64
+    }
+}
+
+/// Windows of T inputs and their next-character targets starting at `starts`: (T, B).
+pub fn windows(tokens: &[u32], starts: &[usize], t: usize, h0: Option<Vec<f32>>) -> Batch<f32> {
+    let b = starts.len();
+    let mut x = vec![0u32; t * b];
+    let mut y = vec![0u32; t * b];
+    for (i, &s) in starts.iter().enumerate() {
+        for k in 0..t {
+            x[k * b + i] = tokens[s + k];
+            y[k * b + i] = tokens[s + k + 1];
+        }
+    }
+    Batch {
+        batch: b,
+        steps: t,
+        inputs: Inputs::Tokens(x),
+        targets: Targets::Classes(y),
+        h0,
+    }
+}
+
+/// Non-overlapping windows covering `tokens` (T shrinks for a text shorter than T+1), in
+/// batches of at most B; every window starts from a zero state.
+pub fn eval_batches(tokens: &[u32], b: usize, t: usize) -> Vec<Batch<f32>> {
+    if tokens.len() < 2 {
+        return Vec::new();
+    }
+    let t = t.min(tokens.len() - 1);
+    let starts: Vec<usize> = (0..(tokens.len() - 1) / t).map(|w| w * t).collect();
+    starts.chunks(b).map(|s| windows(tokens, s, t, None)).collect()
+}
+
+/// B streams over equal segments of the training split, each advancing by T per step: the
+/// hidden state after one window is the initial state of the next (truncated BPTT). When the
+/// segments are used up every stream restarts at its segment's start with a zero state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Streams {
+    /// windows served so far in the current pass
+    pub pos: usize,
+}
+
+impl Streams {
+    pub fn windows_per_pass(len: usize, b: usize, t: usize) -> usize {
+        (len / b).saturating_sub(1) / t
+    }
+
+    /// Checks that every stream has at least one window.
+    pub fn check(len: usize, b: usize, t: usize, name: &str) -> Result<()> {
+        if Self::windows_per_pass(len, b, t) == 0 {
+            return Err(Error::file(
+                name,
+                format!("the training split ({len} characters) is too short for {b} streams of --seq-len {t} windows"),
+                "use a smaller --batch or --seq-len, or drop --stateful",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The next batch; `carried` is the (L, B, H) state after the previous window, or None at
+    /// the start of a pass.
+    pub fn next(&mut self, data: &TextData, b: usize, t: usize, carried: Option<Vec<f32>>) -> Batch<f32> {
+        let per_pass = Self::windows_per_pass(data.train.len(), b, t);
+        if self.pos >= per_pass {
+            self.pos = 0;
+        }
+        let h0 = if self.pos == 0 { None } else { carried };
+        let seg = data.train.len() / b;
+        let starts: Vec<usize> = (0..b).map(|i| i * seg + self.pos * t).collect();
+        self.pos += 1;
+        windows(&data.train, &starts, t, h0)
+    }
+}
+
+/// Reads a UTF-8 text file, rejecting empty and binary files with one-line errors.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = read_file(path)?;
+    if bytes.contains(&0) {
+        return Err(Error::file(
+            path,
+            "contains NUL bytes: this looks like a binary file, not text",
+            "pass a plain UTF-8 text file (or a .csv file for numeric data)",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!("is not valid UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
+            "pass a plain UTF-8 text file; convert other encodings with iconv",
+        )
+    })
+}

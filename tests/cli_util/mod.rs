@@ -1,0 +1,112 @@
+//! Runs the `wgrnn` binary for the CLI tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wgrnn"));
+    // wgpu's Vulkan loader wants a runtime dir; CI machines often lack one
+    let xdg = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into());
+    c.env("XDG_RUNTIME_DIR", xdg);
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the wgrnn binary runs")
+}
+
+/// A fresh directory for one test.
+pub fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create the test directory");
+    d
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Asserts success; returns stdout.
+pub fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "wgrnn failed ({:?}):\n{stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, one line on stderr containing every
+/// needle. Returns that line.
+pub fn fails(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "expected a failure, got success; stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}:\n{stderr}");
+    }
+    lines[0].to_string()
+}
+
+/// The text of a small corpus with a learnable pattern.
+pub fn small_text() -> String {
+    "the quick brown fox jumps over the lazy dog.\n".repeat(60)
+}
+
+/// Trains a tiny text model into `dir/model.safetensors` and returns its path.
+pub fn tiny_text_model(dir: &Path, extra: &[&str]) -> PathBuf {
+    let data = dir.join("text.txt");
+    std::fs::write(&data, small_text()).expect("write the corpus");
+    let out = dir.join("model.safetensors");
+    let mut args = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--hidden",
+        "16",
+        "--steps",
+        "20",
+        "--batch",
+        "4",
+        "--seq-len",
+        "16",
+        "--eval-every",
+        "10",
+        "--sample-every",
+        "0",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--out",
+        s(&out),
+    ];
+    args.extend_from_slice(extra);
+    ok(&run(&args));
+    out
+}
+
+/// Parses the JSON summary a command printed on stdout.
+pub fn json(stdout: &str) -> serde_json::Value {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in {stdout}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
+}
+
+/// Losses of the `train` records of a --log file, in step order.
+pub fn logged_losses(log: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(log)
+        .expect("read the log")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object per line"))
+        .filter(|v| v["type"] == "train")
+        .map(|v| (v["step"].as_u64().expect("step"), v["loss"].as_f64().expect("loss")))
+        .collect()
+}
