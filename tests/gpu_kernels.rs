@@ -1,0 +1,520 @@
+//! Every WGSL kernel against its CPU twin on awkward shapes: sizes that do not divide the
+//! workgroup, 1s in every position, O = 2, and non-zero element offsets into the buffers.
+
+use std::sync::{Arc, OnceLock};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use wgrnn::cpu::forward::{activate, activation_grad};
+use wgrnn::cpu::loss::{mse_backward, mse_forward, softmax_ce_backward, softmax_ce_forward};
+use wgrnn::cpu::optim::{clip, update};
+use wgrnn::cpu::{gemm, Op};
+use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
+use wgrnn::gpu::kernels::{self, act_code, at, Kernel};
+use wgrnn::gpu::scheduler::{Op as GOp, Program};
+use wgrnn::gpu::{GpuContext, GpuOptions};
+use wgrnn::{Activation, Clip, Head, OptimConfig, OptimKind, OptimState};
+
+/// Results of one f32 kernel vs its f32 CPU twin: elementwise |gpu - cpu| <= ATOL + RTOL·|cpu|.
+const ATOL: f32 = 1e-6;
+const RTOL: f32 = 1e-5;
+
+fn ctx() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter (lavapipe in CI)"))
+        .clone()
+}
+
+fn rand_vec(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+fn buf<T: bytemuck::Pod>(data: &[T]) -> wgpu::Buffer {
+    let c = ctx();
+    let b = tensor(&c, "test", data.len(), Scale::Model).unwrap();
+    upload(&c, &b, 0, data);
+    b
+}
+
+fn run(ops: Vec<kernels::Dispatch>) {
+    let c = ctx();
+    let ops: Vec<GOp> = ops.into_iter().map(GOp::Dispatch).collect();
+    Program::new(&c, &c.kernels().unwrap(), &ops).unwrap().run(&c).unwrap();
+}
+
+fn read(b: &wgpu::Buffer, off: usize, len: usize) -> Vec<f32> {
+    let c = ctx();
+    let enc = c.device.create_command_encoder(&Default::default());
+    Staging::default()
+        .submit_and_read(&c, enc, &[(b, off, len)])
+        .unwrap()
+        .remove(0)
+}
+
+/// Asserts elementwise closeness and returns the largest |diff|.
+fn close(what: &str, gpu: &[f32], cpu: &[f32]) -> f32 {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
+    let mut max = 0.0f32;
+    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        let d = (g - c).abs();
+        assert!(
+            g.is_finite() && d <= ATOL + RTOL * c.abs(),
+            "{what}: element {i}: gpu {g} cpu {c} |diff| {d:e} > atol {ATOL:e} + rtol {RTOL:e}·|cpu|"
+        );
+        max = max.max(d);
+    }
+    max
+}
+
+#[test]
+fn matmul_naive_and_blocked_all_transposes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 33, 9),
+        (65, 2, 31),
+        (1, 70, 3),
+        (40, 1, 50),
+        (33, 34, 35),
+    ];
+    let (ao, bo, co) = (3, 5, 7); // element offsets, deliberately not aligned
+    let mut worst = 0.0f32;
+    let mut cases = 0;
+    for &(m, n, k) in &shapes {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                for beta in [false, true] {
+                    let a = rand_vec(&mut rng, m * k, 1.0);
+                    let b = rand_vec(&mut rng, k * n, 1.0);
+                    let c0 = rand_vec(&mut rng, m * n, 1.0);
+                    let mut want = c0.clone();
+                    let op = |t: bool| if t { Op::T } else { Op::N };
+                    gemm(m, n, k, &a, op(ta), &b, op(tb), if beta { 1.0 } else { 0.0 }, &mut want);
+                    let pad = |v: &[f32], off: usize| {
+                        let mut p = vec![9.0f32; off];
+                        p.extend_from_slice(v);
+                        p.extend_from_slice(&[9.0; 3]);
+                        p
+                    };
+                    let (ga, gb) = (buf(&pad(&a, ao)), buf(&pad(&b, bo)));
+                    let mut results = Vec::new();
+                    for kernel in [Kernel::Matmul, Kernel::MatmulBlocked] {
+                        let gc = buf(&pad(&c0, co));
+                        run(vec![kernels::matmul(
+                            kernel,
+                            m,
+                            n,
+                            k,
+                            at(&ga, ao),
+                            ta,
+                            at(&gb, bo),
+                            tb,
+                            beta,
+                            at(&gc, co),
+                        )
+                        .unwrap()]);
+                        let all = read(&gc, 0, co + m * n + 3);
+                        assert!(
+                            all[..co].iter().chain(&all[co + m * n..]).all(|&v| v == 9.0),
+                            "{kernel:?} wrote outside C"
+                        );
+                        let got = all[co..co + m * n].to_vec();
+                        worst = worst.max(close(
+                            &format!("{kernel:?} m={m} n={n} k={k} ta={ta} tb={tb} beta={beta}"),
+                            &got,
+                            &want,
+                        ));
+                        results.push(got);
+                        cases += 1;
+                    }
+                    // same summation order: the blocked kernel reproduces the naive one bit for bit
+                    assert_eq!(
+                        results[0], results[1],
+                        "naive vs blocked m={m} n={n} k={k} ta={ta} tb={tb}"
+                    );
+                }
+            }
+        }
+    }
+    println!("matmul: {cases} cases, max |diff| vs cpu::gemm {worst:.3e}");
+}
+
+#[test]
+fn rnn_step_forward_matches_cpu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for &(b, h) in &[(1, 1), (3, 5), (2, 67), (5, 13)] {
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
+            for use_pre in [true, false] {
+                let w = rand_vec(&mut rng, 64 + h * h + 2 * h, 1.0); // W_hh at 64, biases after
+                let (w_off, bih, bhh) = (64, 64 + h * h, 64 + h * h + h);
+                let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
+                                                                 // large pre-activations: tanh must saturate, never NaN
+                hs[2 * b * h] = 80.0;
+                let gw = buf(&w);
+                let gh = buf(&hs);
+                run(vec![kernels::rnn_step_forward(
+                    b,
+                    h,
+                    &gw,
+                    w_off,
+                    bih,
+                    bhh,
+                    &gh,
+                    2 * b * h,
+                    b * h,
+                    use_pre,
+                    act_code(act),
+                )
+                .unwrap()]);
+                let got = read(&gh, 2 * b * h, b * h);
+                let mut want: Vec<f32> = if use_pre {
+                    hs[2 * b * h..].to_vec()
+                } else {
+                    vec![0.0; b * h]
+                };
+                for row in want.chunks_exact_mut(h) {
+                    for j in 0..h {
+                        row[j] += w[bih + j] + w[bhh + j];
+                    }
+                }
+                gemm(
+                    b,
+                    h,
+                    h,
+                    &hs[b * h..2 * b * h],
+                    Op::N,
+                    &w[w_off..w_off + h * h],
+                    Op::T,
+                    1.0,
+                    &mut want,
+                );
+                activate(act, &mut want);
+                close(
+                    &format!("rnn_step_forward B={b} H={h} {act} pre={use_pre}"),
+                    &got,
+                    &want,
+                );
+                // the other rows are untouched
+                assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
+            }
+        }
+    }
+}
+
+#[test]
+fn rnn_step_backward_matches_cpu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for &(b, h) in &[(1, 1), (3, 5), (2, 67)] {
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
+            for has_next in [true, false] {
+                let w = rand_vec(&mut rng, 5 + h * h, 1.0); // W_hh at 5
+                let dh = rand_vec(&mut rng, 2 * b * h, 1.0); // (2, B, H): step 1 at row 1
+                let mut hv = rand_vec(&mut rng, b * h, 1.0);
+                if act != Activation::Tanh {
+                    hv.iter_mut().for_each(|v| *v = v.abs());
+                }
+                hv[0] = 0.0; // relu kink
+                let dz0 = rand_vec(&mut rng, 3 * b * h, 1.0); // rows: out, next, spare
+                let (gw, gdh, gh, gdz) = (buf(&w), buf(&dh), buf(&hv), buf(&dz0));
+                let next = has_next.then_some(b * h);
+                run(vec![kernels::rnn_step_backward(
+                    b,
+                    h,
+                    at(&gw, 5),
+                    at(&gdh, b * h),
+                    at(&gh, 0),
+                    &gdz,
+                    0,
+                    next,
+                    act_code(act),
+                )
+                .unwrap()]);
+                let got = read(&gdz, 0, b * h);
+                let mut want = dh[b * h..].to_vec();
+                if has_next {
+                    gemm(b, h, h, &dz0[b * h..2 * b * h], Op::N, &w[5..], Op::N, 1.0, &mut want);
+                }
+                for (d, &hh) in want.iter_mut().zip(&hv) {
+                    *d *= activation_grad(act, hh);
+                }
+                close(
+                    &format!("rnn_step_backward B={b} H={h} {act} next={has_next}"),
+                    &got,
+                    &want,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_ce_matches_cpu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for &(n, o) in &[(1, 2), (5, 7), (70, 2), (3, 65)] {
+        let logits = rand_vec(&mut rng, n * o, 30.0); // large logits: max subtraction matters
+        let bias = rand_vec(&mut rng, 3 + o, 1.0);
+        let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..o as u32)).collect();
+        let scale = 1.0 / n as f32;
+        let (gw, gl, gy) = (buf(&bias), buf(&logits), buf(&y));
+        let (probs, g, rows) = (
+            buf(&vec![0.0f32; n * o]),
+            buf(&vec![0.0f32; n * o]),
+            buf(&vec![0.0f32; n]),
+        );
+        let loss = buf(&[0.0f32; 4]);
+        run(vec![
+            kernels::softmax_ce(n, o, at(&gw, 3), scale, &gl, &gy, &probs, &g, &rows).unwrap(),
+            kernels::reduce_sum(n, at(&rows, 0), false, scale, at(&loss, 2)).unwrap(),
+        ]);
+        let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[3 + i % o]).collect();
+        let mut p = vec![0.0; n * o];
+        let sum = softmax_ce_forward(&with_bias, &y, o, &mut p);
+        let mut dl = vec![0.0; n * o];
+        softmax_ce_backward(&p, &y, o, scale, &mut dl);
+        close(&format!("softmax probs N={n} O={o}"), &read(&probs, 0, n * o), &p);
+        close(&format!("softmax grad N={n} O={o}"), &read(&g, 0, n * o), &dl);
+        close(
+            &format!("softmax loss N={n} O={o}"),
+            &read(&loss, 2, 1),
+            &[(sum * scale as f64) as f32],
+        );
+    }
+}
+
+#[test]
+fn mse_matches_cpu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for head in [Head::Linear, Head::Sigmoid] {
+        for &(n, o) in &[(1, 1), (5, 2), (70, 3)] {
+            let logits = rand_vec(&mut rng, n * o, 3.0);
+            let bias = rand_vec(&mut rng, o, 1.0);
+            let y = rand_vec(&mut rng, n * o, 1.0);
+            let scale = 1.0f32; // sum reduction
+            let gscale = scale * (2.0 / o as f64) as f32;
+            let (gw, gl, gy) = (buf(&bias), buf(&logits), buf(&y));
+            let (yh, g, rows, loss) = (
+                buf(&vec![0.0f32; n * o]),
+                buf(&vec![0.0f32; n * o]),
+                buf(&vec![0.0f32; n]),
+                buf(&[0.0f32; 1]),
+            );
+            run(vec![
+                kernels::mse(
+                    n,
+                    o,
+                    at(&gw, 0),
+                    head == Head::Sigmoid,
+                    gscale,
+                    &gl,
+                    &gy,
+                    &yh,
+                    &g,
+                    &rows,
+                )
+                .unwrap(),
+                kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0)).unwrap(),
+            ]);
+            let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[i % o]).collect();
+            let mut p = vec![0.0; n * o];
+            let sum = mse_forward(head, &with_bias, &y, o, &mut p);
+            let mut dl = vec![0.0; n * o];
+            mse_backward(head, &p, &y, o, scale, &mut dl);
+            close(&format!("mse {head} y_hat N={n} O={o}"), &read(&yh, 0, n * o), &p);
+            close(&format!("mse {head} grad N={n} O={o}"), &read(&g, 0, n * o), &dl);
+            close(
+                &format!("mse {head} loss N={n} O={o}"),
+                &read(&loss, 0, 1),
+                &[sum as f32],
+            );
+        }
+    }
+}
+
+#[test]
+fn reduce_sum_matches_f64() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for &n in &[1usize, 255, 257, 1000, 100_003] {
+        let v = rand_vec(&mut rng, n + 2, 1.0);
+        for square in [false, true] {
+            let (src, dst) = (buf(&v), buf(&[0.0f32; 2]));
+            run(vec![
+                kernels::reduce_sum(n, at(&src, 2), square, 0.5, at(&dst, 1)).unwrap()
+            ]);
+            let want: f64 = v[2..]
+                .iter()
+                .map(|&x| if square { x as f64 * x as f64 } else { x as f64 })
+                .sum::<f64>()
+                * 0.5;
+            let got = read(&dst, 1, 1)[0] as f64;
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "reduce_sum n={n} square={square}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn col_sum_matches_cpu_exactly() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for &(r, c) in &[(1, 1), (7, 3), (100, 65), (3, 130)] {
+        let m = rand_vec(&mut rng, 4 + r * c, 1.0);
+        let (src, dst) = (buf(&m), buf(&vec![0.0f32; 2 * c + 64]));
+        run(vec![kernels::col_sum(r, c, at(&src, 4), at(&dst, 0), c + 64).unwrap()]);
+        let mut want = vec![0.0f32; c];
+        for row in m[4..].chunks_exact(c) {
+            for (a, &v) in want.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        assert_eq!(read(&dst, 0, c), want, "col_sum rows={r} cols={c}");
+        assert_eq!(read(&dst, c + 64, c), want, "col_sum second copy rows={r} cols={c}");
+    }
+}
+
+#[test]
+fn embed_gather_and_token_scatter_match_cpu_exactly() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for &(n, v, c) in &[(1, 2, 1), (7, 3, 5), (130, 5, 67)] {
+        let tok: Vec<u32> = (0..n).map(|_| rng.random_range(0..v as u32)).collect();
+        let table = rand_vec(&mut rng, 2 + v * c, 1.0);
+        let gtok = buf(&tok);
+        // embedding rows (V, C): stride_v = C, stride_c = 1; W_ih columns (C, V): stride_v = 1, stride_c = V
+        for (sv, sc) in [(c, 1), (1, v)] {
+            let gt = buf(&table);
+            let out = buf(&vec![0.0f32; n * c]);
+            run(vec![kernels::embed_gather(
+                n,
+                c,
+                at(&gt, 2),
+                sv,
+                sc,
+                &gtok,
+                at(&out, 0),
+            )
+            .unwrap()]);
+            let want: Vec<f32> = (0..n * c)
+                .map(|i| table[2 + tok[i / c] as usize * sv + (i % c) * sc])
+                .collect();
+            assert_eq!(read(&out, 0, n * c), want, "embed_gather n={n} v={v} c={c} sv={sv}");
+
+            let src = rand_vec(&mut rng, n * c, 1.0);
+            let gsrc = buf(&src);
+            let dst = buf(&vec![7.0f32; 2 + v * c]); // stale values must be overwritten
+            run(vec![kernels::token_scatter(
+                n,
+                c,
+                v,
+                at(&gsrc, 0),
+                &gtok,
+                at(&dst, 2),
+                sv,
+                sc,
+            )
+            .unwrap()]);
+            let mut want = vec![0.0f32; v * c];
+            for (row, &id) in src.chunks_exact(c).zip(&tok) {
+                for (j, &x) in row.iter().enumerate() {
+                    want[id as usize * sv + j * sc] += x;
+                }
+            }
+            assert_eq!(read(&dst, 2, v * c), want, "token_scatter n={n} v={v} c={c} sv={sv}");
+            assert_eq!(
+                read(&dst, 0, 2),
+                vec![7.0, 7.0],
+                "token_scatter wrote outside its region"
+            );
+        }
+    }
+}
+
+#[test]
+fn clip_value_matches_cpu_exactly() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let g = rand_vec(&mut rng, 131, 2.0);
+    let gb = buf(&g);
+    run(vec![kernels::clip_value(130, at(&gb, 1), 0.5).unwrap()]);
+    let mut want = g[1..].to_vec();
+    clip(
+        &Clip {
+            norm: None,
+            value: Some(0.5),
+        },
+        &mut want,
+    );
+    assert_eq!(read(&gb, 1, 130), want);
+    assert_eq!(read(&gb, 0, 1), vec![g[0]]);
+}
+
+/// Three updates of each optimiser, with and without norm clipping and weight decay.
+#[test]
+fn optimizers_match_cpu() {
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let n = 197;
+    let kinds = [
+        OptimKind::Sgd { momentum: 0.0 },
+        OptimKind::Sgd { momentum: 0.9 },
+        OptimKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        OptimKind::Adagrad { eps: 1e-8 },
+    ];
+    for kind in kinds {
+        for (norm, wd) in [(None, 0.0), (Some(0.3f32), 0.01f32)] {
+            let mut cfg = OptimConfig::new(kind, 0.05);
+            cfg.weight_decay = wd;
+            cfg.clip.norm = norm;
+            let mut w = rand_vec(&mut rng, n, 1.0);
+            let mut state = OptimState::<f32>::new(&kind, n);
+            let gw = buf(&w);
+            let slots: Vec<wgpu::Buffer> = (0..2).map(|_| buf(&vec![0.0f32; n])).collect();
+            let scalars = buf(&[0.0f32; 4]);
+            for step in 1..=3u64 {
+                let mut g = rand_vec(&mut rng, n, 1.0);
+                let gg = buf(&g);
+                let sq: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
+                upload(&ctx(), &scalars, 1, &[sq as f32]);
+                let clipc = norm.map(|m| (m, 1));
+                let d = match kind {
+                    OptimKind::Sgd { momentum } => {
+                        kernels::sgd(n, 0.05, wd, momentum, clipc, &gw, &gg, &slots[0], &scalars)
+                    }
+                    OptimKind::Adam { beta1, beta2, eps } => {
+                        let bc1 = (1.0 - (beta1 as f64).powi(step as i32)) as f32;
+                        let bc2 = (1.0 - (beta2 as f64).powi(step as i32)) as f32;
+                        kernels::adam(
+                            n,
+                            0.05,
+                            wd,
+                            (beta1, beta2, eps),
+                            (bc1, bc2),
+                            clipc,
+                            &gw,
+                            &gg,
+                            &slots[0],
+                            &slots[1],
+                            &scalars,
+                        )
+                    }
+                    OptimKind::Adagrad { eps } => {
+                        kernels::adagrad(n, 0.05, wd, eps, clipc, &gw, &gg, &slots[0], &scalars)
+                    }
+                };
+                run(vec![d.unwrap()]);
+                clip(&cfg.clip, &mut g);
+                update(&cfg, &mut state, &mut w, &g);
+                close(
+                    &format!("{kind:?} clip={norm:?} step {step} weights"),
+                    &read(&gw, 0, n),
+                    &w,
+                );
+                for (i, s) in state.slots.iter().enumerate() {
+                    close(&format!("{kind:?} step {step} slot {i}"), &read(&slots[i], 0, n), s);
+                }
+            }
+        }
+    }
+}
