@@ -221,3 +221,179 @@ fn every_variant_matches_cpu() {
         w.cases, w.loss, w.grad, w.weights
     );
 }
+
+/// k optimiser steps on fresh batches, each step's loss and the final weights and optimiser
+/// state compared (SPEC §5: weights after k steps within the gradient bound).
+fn run_steps(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, k: u64, carry_state: bool) -> f64 {
+    let case = format!(
+        "{cfg} B={b} T={t} opt={:?} clip={:?} wd={}",
+        opt.kind, opt.clip, opt.weight_decay
+    );
+    let (mut cpu, mut gpu) = engines(cfg, opt, 7);
+    let mut worst = 0.0f64;
+    let (mut sc, mut sg) = (None, None);
+    for s in 0..k {
+        let mut batch = random_batch(cfg, b, t, false, 100 + s);
+        // truncated BPTT: carry each engine's own final state into the next window
+        batch.h0 = sc.clone();
+        let lc = cpu.train_step(&batch, true).unwrap().unwrap();
+        batch.h0 = sg.clone();
+        // the loss is read back on odd steps only; the others must still update
+        let lg = gpu.train_step(&batch, s % 2 == 1).unwrap();
+        if let Some(lg) = lg {
+            worst = worst.max(check_loss(&format!("{case} step {s}"), lg, lc));
+        }
+        if carry_state {
+            sc = Some(cpu.last_state().unwrap());
+            sg = Some(gpu.last_state().unwrap());
+        }
+    }
+    let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
+    worst = worst.max(check_tensors(
+        &case,
+        &format!("weights after {k} steps"),
+        cpu.layout(),
+        &pg,
+        &pc,
+    ));
+    let (oc, og) = (cpu.optim_state().unwrap(), gpu.optim_state().unwrap());
+    assert_eq!(oc.step, og.step);
+    for (i, (a, c)) in og.slots.iter().zip(&oc.slots).enumerate() {
+        worst = worst.max(check_tensors(&case, &format!("optimiser slot {i}"), cpu.layout(), a, c));
+    }
+    worst
+}
+
+fn lm() -> ModelConfig {
+    ModelConfig {
+        input: Input::Tokens {
+            vocab: 11,
+            embed: Some(6),
+        },
+        ..ModelConfig::char_lm(11, 13, 2)
+    }
+}
+
+#[test]
+fn twenty_steps_of_each_optimizer() {
+    let dense = ModelConfig {
+        input: Input::Dense { size: 3 },
+        hidden: 9,
+        layers: 1,
+        output: 2,
+        head: Head::Linear,
+        seq: SeqShape::ManyToOne,
+        ..ModelConfig::char_lm(2, 9, 1)
+    };
+    let kinds = [
+        (
+            OptimKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            0.01,
+        ),
+        (OptimKind::Sgd { momentum: 0.9 }, 0.05),
+        (OptimKind::Sgd { momentum: 0.0 }, 0.1),
+        (OptimKind::Adagrad { eps: 1e-8 }, 0.05),
+    ];
+    for cfg in [lm(), dense] {
+        for (kind, lr) in kinds {
+            for wd in [0.0, 1e-3] {
+                let mut opt = OptimConfig::new(kind, lr);
+                opt.weight_decay = wd;
+                let e = run_steps(&cfg, opt, 4, 5, 20, false);
+                println!("{cfg} {kind:?} wd={wd}: worst rel diff {e:.3e} (tol {TENSOR_RTOL:e})");
+            }
+        }
+    }
+}
+
+#[test]
+fn clipping_by_value_and_by_norm() {
+    for clip in [
+        Clip {
+            norm: Some(0.05),
+            value: None,
+        },
+        Clip {
+            norm: None,
+            value: Some(0.01),
+        },
+        Clip {
+            norm: Some(0.05),
+            value: Some(0.01),
+        },
+        // a bound far above the norm: the factor stays 1
+        Clip {
+            norm: Some(1e6),
+            value: None,
+        },
+    ] {
+        for kind in [
+            OptimKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            OptimKind::Sgd { momentum: 0.5 },
+        ] {
+            let mut opt = OptimConfig::new(kind, 0.05);
+            opt.clip = clip;
+            let e = run_steps(&lm(), opt, 3, 6, 10, false);
+            println!("clip {clip:?} {kind:?}: worst rel diff {e:.3e}");
+        }
+    }
+}
+
+/// Truncated BPTT: the final state of each window is carried into the next.
+#[test]
+fn stateful_training_carries_last_state() {
+    let mut cfg = lm();
+    cfg.activation = Activation::Relu;
+    let opt = OptimConfig::new(OptimKind::Adagrad { eps: 1e-8 }, 0.05);
+    let e = run_steps(&cfg, opt, 2, 3, 8, true);
+    println!("stateful: worst rel diff {e:.3e}");
+}
+
+/// Shapes change between calls (training batch, evaluation batch): buffers are reallocated
+/// and the last training state survives.
+#[test]
+fn batch_shape_changes() {
+    let cfg = lm();
+    let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.9 }, 0.1);
+    let (mut cpu, mut gpu) = engines(&cfg, opt, 3);
+    for (i, &(b, t)) in [(2, 3), (5, 1), (2, 3), (1, 7)].iter().enumerate() {
+        let batch = random_batch(&cfg, b, t, i % 2 == 0, 40 + i as u64);
+        let lc = cpu.train_step(&batch, true).unwrap().unwrap();
+        let lg = gpu.train_step(&batch, true).unwrap().unwrap();
+        check_loss("shape change", lg, lc);
+        let eval = random_batch(&cfg, 3, 2, false, 50 + i as u64);
+        let (oc, og) = (cpu.forward(&eval).unwrap(), gpu.forward(&eval).unwrap());
+        check_loss("shape change eval", og.loss, oc.loss);
+        let (e, _) = rel(&gpu.last_state().unwrap(), &cpu.last_state().unwrap());
+        assert!(
+            e < TENSOR_RTOL,
+            "last_state after an eval batch of another shape: {e:.3e}"
+        );
+    }
+    let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
+    check_tensors("shape change", "weights", cpu.layout(), &pg, &pc);
+}
+
+/// A batch too large for the adapter is refused before allocation, naming the limit and
+/// the largest batch that fits.
+#[test]
+fn oversized_batch_reports_the_limit() {
+    let cfg = ModelConfig::char_lm(5, 64, 1);
+    let layout = ParamLayout::new(&cfg);
+    let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 0.1);
+    let mut gpu = GpuEngine::new(ctx(), cfg, opt, layout.init(&cfg, 1)).unwrap();
+    let err = gpu.dispatches_per_step(1 << 22, 1 << 10).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, wgrnn::Error::GpuLimit { .. }), "{msg}");
+    assert!(msg.contains("largest batch that fits is B = "), "{msg}");
+    // the engine is still usable at a sane size
+    assert!(gpu.dispatches_per_step(4, 8).unwrap() > 0);
+}
