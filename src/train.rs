@@ -310,6 +310,19 @@ impl Progress {
     }
 }
 
+/// A non-finite loss or weight ends the run; the error names the checkpoint kept.
+fn stopped(e: Error, progress: &Progress, last_saved: Option<(PathBuf, u64)>) -> Error {
+    progress.finish();
+    let checkpoint = match last_saved {
+        Some((p, s)) => format!("{} (step {s})", p.display()),
+        None => "none written yet".into(),
+    };
+    Error::Stopped {
+        source: Box::new(e),
+        checkpoint,
+    }
+}
+
 /// Runs from `resume.step` (0 for a fresh run) to `opts.steps`.
 pub fn train(
     engine: &mut dyn Engine,
@@ -352,7 +365,7 @@ pub fn train(
     let mut curve_train: Vec<(u64, f64)> = Vec::new();
     let mut curve_val: Vec<(u64, f64)> = Vec::new();
     let mut last_val = None;
-    let mut last_saved: Option<u64> = None;
+    let mut last_saved: Option<(PathBuf, u64)> = None;
     let mut step = first;
     let mut interrupted = false;
 
@@ -363,10 +376,18 @@ pub fn train(
                 carried: &Option<Vec<f32>>|
      -> Result<()> {
         let Some(path) = &opts.out else { return Ok(()) };
+        let params = engine.params()?;
+        // never replace a good checkpoint with broken weights
+        if params.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "weights".into(),
+                step,
+            });
+        }
         let ck = Checkpoint {
             config: cfg,
             optim: *engine.optim_config(),
-            params: engine.params()?,
+            params,
             optim_state: engine.optim_state()?,
             vocab: data.vocab().cloned(),
             step,
@@ -392,20 +413,18 @@ pub fn train(
         } else {
             data.random_batch(&mut rng, b, t)
         };
-        let want_loss = log.is_some() || step % 10 == 0 || step + 1 == opts.steps;
+        let save_step = (opts.eval_every > 0 && (step + 1) % opts.eval_every == 0) || step + 1 == opts.steps;
+        let want_loss = log.is_some() || step % 10 == 0 || save_step;
         let loss = match engine.train_step(&batch, want_loss) {
-            Ok(l) => l,
-            Err(e @ Error::NonFinite { .. }) => {
-                progress.finish();
-                let kept = match (&opts.out, last_saved) {
-                    (Some(p), Some(s)) => format!("{} (step {s})", p.display()),
-                    _ => "none written yet".into(),
+            Ok(Some(l)) if !l.is_finite() => {
+                let e = Error::NonFinite {
+                    what: "loss".into(),
+                    step: step + 1,
                 };
-                return Err(Error::Stopped {
-                    source: Box::new(e),
-                    checkpoint: kept,
-                });
+                return Err(stopped(e, &progress, last_saved));
             }
+            Ok(l) => l,
+            Err(e @ Error::NonFinite { .. }) => return Err(stopped(e, &progress, last_saved)),
             Err(e) => return Err(e),
         };
         if stateful {
@@ -446,8 +465,11 @@ pub fn train(
                 }
                 last_val = Some(r);
             }
-            save(engine, step, &rng, &streams, &carried)?;
-            last_saved = Some(step);
+            match save(engine, step, &rng, &streams, &carried) {
+                Err(e @ Error::NonFinite { .. }) => return Err(stopped(e, &progress, last_saved)),
+                r => r?,
+            }
+            last_saved = opts.out.clone().map(|p| (p, step));
         }
         if let (Some(vocab), true) = (data.vocab(), opts.sample_every > 0 && step % opts.sample_every == 0) {
             // a fresh engine state is not needed: forward does not touch training state
@@ -456,7 +478,7 @@ pub fn train(
         }
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
-            if last_saved != Some(step) {
+            if last_saved.as_ref().map(|l| l.1) != Some(step) {
                 save(engine, step, &rng, &streams, &carried)?;
             }
             progress.println(&format!("interrupted at step {step}; checkpoint saved"));
@@ -481,7 +503,7 @@ pub fn train(
         val_loss: last_val.map(|r| r.loss),
         val_accuracy: last_val.and_then(|r| r.accuracy),
         unigram_baseline: unigram,
-        checkpoint: opts.out.clone().filter(|_| last_saved.is_some()),
+        checkpoint: last_saved.map(|l| l.0),
         interrupted,
     })
 }

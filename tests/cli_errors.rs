@@ -350,6 +350,8 @@ fn unwritable_output_and_nan_loss() {
         &["m.safetensors", "cannot write"],
     );
     let out = d.join("m.safetensors");
+    ok(&train_on(&data, &["--out", s(&out)]));
+    let good = std::fs::read(&out).unwrap();
     let line = fails(
         &train_on(
             &data,
@@ -370,9 +372,11 @@ fn unwritable_output_and_nan_loss() {
                 "1",
             ],
         ),
-        &["non-finite", "at step", "--lr", "last good checkpoint"],
+        &["non-finite", "at step 1", "--lr", "last good checkpoint"],
     );
-    assert!(line.contains("m.safetensors"), "{line}");
+    // broken weights are never saved: the earlier run's checkpoint is untouched
+    assert!(line.contains("none written yet"), "{line}");
+    assert_eq!(std::fs::read(&out).unwrap(), good);
 }
 
 /// SIGINT: finish the step, save, exit 130. SIGKILL at any moment: the previous checkpoint
@@ -409,6 +413,7 @@ fn interrupt_and_kill_keep_checkpoints() {
                 "--out",
                 s(&out),
             ])
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()

@@ -58,7 +58,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub stateful: bool,
     /// Total optimiser steps (a resumed run continues up to this count)
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 4000)]
     pub steps: u64,
     /// Batch size B (sequences per step)
     #[arg(long, default_value_t = 32)]
