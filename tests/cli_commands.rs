@@ -244,3 +244,61 @@ print("ok (torch load_state_dict)")
     assert!(out.status.success(), "python read failed:\n{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
+
+/// Training, evaluation and sampling on the wgpu path (a missing adapter fails the test).
+#[test]
+fn train_eval_sample_on_gpu() {
+    let d = dir("gpu-train");
+    let data = d.join("text.txt");
+    std::fs::write(&data, small_text()).unwrap();
+    let (out, log) = (d.join("m.safetensors"), d.join("log.jsonl"));
+    let stdout = ok(&run(&[
+        "train",
+        "--data",
+        s(&data),
+        "--hidden",
+        "16",
+        "--steps",
+        "40",
+        "--batch",
+        "4",
+        "--seq-len",
+        "16",
+        "--lr",
+        "0.01",
+        "--eval-every",
+        "20",
+        "--sample-every",
+        "0",
+        "--quiet",
+        "--json",
+        "--device",
+        "gpu",
+        "--out",
+        s(&out),
+        "--log",
+        s(&log),
+    ]));
+    assert!(json(&stdout)["engine"].as_str().unwrap().starts_with("gpu"), "{stdout}");
+    let losses = logged_losses(&log);
+    assert!(losses[losses.len() - 1].1 < losses[0].1, "{losses:?}");
+    ok(&run(&[
+        "eval",
+        "--checkpoint",
+        s(&out),
+        "--data",
+        s(&data),
+        "--device",
+        "gpu",
+    ]));
+    let text = ok(&run(&[
+        "sample",
+        "--checkpoint",
+        s(&out),
+        "--len",
+        "20",
+        "--device",
+        "gpu",
+    ]));
+    assert!(!text.trim().is_empty());
+}
