@@ -83,3 +83,71 @@ pub fn run(
         gflops: flops / (median * 1e-3) / 1e9,
     })
 }
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GemmReport {
+    pub device: String,
+    pub kernel: String,
+    pub n: usize,
+    pub ms_median: f64,
+    pub gflops: f64,
+}
+
+fn gemm_report(device: String, kernel: String, n: usize, mut times: Vec<f64>) -> GemmReport {
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    GemmReport {
+        device,
+        kernel,
+        n,
+        ms_median: median,
+        gflops: 2.0 * (n as f64).powi(3) / (median * 1e-3) / 1e9,
+    }
+}
+
+/// The CPU path's matrix product on N×N×N (C = A·B^T, the forward projection's layout).
+pub fn gemm_cpu(n: usize, reps: usize) -> GemmReport {
+    use crate::cpu::{gemm, Op};
+    let a = vec![0.5f32; n * n];
+    let b = vec![0.25f32; n * n];
+    let mut c = vec![0f32; n * n];
+    gemm(n, n, n, &a, Op::N, &b, Op::T, 0.0, &mut c); // warm-up: thread pool, caches
+    let times = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            gemm(n, n, n, &a, Op::N, &b, Op::T, 0.0, &mut c);
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    gemm_report("cpu (gemm)".into(), "gemm crate".into(), n, times)
+}
+
+/// One GPU matrix-product kernel on N×N×N (C = A·B^T), one dispatch per submission, timed
+/// to completion.
+pub fn gemm_gpu(
+    ctx: &std::sync::Arc<crate::gpu::GpuContext>,
+    kernel: crate::gpu::kernels::Kernel,
+    n: usize,
+    reps: usize,
+) -> Result<GemmReport> {
+    use crate::gpu::buffers::{tensor, upload, Scale};
+    use crate::gpu::kernels::{at, matmul};
+    use crate::gpu::scheduler::{Op, Program};
+    let buf = |v: f32| -> Result<wgpu::Buffer> {
+        let b = tensor(ctx, "gemm bench operand", n * n, Scale::Model)?;
+        upload(ctx, &b, 0, &vec![v; n * n]);
+        Ok(b)
+    };
+    let (a, b, c) = (buf(0.5)?, buf(0.25)?, buf(0.0)?);
+    let d = matmul(kernel, n, n, n, at(&a, 0), false, at(&b, 0), true, false, at(&c, 0))?;
+    let kernels = ctx.kernels()?;
+    let prog = Program::new(ctx, &kernels, &[Op::Dispatch(d)])?;
+    prog.run(ctx)?; // warm-up: the shader compiles on first dispatch
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        prog.run(ctx)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(gemm_report(ctx.describe(), format!("{kernel:?}"), n, times))
+}

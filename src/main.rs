@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         }
         Command::Grad(a) => cli::commands::grad(a).map(|_| ExitCode::SUCCESS),
         Command::Info => cli::commands::info().map(|_| ExitCode::SUCCESS),
+        Command::Bench(a) => cli::bench::bench(a).map(|_| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");

@@ -1,6 +1,7 @@
 //! The command line: flag definitions and the glue from flags to library calls.
 
 pub mod args;
+pub mod bench;
 pub mod commands;
 pub mod train;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Grad(GradArgs),
     /// List GPU adapters, their backends and limits, and what --device auto picks
     Info,
+    /// Throughput of training steps on random data (tokens/s, GFLOP/s), or of the matrix-product kernel (--gemm N)
+    Bench(Box<bench::BenchArgs>),
 }
 
 #[derive(Args, Debug)]

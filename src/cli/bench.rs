@@ -1,0 +1,190 @@
+//! `wgrnn bench`: training (or forward-only) throughput on random data, or the matrix-product
+//! kernel alone (`--gemm N`), on the CPU or the GPU path.
+
+use clap::Args;
+use serde_json::json;
+
+use super::args::DeviceArgs;
+use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchReport};
+use wgrnn::device::DeviceChoice;
+use wgrnn::gpu::kernels::Kernel;
+use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
+use wgrnn::{CpuEngine, Error, Head, Input, ModelConfig, OptimKind, ParamLayout, Reduction, Result, SeqShape};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Token inputs with this vocabulary V (ignored with --input-size)
+    #[arg(long, default_value_t = 65)]
+    pub vocab: usize,
+    /// Dense inputs of width I instead of tokens
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// Output width O (default: V for --loss ce, 1 for --loss mse)
+    #[arg(long)]
+    pub output_size: Option<usize>,
+    /// Embedding width E in front of token inputs (0: one-hot inputs, a gather)
+    #[arg(long, default_value_t = 0)]
+    pub embed: usize,
+    /// Hidden width H
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Layers L
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Sequence length T
+    #[arg(long, default_value_t = 64)]
+    pub seq_len: usize,
+    /// Batch size B
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Loss: ce (softmax cross-entropy) | mse (linear head)
+    #[arg(long, default_value = "ce")]
+    pub loss: String,
+    /// Optimiser: sgd | adam | adagrad
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Timed steps (the report uses their median)
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps first (shader compilation, caches, thread pools)
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Forward only (inference), no backward or update
+    #[arg(long)]
+    pub infer: bool,
+    /// Time the matrix-product kernel alone on N×N×N instead: the device's ceiling
+    #[arg(long)]
+    pub gemm: Option<usize>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl BenchArgs {
+    fn config(&self) -> Result<ModelConfig> {
+        let (head, default_o) = match self.loss.as_str() {
+            "ce" => (Head::Softmax, self.vocab),
+            "mse" => (Head::Linear, 1),
+            other => return Err(Error::config("loss", other, "allowed: ce | mse")),
+        };
+        let input = match self.input_size {
+            Some(size) => Input::Dense { size },
+            None => Input::Tokens {
+                vocab: self.vocab,
+                embed: (self.embed > 0).then_some(self.embed),
+            },
+        };
+        let cfg = ModelConfig {
+            input,
+            hidden: self.hidden,
+            layers: self.layers,
+            activation: wgrnn::Activation::Tanh,
+            output: self.output_size.unwrap_or(default_o),
+            head,
+            reduction: Reduction::Mean,
+            seq: SeqShape::ManyToMany,
+            init: wgrnn::Init::Default,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+pub fn bench(a: &BenchArgs) -> Result<()> {
+    if a.steps == 0 {
+        return Err(Error::config("steps", 0, "time at least one step"));
+    }
+    let gpu = match a.device.device {
+        DeviceChoice::Cpu => None,
+        DeviceChoice::Gpu => Some(GpuContext::new(&GpuOptions::from_env())?),
+        DeviceChoice::Auto => match GpuContext::new(&GpuOptions::from_env()) {
+            Ok(ctx) if !ctx.is_software() => Some(ctx),
+            _ => {
+                eprintln!("device auto: no hardware GPU; benchmarking the CPU path (--device gpu forces wgpu)");
+                None
+            }
+        },
+    };
+
+    if let Some(n) = a.gemm {
+        if n == 0 {
+            return Err(Error::config("gemm", 0, "give the matrix size N >= 1"));
+        }
+        let reports = match &gpu {
+            None => vec![gemm_cpu(n, a.steps)],
+            Some(ctx) => [Kernel::Matmul, Kernel::MatmulBlocked]
+                .into_iter()
+                .map(|k| gemm_gpu(ctx, k, n, a.steps))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        if a.json {
+            println!("{}", serde_json::to_string(&reports).unwrap_or_default());
+        } else {
+            for r in &reports {
+                println!(
+                    "gemm {n}^3 {:<14} {:>9.3} ms  {:>8.2} GFLOP/s  on {}",
+                    r.kernel, r.ms_median, r.gflops, r.device
+                );
+            }
+        }
+        return Ok(());
+    }
+
+    let cfg = a.config()?;
+    let opt = wgrnn::OptimConfig::new(OptimKind::parse(&a.optimizer, 0.0)?, 1e-3);
+    let params = ParamLayout::new(&cfg).init(&cfg, 1);
+    let (report, dispatches) = match gpu {
+        None => (
+            run(
+                &mut CpuEngine::new(cfg, opt, params)?,
+                a.batch,
+                a.seq_len,
+                a.steps,
+                a.warmup,
+                a.infer,
+            )?,
+            None,
+        ),
+        Some(ctx) => {
+            let mut e = GpuEngine::new(ctx, cfg, opt, params)?;
+            let d = e.dispatches_per_step(a.batch, a.seq_len)?;
+            (run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer)?, Some(d))
+        }
+    };
+    print_report(a, &cfg, &report, dispatches);
+    Ok(())
+}
+
+fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, dispatches: Option<usize>) {
+    if a.json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        v["config"] = json!(cfg.to_string());
+        v["layers"] = json!(cfg.layers);
+        v["hidden"] = json!(cfg.hidden);
+        if let Some(d) = dispatches {
+            v["dispatches_per_step"] = json!(d);
+        }
+        println!("{v}");
+        return;
+    }
+    println!("{cfg}");
+    let mut line = format!(
+        "{} B={} T={}: {:.2} ms/step (median of {}; min {:.2}, max {:.2}), {:.0} tokens/s, {:.2} GFLOP/s on {}",
+        r.mode,
+        r.batch,
+        r.seq_len,
+        r.step_ms_median,
+        r.steps,
+        r.step_ms_min,
+        r.step_ms_max,
+        r.tokens_per_s,
+        r.gflops,
+        r.device
+    );
+    if let Some(d) = dispatches {
+        line += &format!(", {d} dispatches/step");
+    }
+    println!("{line}");
+}
