@@ -10,7 +10,7 @@ use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{cross_check, make_engine, DeviceChoice};
 use wgrnn::engine::Engine;
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{evaluate, sample_text};
+use wgrnn::train::{check_host_memory, evaluate, sample_text, MAX_BATCH_OR_STEPS};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 fn note(s: &str) {
@@ -131,8 +131,8 @@ pub fn grad(a: &GradArgs) -> Result<()> {
 pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
     let ma = &a.model;
     for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
-        if v == 0 {
-            return Err(Error::config(flag, 0, "must be at least 1"));
+        if v == 0 || v > MAX_BATCH_OR_STEPS {
+            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
         }
     }
     // tokens unless --input-size is given; V and O default to a small character vocabulary
@@ -163,6 +163,7 @@ pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
         init: ma.init,
     };
     cfg.validate()?;
+    check_host_memory(&cfg, a.batch, a.seq_len, true)?;
     let opt = a.optim.config()?;
     let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
     let ctx = GpuContext::new(&GpuOptions::from_env())?;

@@ -8,7 +8,7 @@ use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::make_engine;
-use wgrnn::train::{install_interrupt, train, Resume, Summary, TrainOptions};
+use wgrnn::train::{install_interrupt, train, Resume, Summary, TrainOptions, MAX_BATCH_OR_STEPS};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 /// Returns the summary; `interrupted` tells the caller to exit with 130.
@@ -21,8 +21,8 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
         ));
     }
     for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
-        if v == 0 {
-            return Err(Error::config(flag, 0, "must be at least 1"));
+        if v == 0 || v > MAX_BATCH_OR_STEPS {
+            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
         }
     }
     let stop = install_interrupt()?;

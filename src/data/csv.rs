@@ -151,8 +151,10 @@ impl CsvData {
                 output,
             } => {
                 let tw = if *head == Head::Softmax { 1 } else { *output };
-                let need = seq_len * input_size + tw;
-                if width != need {
+                // the layout may come from a checkpoint's metadata: no wrapping products
+                let need = seq_len.checked_mul(*input_size).and_then(|n| n.checked_add(tw));
+                if need != Some(width) {
+                    let need = need.map_or("more than fits in memory".to_string(), |n| n.to_string());
                     return Err(Error::file(
                         path,
                         format!(
@@ -422,12 +424,14 @@ fn rows_layout(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result<CsvLayout> 
         Some(t) => t,
         None => width.saturating_sub(tw) / i_w,
     };
-    if t == 0 || width < t * i_w + tw {
+    // flags are unbounded: compare without wrapping products
+    let need = t.checked_mul(i_w).and_then(|n| n.checked_add(tw));
+    if t == 0 || need.is_none_or(|n| width < n) {
         return Err(Error::file(
             path,
             format!(
-                "too few columns: rows have {width}, one sequence per row needs T·I + {tw} = {}",
-                (t.max(1)) * i_w + tw
+                "too few columns: rows have {width}, one sequence per row needs T·I + {tw} = {}·{i_w} + {tw}",
+                t.max(1)
             ),
             "set --seq-len T and --input-size I so that T·I features and the target fit in a row",
         ));
