@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::batch::{to_time_major, Batch, Inputs, Targets};
 use crate::config::{Head, Input, ModelConfig, SeqShape};
@@ -123,6 +124,22 @@ pub fn write_tensors(
     write_atomic(path, &bytes)
 }
 
+/// The temporary file being written, so that an exit in the middle of a write (a second
+/// Ctrl-C) can remove it instead of leaving it behind.
+static PENDING: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn set_pending(tmp: Option<PathBuf>) {
+    *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = tmp;
+}
+
+/// Removes the temporary file of a write in progress, if any; for an exit that cannot wait
+/// for the write to end. The target file is never touched.
+pub fn remove_pending_write() {
+    if let Some(tmp) = PENDING.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
 /// temp file in the same directory + fsync + rename + fsync of the directory
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
@@ -140,14 +157,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes)?;
         f.sync_all()
     };
-    if let Err(e) = write() {
+    set_pending(Some(tmp.clone()));
+    let written = write().map_err(|e| fail("write", e));
+    let renamed = written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| fail("rename into place", e)));
+    set_pending(None);
+    if let Err(e) = renamed {
         // leave nothing half-written behind; the target itself was never touched
         let _ = std::fs::remove_file(&tmp);
-        return Err(fail("write", e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail("rename into place", e));
+        return Err(e);
     }
     // the rename is durable only once the directory entry is; not every file system allows
     // syncing a directory, and the data is already safe in the file

@@ -63,6 +63,14 @@ pub struct OptimArgs {
 impl OptimArgs {
     pub fn config(&self) -> Result<OptimConfig> {
         let kind = OptimKind::parse(&self.optimizer, self.momentum)?;
+        // only SGD has momentum; ignoring the flag would silently train something else
+        if self.momentum != 0.0 && !matches!(kind, OptimKind::Sgd { .. }) {
+            return Err(wgrnn::Error::config(
+                "momentum",
+                self.momentum,
+                format!("applies to --optimizer sgd only (this run uses {})", kind.name()),
+            ));
+        }
         let off = |v: f32| (v != 0.0).then_some(v);
         let cfg = OptimConfig {
             kind,

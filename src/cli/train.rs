@@ -27,8 +27,9 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
     }
     let stop = install_interrupt()?;
     let quiet = a.quiet || a.json;
+    // a warning (auto falling back to the CPU path) is shown even to --quiet / --json runs
     let mut note = |s: &str| {
-        if !quiet {
+        if !quiet || s.starts_with("warning:") {
             eprintln!("{s}");
         }
     };

@@ -156,10 +156,11 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         return Err(Error::file(path, "is a directory", "pass a file inside it"));
     }
     let bytes = std::fs::read(path).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            "check the path (relative paths start at the current directory)"
-        } else {
-            "check the file's permissions"
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => "check the path (relative paths start at the current directory)",
+            std::io::ErrorKind::NotADirectory => "a component of the path is a file, not a directory; check the path",
+            std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+            _ => "check that the path names a readable file",
         };
         Error::file(path, format!("cannot read: {e}"), hint)
     })?;
