@@ -4,8 +4,8 @@
 //! O output width (V for classes), L layers, E embedding width.
 
 pub mod batch;
-pub mod checkpoint;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod data;
@@ -25,3 +25,8 @@ pub use engine::{Engine, Outputs};
 pub use error::{Error, Result};
 pub use optim::{Clip, OptimConfig, OptimKind, OptimState};
 pub use params::ParamLayout;
+
+/// The README's example runs as a doctest, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
