@@ -23,13 +23,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.m || j >= p.n) {
         return;
     }
+    // The transposes become strides, so the inner loop has no branches.
+    let a_step = select(1u, p.m, p.ta != 0u);
+    let b_step = select(p.n, 1u, p.tb != 0u);
+    var ai = p.a_off + select(i * p.k, i, p.ta != 0u);
+    var bi = p.b_off + select(j, j * p.k, p.tb != 0u);
     var acc = 0.0;
     for (var q = 0u; q < p.k; q++) {
-        var av: f32;
-        var bv: f32;
-        if (p.ta == 0u) { av = a[p.a_off + i * p.k + q]; } else { av = a[p.a_off + q * p.m + i]; }
-        if (p.tb == 0u) { bv = b[p.b_off + q * p.n + j]; } else { bv = b[p.b_off + j * p.k + q]; }
-        acc = fma(av, bv, acc);
+        acc = fma(a[ai], b[bi], acc);
+        ai += a_step;
+        bi += b_step;
     }
     let ci = p.c_off + i * p.n + j;
     if (p.beta != 0u) {

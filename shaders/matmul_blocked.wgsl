@@ -22,29 +22,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     // Out-of-range rows/columns are clamped to the last valid one: their loads stay in
-    // bounds and their results are never written.
-    var ai: array<u32, 4>;
-    var bj: array<u32, 4>;
+    // bounds and their results are never written. The transposes become strides, so the
+    // inner loop has no branches.
+    let a_step = select(1u, p.m, p.ta != 0u);
+    let b_step = select(p.n, 1u, p.tb != 0u);
+    var ai: vec4<u32>;
+    var bj: vec4<u32>;
     for (var r = 0u; r < 4u; r++) {
-        ai[r] = min(i0 + r, p.m - 1u);
-        bj[r] = min(j0 + r, p.n - 1u);
+        let i = min(i0 + r, p.m - 1u);
+        let j = min(j0 + r, p.n - 1u);
+        ai[r] = p.a_off + select(i * p.k, i, p.ta != 0u);
+        bj[r] = p.b_off + select(j, j * p.k, p.tb != 0u);
     }
-    var acc: array<vec4<f32>, 4>;
-    for (var r = 0u; r < 4u; r++) {
-        acc[r] = vec4<f32>(0.0);
-    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var q = 0u; q < p.k; q++) {
-        var av: vec4<f32>;
-        var bv: vec4<f32>;
-        for (var r = 0u; r < 4u; r++) {
-            if (p.ta == 0u) { av[r] = a[p.a_off + ai[r] * p.k + q]; } else { av[r] = a[p.a_off + q * p.m + ai[r]]; }
-            if (p.tb == 0u) { bv[r] = b[p.b_off + q * p.n + bj[r]]; } else { bv[r] = b[p.b_off + bj[r] * p.k + q]; }
-        }
-        acc[0] = fma(vec4<f32>(av[0]), bv, acc[0]);
-        acc[1] = fma(vec4<f32>(av[1]), bv, acc[1]);
-        acc[2] = fma(vec4<f32>(av[2]), bv, acc[2]);
-        acc[3] = fma(vec4<f32>(av[3]), bv, acc[3]);
+        let bv = vec4<f32>(b[bj.x], b[bj.y], b[bj.z], b[bj.w]);
+        acc0 = fma(vec4<f32>(a[ai.x]), bv, acc0);
+        acc1 = fma(vec4<f32>(a[ai.y]), bv, acc1);
+        acc2 = fma(vec4<f32>(a[ai.z]), bv, acc2);
+        acc3 = fma(vec4<f32>(a[ai.w]), bv, acc3);
+        ai += vec4<u32>(a_step);
+        bj += vec4<u32>(b_step);
     }
+    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var r = 0u; r < 4u; r++) {
         let i = i0 + r;
         if (i >= p.m) {
