@@ -100,7 +100,9 @@ impl GpuContext {
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
-            required_features: wgpu::Features::empty(),
+            // Only what the adapter has: a subgroup kernel may be selected when present, and
+            // every kernel has a plain version that needs no feature.
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
