@@ -33,24 +33,51 @@ fn activate(z: f32) -> f32 {
     }
 }
 
-@compute @workgroup_size(64)
+// Each invocation computes a 4 (sequences) × 4 (hidden units) block, so every loaded
+// weight and state feeds four multiply-adds (loads dominate on lavapipe). The sum over q
+// runs in order for every element, as in a one-element-per-invocation kernel.
+@compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 64u;
-    if (idx >= p.batch * p.hidden) {
+    let j0 = gid.x * 4u;
+    let b0 = (gid.y + gid.z * nwg.y * 8u) * 4u;
+    if (b0 >= p.batch || j0 >= p.hidden) {
         return;
     }
-    let bi = idx / p.hidden;
-    let j = idx % p.hidden;
-    var pre = 0.0;
-    if (p.use_pre != 0u) {
-        pre = h[p.cur_off + idx];
+    // rows/columns past the edge are clamped: loads stay in bounds, results are dropped
+    var wr: vec4<u32>;
+    var hr: vec4<u32>;
+    for (var r = 0u; r < 4u; r++) {
+        wr[r] = p.w_off + min(j0 + r, p.hidden - 1u) * p.hidden;
+        hr[r] = p.prev_off + min(b0 + r, p.batch - 1u) * p.hidden;
     }
-    pre += w[p.bih_off + j] + w[p.bhh_off + j];
-    var acc = 0.0;
-    let wrow = p.w_off + j * p.hidden;
-    let hrow = p.prev_off + bi * p.hidden;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var q = 0u; q < p.hidden; q++) {
-        acc = fma(w[wrow + q], h[hrow + q], acc);
+        let wv = vec4<f32>(w[wr.x + q], w[wr.y + q], w[wr.z + q], w[wr.w + q]);
+        acc0 = fma(vec4<f32>(h[hr.x + q]), wv, acc0);
+        acc1 = fma(vec4<f32>(h[hr.y + q]), wv, acc1);
+        acc2 = fma(vec4<f32>(h[hr.z + q]), wv, acc2);
+        acc3 = fma(vec4<f32>(h[hr.w + q]), wv, acc3);
     }
-    h[p.cur_off + idx] = activate(pre + acc);
+    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var r = 0u; r < 4u; r++) {
+        let bi = b0 + r;
+        if (bi >= p.batch) {
+            break;
+        }
+        for (var s = 0u; s < 4u; s++) {
+            let j = j0 + s;
+            if (j < p.hidden) {
+                let idx = p.cur_off + bi * p.hidden + j;
+                var pre = 0.0;
+                if (p.use_pre != 0u) {
+                    pre = h[idx];
+                }
+                pre += w[p.bih_off + j] + w[p.bhh_off + j];
+                h[idx] = activate(pre + acc[r][s]);
+            }
+        }
+    }
 }

@@ -143,7 +143,7 @@ fn matmul_naive_and_blocked_all_transposes() {
 #[test]
 fn rnn_step_forward_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for &(b, h) in &[(1, 1), (3, 5), (2, 67), (5, 13)] {
+    for &(b, h) in &[(1, 1), (3, 5), (2, 67), (5, 13), (37, 6)] {
         for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
             for use_pre in [true, false] {
                 let w = rand_vec(&mut rng, 64 + h * h + 2 * h, 1.0); // W_hh at 64, biases after
@@ -205,7 +205,7 @@ fn rnn_step_forward_matches_cpu() {
 #[test]
 fn rnn_step_backward_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    for &(b, h) in &[(1, 1), (3, 5), (2, 67)] {
+    for &(b, h) in &[(1, 1), (3, 5), (2, 67), (37, 6)] {
         for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
             for has_next in [true, false] {
                 let w = rand_vec(&mut rng, 5 + h * h, 1.0); // W_hh at 5

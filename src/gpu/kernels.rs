@@ -179,6 +179,22 @@ fn groups_1d(n: usize, per_group: usize) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
+/// Workgroups for the step kernels: 8×8 invocations of 4×4 (B, H) blocks each; batch
+/// tiles beyond the y limit spill into z.
+fn groups_tiles(batch: usize, hidden: usize) -> Result<[u32; 3]> {
+    let gx = hidden.div_ceil(32).max(1);
+    let gy_total = batch.div_ceil(32).max(1);
+    let gy = gy_total.min(MAX_GROUPS as usize);
+    let gz = gy_total.div_ceil(gy);
+    if gx > MAX_GROUPS as usize || gz > MAX_GROUPS as usize {
+        return Err(Error::gpu(
+            format!("a recurrent step of B={batch}, H={hidden} exceeds the dispatch limit"),
+            "use a smaller batch or hidden size",
+        ));
+    }
+    Ok([gx as u32, gy as u32, gz as u32])
+}
+
 fn dispatch(kernel: Kernel, params: &[W], bufs: &[&wgpu::Buffer], groups: [u32; 3]) -> Result<Dispatch> {
     Ok(Dispatch {
         kernel,
@@ -273,7 +289,7 @@ pub fn rnn_step_forward(
         W::U(use_pre as usize),
         W::U(act),
     ];
-    dispatch(Kernel::RnnStepForward, &p, &[w, h], groups_1d(batch * hidden, 64)?)
+    dispatch(Kernel::RnnStepForward, &p, &[w, h], groups_tiles(batch, hidden)?)
 }
 
 /// dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); `next_off` = None at t = T.
@@ -304,7 +320,7 @@ pub fn rnn_step_backward(
         Kernel::RnnStepBackward,
         &p,
         &[w.buf, dh.buf, h.buf, dz],
-        groups_1d(batch * hidden, 64)?,
+        groups_tiles(batch, hidden)?,
     )
 }
 
