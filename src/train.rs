@@ -500,7 +500,10 @@ pub fn train(
             if recent.len() > 50 {
                 recent.remove(0);
             }
-            curve_train.push((step, l));
+            // only a plot needs the whole curve; without one a long run keeps no per-step data
+            if opts.plot.is_some() {
+                curve_train.push((step, l));
+            }
             if let Some(log) = &mut log {
                 log.write(serde_json::json!({"type": "train", "step": step, "loss": l, "tokens_per_s": tok_s, "seconds": secs}))?;
             }
@@ -518,7 +521,9 @@ pub fn train(
                     line += &format!(", accuracy {:.3}", a);
                 }
                 progress.println(&line);
-                curve_val.push((step, r.loss));
+                if opts.plot.is_some() {
+                    curve_val.push((step, r.loss));
+                }
                 if let Some(log) = &mut log {
                     log.write(
                         serde_json::json!({"type": "val", "step": step, "loss": r.loss, "accuracy": r.accuracy}),
