@@ -1,7 +1,7 @@
 //! Backward pass (SPEC §2): one reverse sweep per layer, top layer first. The weight
 //! gradients are one matrix product over all (t, b) pairs after each layer's sweep.
 
-use super::forward::{activation_grad, head_rows, Activations};
+use super::forward::{activation_grad, head_rows, resize, Activations};
 use super::loss::{mse_backward, softmax_ce_backward};
 use super::matmul::{gemm, Op};
 use super::{for_each_row_shard, Real};
@@ -20,12 +20,25 @@ pub struct Want {
     pub dh0: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Grads<F> {
     /// same layout as the parameters
     pub params: Vec<F>,
     pub dx: Option<Vec<F>>,
     pub dh0: Option<Vec<F>>,
+}
+
+/// Buffers the backward pass reuses from step to step.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch<F> {
+    /// (N, O) dL/do
+    g: Vec<F>,
+    /// (T, B, H) gradient arriving at the current layer's states, then its dz
+    dh: Vec<F>,
+    /// (T, B, H) the same for the layer below
+    below: Vec<F>,
+    /// (T_in, B, in_0) gradient with respect to layer 0's inputs
+    d_in: Vec<F>,
 }
 
 /// column sums of a (rows, w) matrix added into `acc` (w)
@@ -45,46 +58,79 @@ pub fn backward<F: Real>(
     act: &Activations<F>,
     want: Want,
 ) -> Grads<F> {
+    let mut grads = Grads::default();
+    backward_into(
+        cfg,
+        layout,
+        params,
+        batch,
+        act,
+        want,
+        &mut Scratch::default(),
+        &mut grads,
+    );
+    grads
+}
+
+/// `backward`, reusing the buffers of `scratch` and `grads`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_into<F: Real>(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[F],
+    batch: &Batch<F>,
+    act: &Activations<F>,
+    want: Want,
+    scratch: &mut Scratch<F>,
+    grads: &mut Grads<F>,
+) {
     let (b, t, hd, o) = (batch.batch, batch.steps, cfg.hidden, cfg.output);
     let t_in = cfg.input_steps(t);
     let n = cfg.target_steps(t) * b;
     let bh = b * hd;
-    let mut grads = vec![F::ZERO; layout.total];
-    let mut dh0 = want.dh0.then(|| vec![F::ZERO; cfg.layers * bh]);
-    let mut dx = None;
+    let Scratch { g, dh, below, d_in } = scratch;
+    // Biases and token columns accumulate; the padding between tensors must stay zero.
+    resize(&mut grads.params, layout.total);
+    grads.params.fill(F::ZERO);
+    let dw = &mut grads.params;
+    let mut dh0 = grads.dh0.take().filter(|_| want.dh0).unwrap_or_default();
+    resize(&mut dh0, if want.dh0 { cfg.layers * bh } else { 0 });
 
     // Head: g = dL/do (N, O), already scaled by the reduction.
     let scale = F::from_f64(cfg.loss_scale(b, t));
-    let mut g = vec![F::ZERO; n * o];
+    resize(g, n * o);
     match &batch.targets {
-        Targets::Classes(y) => softmax_ce_backward(&act.out, y, o, scale, &mut g),
-        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, &mut g),
+        Targets::Classes(y) => softmax_ce_backward(&act.out, y, o, scale, g),
+        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, g),
     }
     let rows = head_rows(cfg, &act.h[cfg.layers - 1], b, t); // (N, H)
     gemm(
         o,
         hd,
         n,
-        &g,
+        g,
         Op::T,
         rows,
         Op::N,
         F::ZERO,
-        &mut grads[layout.range(layout.head_w)],
+        &mut dw[layout.range(layout.head_w)],
     );
-    add_col_sums(&g, o, &mut grads[layout.range(layout.head_b)]);
+    add_col_sums(g, o, &mut dw[layout.range(layout.head_b)]);
 
     // dh (T, B, H): gradient arriving from the head (top layer) or the layer above.
-    let mut dh = vec![F::ZERO; t * bh];
+    resize(dh, t * bh);
     let dh_head = match cfg.seq {
-        SeqShape::ManyToOne => &mut dh[(t - 1) * bh..],
+        SeqShape::ManyToOne => {
+            dh[..(t - 1) * bh].fill(F::ZERO);
+            &mut dh[(t - 1) * bh..]
+        }
         _ => &mut dh[..],
     };
     gemm(
         n,
         hd,
         o,
-        &g,
+        g,
         Op::N,
         &params[layout.range(layout.head_w)],
         Op::N,
@@ -101,7 +147,7 @@ pub fn backward<F: Real>(
 
         // Reverse sweep, in place: dh becomes dz (T, B, H).
         // dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); as rows, W_hh^T dz is dz · W_hh.
-        for_each_row_shard(&mut dh, b, hd, |rows, r0, nb| {
+        for_each_row_shard(dh, b, hd, |rows, r0, nb| {
             for s in (1..=t).rev() {
                 let (cur, future) = rows.split_at_mut(s);
                 let cur = &mut *cur[s - 1];
@@ -114,7 +160,7 @@ pub fn backward<F: Real>(
                 }
             }
         });
-        let dz = dh;
+        let dz = &dh[..];
 
         // Weight gradients over all (t, b) pairs at once.
         // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H)
@@ -122,18 +168,17 @@ pub fn backward<F: Real>(
             hd,
             hd,
             t * b,
-            &dz,
+            dz,
             Op::T,
             &h[..t * bh],
             Op::N,
             F::ZERO,
-            &mut grads[layout.range(li.w_hh)],
+            &mut dw[layout.range(li.w_hh)],
         );
-        let mut db = vec![F::ZERO; hd];
-        add_col_sums(&dz, hd, &mut db);
-        grads[layout.range(li.b_ih)].copy_from_slice(&db);
-        grads[layout.range(li.b_hh)].copy_from_slice(&db);
-        if let Some(d0) = dh0.as_mut() {
+        add_col_sums(dz, hd, &mut dw[layout.range(li.b_ih)]);
+        let (db_ih, db_hh) = (layout.range(li.b_ih), layout.range(li.b_hh));
+        dw.copy_within(db_ih, db_hh.start);
+        if want.dh0 {
             // dh0 = W_hh^T dz_1
             gemm(
                 b,
@@ -144,7 +189,7 @@ pub fn backward<F: Real>(
                 w_hh,
                 Op::N,
                 F::ZERO,
-                &mut d0[l * bh..(l + 1) * bh],
+                &mut dh0[l * bh..(l + 1) * bh],
             );
         }
 
@@ -152,29 +197,28 @@ pub fn backward<F: Real>(
         let dw_ih = layout.range(li.w_ih);
         if l > 0 {
             let x = &act.h[l - 1][bh..]; // (T, B, H)
-            gemm(hd, inw, t * b, &dz, Op::T, x, Op::N, F::ZERO, &mut grads[dw_ih]);
+            gemm(hd, inw, t * b, dz, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
             // dh for the layer below = dz · W_ih (T·B, H)
-            let mut below = vec![F::ZERO; t * bh];
-            gemm(t * b, inw, hd, &dz, Op::N, w_ih, Op::N, F::ZERO, &mut below);
-            dh = below;
+            resize(below, t * bh);
+            gemm(t * b, inw, hd, dz, Op::N, w_ih, Op::N, F::ZERO, below);
+            std::mem::swap(dh, below);
             continue;
         }
 
         // Layer 0: parameter gradient of W_ih (and E), and dx on request.
         let need_dx = want.dx || layout.embed.is_some();
-        let dxs = need_dx.then(|| {
-            let mut d = vec![F::ZERO; t_in * b * inw]; // (T_in, B, in_0)
-            gemm(t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, &mut d);
-            d
-        });
+        if need_dx {
+            resize(d_in, t_in * b * inw); // (T_in, B, in_0)
+            gemm(t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, d_in);
+        }
         match &batch.inputs {
             Inputs::Dense(x) => {
-                gemm(hd, inw, t_in * b, dz_in, Op::T, x, Op::N, F::ZERO, &mut grads[dw_ih]);
+                gemm(hd, inw, t_in * b, dz_in, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
             }
             Inputs::Tokens(tok) => match layout.embed {
                 None => {
                     // Scatter-add of dz rows into the columns W_ih[:, tok], in (t, b) order.
-                    let dw = &mut grads[dw_ih];
+                    let dw = &mut dw[dw_ih];
                     for (row, &id) in dz_in.chunks_exact(hd).zip(tok) {
                         for (j, &v) in row.iter().enumerate() {
                             dw[j * inw + id as usize] += v;
@@ -182,15 +226,20 @@ pub fn backward<F: Real>(
                     }
                 }
                 Some(e_idx) => {
-                    let xe = act
-                        .x_embed
-                        .as_ref()
-                        .expect("forward keeps x_embed with an embedding table");
-                    gemm(hd, inw, t_in * b, dz_in, Op::T, xe, Op::N, F::ZERO, &mut grads[dw_ih]);
+                    gemm(
+                        hd,
+                        inw,
+                        t_in * b,
+                        dz_in,
+                        Op::T,
+                        &act.x_embed,
+                        Op::N,
+                        F::ZERO,
+                        &mut dw[dw_ih],
+                    );
                     let de = layout.range(e_idx);
-                    let d_xe = dxs.as_ref().expect("computed above");
-                    for (row, &id) in d_xe.chunks_exact(inw).zip(tok) {
-                        let dst = &mut grads[de.start + id as usize * inw..de.start + (id as usize + 1) * inw];
+                    for (row, &id) in d_in.chunks_exact(inw).zip(tok) {
+                        let dst = &mut dw[de.start + id as usize * inw..de.start + (id as usize + 1) * inw];
                         for (a, &v) in dst.iter_mut().zip(row) {
                             *a += v;
                         }
@@ -198,11 +247,14 @@ pub fn backward<F: Real>(
                 }
             },
         }
-        if want.dx {
-            dx = dxs;
-        }
-        break;
+        grads.dx = match grads.dx.take() {
+            Some(mut v) if want.dx => {
+                v.clone_from(d_in);
+                Some(v)
+            }
+            _ if want.dx => Some(d_in.clone()),
+            _ => None,
+        };
     }
-
-    Grads { params: grads, dx, dh0 }
+    grads.dh0 = want.dh0.then_some(dh0);
 }

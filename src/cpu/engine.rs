@@ -1,7 +1,7 @@
 //! The CPU path as an `Engine`: the reference functions, in f32.
 
-use super::backward::{backward, Grads, Want};
-use super::forward::forward;
+use super::backward::{backward_into, Grads, Scratch, Want};
+use super::forward::{forward_into, Activations};
 use super::optim::{clip, update};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
@@ -19,6 +19,10 @@ pub struct CpuEngine {
     last_state: Vec<f32>,
     /// updates done, for error messages
     step: u64,
+    // Buffers reused by every step: training allocates nothing once the shape is known.
+    act: Activations<f32>,
+    scratch: Scratch<f32>,
+    grads: Grads<f32>,
 }
 
 impl CpuEngine {
@@ -43,8 +47,17 @@ impl CpuEngine {
             params,
             state,
             last_state: Vec::new(),
+            act: Activations::default(),
+            scratch: Scratch::default(),
+            grads: Grads::default(),
             step: 0,
         })
+    }
+
+    /// Forward into the reused activations; the loss, checked to be finite.
+    fn run_forward(&mut self, batch: &Batch<f32>) -> Result<f32> {
+        forward_into(&self.cfg, &self.layout, &self.params, batch, &mut self.act);
+        self.check_loss(self.act.loss)
     }
 
     fn check_loss(&self, loss: f64) -> Result<f32> {
@@ -74,37 +87,55 @@ impl Engine for CpuEngine {
 
     fn train_step(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>> {
         batch.validate(&self.cfg)?;
-        let act = forward(&self.cfg, &self.layout, &self.params, batch);
-        let loss = self.check_loss(act.loss)?;
-        let mut g = backward(&self.cfg, &self.layout, &self.params, batch, &act, Want::default());
-        let norm = clip(&self.opt.clip, &mut g.params);
+        let loss = self.run_forward(batch)?;
+        let (cfg, layout) = (&self.cfg, &self.layout);
+        backward_into(
+            cfg,
+            layout,
+            &self.params,
+            batch,
+            &self.act,
+            Want::default(),
+            &mut self.scratch,
+            &mut self.grads,
+        );
+        let norm = clip(&self.opt.clip, &mut self.grads.params);
         if !norm.is_finite() {
             return Err(Error::NonFinite {
                 what: "gradient".into(),
                 step: self.step + 1,
             });
         }
-        update(&self.opt, &mut self.state, &mut self.params, &g.params);
-        self.last_state = act.final_state(batch.batch, batch.steps);
+        update(&self.opt, &mut self.state, &mut self.params, &self.grads.params);
+        self.act.final_state_into(batch.steps, &mut self.last_state);
         self.step += 1;
         Ok(want_loss.then_some(loss))
     }
 
     fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> Result<(f32, Grads<f32>)> {
         batch.validate(&self.cfg)?;
-        let act = forward(&self.cfg, &self.layout, &self.params, batch);
-        let loss = self.check_loss(act.loss)?;
-        Ok((loss, backward(&self.cfg, &self.layout, &self.params, batch, &act, want)))
+        let loss = self.run_forward(batch)?;
+        let (cfg, layout) = (&self.cfg, &self.layout);
+        backward_into(
+            cfg,
+            layout,
+            &self.params,
+            batch,
+            &self.act,
+            want,
+            &mut self.scratch,
+            &mut self.grads,
+        );
+        Ok((loss, self.grads.clone()))
     }
 
     fn forward(&mut self, batch: &Batch<f32>) -> Result<Outputs> {
         batch.validate(&self.cfg)?;
-        let act = forward(&self.cfg, &self.layout, &self.params, batch);
-        let final_state = act.final_state(batch.batch, batch.steps);
+        forward_into(&self.cfg, &self.layout, &self.params, batch, &mut self.act);
         Ok(Outputs {
-            loss: act.loss as f32,
-            out: act.out,
-            final_state,
+            loss: self.act.loss as f32,
+            out: self.act.out.clone(),
+            final_state: self.act.final_state(batch.steps),
         })
     }
 

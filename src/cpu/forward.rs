@@ -35,30 +35,45 @@ pub fn activation_grad<F: Real>(act: Activation, h: F) -> F {
     }
 }
 
-/// What the forward pass keeps.
-#[derive(Clone, Debug)]
+/// What the forward pass keeps. Its buffers are reused from step to step (`forward_into`):
+/// a fresh multi-megabyte allocation per step costs a page fault per 4 KiB.
+#[derive(Clone, Debug, Default)]
 pub struct Activations<F> {
     /// per layer (T+1, B, H); row 0 is h0
     pub h: Vec<Vec<F>>,
-    /// (T_in, B, E) embedded inputs, with an embedding table
-    pub x_embed: Option<Vec<F>>,
-    /// (N, O), N = T_out·B: softmax probabilities, or predictions y_hat for MSE heads
+    /// (T_in, B, E) embedded inputs, with an embedding table (empty otherwise)
+    pub x_embed: Vec<F>,
+    /// (N, O), N = T_out·B: the head's pre-activations
+    pub logits: Vec<F>,
+    /// (N, O): softmax probabilities, or predictions y_hat for MSE heads
     pub out: Vec<F>,
     /// the reduced loss (SPEC §1 reduction)
     pub loss: f64,
 }
 
 impl<F: Real> Activations<F> {
-    /// (L, B, H) hidden state after the last step, to carry into the next window.
-    pub fn final_state(&self, b: usize, t: usize) -> Vec<F> {
-        let mut s = Vec::new();
+    /// (L, B, H) hidden state after the last step, to carry into the next window, written
+    /// into `s`.
+    pub fn final_state_into(&self, t: usize, s: &mut Vec<F>) {
+        s.clear();
         for h in &self.h {
             let bh = h.len() / (t + 1);
-            debug_assert_eq!(bh % b, 0);
             s.extend_from_slice(&h[t * bh..(t + 1) * bh]);
         }
+    }
+
+    pub fn final_state(&self, t: usize) -> Vec<F> {
+        let mut s = Vec::new();
+        self.final_state_into(t, &mut s);
         s
     }
+}
+
+/// Sets `v` to `len` elements without reallocating when its capacity suffices. The contents
+/// are whatever was there: every caller overwrites or zeroes what it reads.
+pub(crate) fn resize<F: Real>(v: &mut Vec<F>, len: usize) {
+    v.resize(len, F::ZERO);
+    v.truncate(len);
 }
 
 /// Rows of the top layer's states that feed the head: (N, H), N = T_out·B.
@@ -71,24 +86,35 @@ pub fn head_rows<'a, F>(cfg: &ModelConfig, h_top: &'a [F], b: usize, t: usize) -
 }
 
 /// logits (N, O) = rows (N, H) · W_ho^T + b_o
-pub fn head_forward<F: Real>(rows: &[F], w: &[F], bias: &[F], n: usize, h: usize, o: usize) -> Vec<F> {
-    let mut logits = vec![F::ZERO; n * o];
-    gemm(n, o, h, rows, Op::N, w, Op::T, F::ZERO, &mut logits);
+pub fn head_forward<F: Real>(rows: &[F], w: &[F], bias: &[F], h: usize, o: usize, logits: &mut [F]) {
+    let n = logits.len() / o;
+    gemm(n, o, h, rows, Op::N, w, Op::T, F::ZERO, logits);
     for row in logits.chunks_exact_mut(o) {
         for (v, &b) in row.iter_mut().zip(bias) {
             *v += b;
         }
     }
-    logits
 }
 
 /// The forward pass over a validated batch. `params` is the flat buffer of `layout`.
 pub fn forward<F: Real>(cfg: &ModelConfig, layout: &ParamLayout, params: &[F], batch: &Batch<F>) -> Activations<F> {
+    let mut act = Activations::default();
+    forward_into(cfg, layout, params, batch, &mut act);
+    act
+}
+
+/// `forward`, reusing the buffers of `act`.
+pub fn forward_into<F: Real>(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[F],
+    batch: &Batch<F>,
+    act: &mut Activations<F>,
+) {
     let (b, t, hd) = (batch.batch, batch.steps, cfg.hidden);
     let t_in = cfg.input_steps(t);
     let bh = b * hd;
-    let mut hs: Vec<Vec<F>> = Vec::with_capacity(cfg.layers);
-    let mut x_embed = None;
+    act.h.resize_with(cfg.layers, Vec::new);
 
     for (l, li) in layout.layers.iter().enumerate() {
         let w_ih = &params[layout.range(li.w_ih)]; // (H, in)
@@ -96,89 +122,78 @@ pub fn forward<F: Real>(cfg: &ModelConfig, layout: &ParamLayout, params: &[F], b
         let b_ih = &params[layout.range(li.b_ih)]; // (H)
         let b_hh = &params[layout.range(li.b_hh)]; // (H)
         let inw = cfg.in_width(l);
-        let mut h = vec![F::ZERO; (t + 1) * bh]; // (T+1, B, H)
-        if let Some(h0) = &batch.h0 {
-            h[..bh].copy_from_slice(&h0[l * bh..(l + 1) * bh]);
+        let (below, this) = act.h.split_at_mut(l);
+        let h = &mut this[0]; // (T+1, B, H)
+        resize(h, (t + 1) * bh);
+        match &batch.h0 {
+            Some(h0) => h[..bh].copy_from_slice(&h0[l * bh..(l + 1) * bh]),
+            None => h[..bh].fill(F::ZERO),
         }
 
         // Input projection of every step at once into h[1..]: it does not depend on h_{t-1}.
-        {
-            let pre = &mut h[bh..]; // (T, B, H)
-            if l > 0 {
-                let x = &hs[l - 1][bh..]; // (T, B, H)
-                gemm(t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
-            } else {
-                match &batch.inputs {
-                    Inputs::Dense(x) => gemm(t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, &mut pre[..t_in * bh]),
-                    Inputs::Tokens(tok) => match layout.embed {
-                        None => {
-                            // one-hot · W_ih^T is the column W_ih[:, tok]: a gather.
-                            for (row, &id) in pre.chunks_exact_mut(hd).zip(tok) {
-                                for (j, v) in row.iter_mut().enumerate() {
-                                    *v = w_ih[j * inw + id as usize];
-                                }
+        let pre = &mut h[bh..]; // (T, B, H)
+        if l > 0 {
+            let x = &below[l - 1][bh..]; // (T, B, H)
+            gemm(t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
+        } else {
+            let (with_input, without) = pre.split_at_mut(t_in * bh);
+            match &batch.inputs {
+                Inputs::Dense(x) => gemm(t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, with_input),
+                Inputs::Tokens(tok) => match layout.embed {
+                    None => {
+                        // one-hot · W_ih^T is the column W_ih[:, tok]: a gather.
+                        for (row, &id) in with_input.chunks_exact_mut(hd).zip(tok) {
+                            for (j, v) in row.iter_mut().enumerate() {
+                                *v = w_ih[j * inw + id as usize];
                             }
                         }
-                        Some(e_idx) => {
-                            let table = &params[layout.range(e_idx)]; // (V, E)
-                            let mut xe = Vec::with_capacity(t_in * b * inw); // (T_in, B, E)
-                            for &id in tok {
-                                xe.extend_from_slice(&table[id as usize * inw..(id as usize + 1) * inw]);
-                            }
-                            gemm(
-                                t_in * b,
-                                hd,
-                                inw,
-                                &xe,
-                                Op::N,
-                                w_ih,
-                                Op::T,
-                                F::ZERO,
-                                &mut pre[..t_in * bh],
-                            );
-                            x_embed = Some(xe);
+                    }
+                    Some(e_idx) => {
+                        let table = &params[layout.range(e_idx)]; // (V, E)
+                        let xe = &mut act.x_embed; // (T_in, B, E)
+                        xe.clear();
+                        for &id in tok {
+                            xe.extend_from_slice(&table[id as usize * inw..(id as usize + 1) * inw]);
                         }
-                    },
-                }
+                        gemm(t_in * b, hd, inw, xe, Op::N, w_ih, Op::T, F::ZERO, with_input);
+                    }
+                },
             }
-            for row in pre.chunks_exact_mut(hd) {
-                for ((v, &bi), &bhh) in row.iter_mut().zip(b_ih).zip(b_hh) {
-                    *v += bi + bhh;
-                }
+            // one-to-many: no input after step 1
+            without.fill(F::ZERO);
+        }
+        for row in pre.chunks_exact_mut(hd) {
+            for ((v, &bi), &bhh) in row.iter_mut().zip(b_ih).zip(b_hh) {
+                *v += bi + bhh;
             }
         }
 
         // The recurrence: h_t = f(pre_t + h_{t-1} · W_hh^T), each shard of sequences on its
         // own thread.
-        for_each_row_shard(&mut h, b, hd, |rows, _, nb| {
+        for_each_row_shard(h, b, hd, |rows, _, nb| {
             for s in 1..=t {
                 let (past, now) = rows.split_at_mut(s);
                 gemm(nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
                 activate(cfg.activation, now[0]);
             }
         });
-        hs.push(h);
     }
 
+    let o = cfg.output;
     let n = cfg.target_steps(t) * b;
-    let (o, top) = (cfg.output, &hs[cfg.layers - 1]);
-    let logits = head_forward(
-        head_rows(cfg, top, b, t),
+    resize(&mut act.logits, n * o);
+    resize(&mut act.out, n * o);
+    head_forward(
+        head_rows(cfg, &act.h[cfg.layers - 1], b, t),
         &params[layout.range(layout.head_w)],
         &params[layout.range(layout.head_b)],
-        n,
         hd,
         o,
+        &mut act.logits,
     );
-    let mut out = vec![F::ZERO; n * o];
     let sum = match &batch.targets {
-        Targets::Classes(y) => softmax_ce_forward(&logits, y, o, &mut out),
-        Targets::Values(y) => mse_forward(cfg.head, &logits, y, o, &mut out),
+        Targets::Classes(y) => softmax_ce_forward(&act.logits, y, o, &mut act.out),
+        Targets::Values(y) => mse_forward(cfg.head, &act.logits, y, o, &mut act.out),
     };
-    Activations {
-        h: hs,
-        x_embed,
-        out,
-        loss: sum * cfg.loss_scale(b, t),
-    }
+    act.loss = sum * cfg.loss_scale(b, t);
 }

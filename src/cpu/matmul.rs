@@ -41,7 +41,9 @@ pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], o
         Op::N => (n, 1),
         Op::T => (1, k),
     };
-    let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS;
+    // On a pool thread (a row shard of the recurrence) the other threads are busy already.
+    let parallel =
+        m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS && rayon::current_thread_index().is_none();
     // SAFETY: the assert above bounds every index these strides reach.
     unsafe {
         F::gemm_raw(
