@@ -1,4 +1,4 @@
-//! GPU path: the matrix-product kernels (naive vs register-blocked, GFLOP/s) and one
+//! GPU path: the matrix-product kernels (naive, register-blocked, subgroup; GFLOP/s) and one
 //! training step of the issue-3 workload (char-LM B=256, T=64, H=512, V=65). Slow on
 //! lavapipe, hence the small sample sizes. WGRNN_BACKEND / WGRNN_ADAPTER pick the device.
 
@@ -29,7 +29,10 @@ fn bench_matmul(c: &mut Criterion) {
         };
         let (a, b, out) = (buf(0.5), buf(0.25), buf(0.0));
         g.throughput(Throughput::Elements((2 * n * n * n) as u64)); // FLOPs: read "elem/s" as FLOP/s
-        for kernel in [Kernel::Matmul, Kernel::MatmulBlocked] {
+        for kernel in [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg] {
+            if !ctx.kernels().unwrap().available(kernel) {
+                continue; // the subgroup kernel needs the SUBGROUP feature
+            }
             // C = A · B^T, the forward projection's layout
             let d = kernels::matmul(kernel, n, n, n, at(&a, 0), false, at(&b, 0), true, false, at(&out, 0)).unwrap();
             let prog = Program::new(&ctx, &ctx.kernels().unwrap(), &[Op::Dispatch(d)]).unwrap();

@@ -66,9 +66,21 @@ fn close(what: &str, gpu: &[f32], cpu: &[f32]) -> f32 {
     max
 }
 
+/// Every matrix-product kernel this device runs, the naive reference first (the subgroup
+/// kernel only where the adapter has usable subgroups; its plain twin always).
+fn matmul_kernels() -> Vec<Kernel> {
+    let k = ctx().kernels().unwrap();
+    [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg]
+        .into_iter()
+        .filter(|&x| k.available(x))
+        .collect()
+}
+
 #[test]
-fn matmul_naive_and_blocked_all_transposes() {
+fn matmul_kernels_all_transposes() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
+    // k = 8, 16, 17: the subgroup kernel's full 8-step groups with and without a tail;
+    // n = 70 > 32: more than one column tile of a subgroup
     let shapes = [
         (1, 1, 1),
         (3, 5, 7),
@@ -77,6 +89,9 @@ fn matmul_naive_and_blocked_all_transposes() {
         (1, 70, 3),
         (40, 1, 50),
         (33, 34, 35),
+        (9, 70, 16),
+        (16, 40, 17),
+        (8, 32, 8),
     ];
     let (ao, bo, co) = (3, 5, 7); // element offsets, deliberately not aligned
     let mut worst = 0.0f32;
@@ -99,7 +114,7 @@ fn matmul_naive_and_blocked_all_transposes() {
                     };
                     let (ga, gb) = (buf(&pad(&a, ao)), buf(&pad(&b, bo)));
                     let mut results = Vec::new();
-                    for kernel in [Kernel::Matmul, Kernel::MatmulBlocked] {
+                    for kernel in matmul_kernels() {
                         let gc = buf(&pad(&c0, co));
                         run(vec![kernels::matmul(
                             kernel,
@@ -128,11 +143,10 @@ fn matmul_naive_and_blocked_all_transposes() {
                         results.push(got);
                         cases += 1;
                     }
-                    // same summation order: the blocked kernel reproduces the naive one bit for bit
-                    assert_eq!(
-                        results[0], results[1],
-                        "naive vs blocked m={m} n={n} k={k} ta={ta} tb={tb}"
-                    );
+                    // same summation order: every kernel reproduces the naive one bit for bit
+                    for (kernel, r) in matmul_kernels().iter().zip(&results).skip(1) {
+                        assert_eq!(&results[0], r, "naive vs {kernel:?} m={m} n={n} k={k} ta={ta} tb={tb}");
+                    }
                 }
             }
         }

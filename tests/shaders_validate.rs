@@ -8,8 +8,16 @@ fn every_shader_parses_and_validates() {
     for (file, src) in SHADERS {
         let module = naga::front::wgsl::parse_str(src)
             .unwrap_or_else(|e| panic!("{file}: parse error:\n{}", e.emit_to_string(src)));
-        let mut v =
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
+        // Only the subgroup variants may use subgroup built-ins; every other kernel must
+        // validate with no capability at all.
+        let caps = if file.ends_with("_sg.wgsl") {
+            naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::empty()
+        };
+        let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
         v.validate(&module)
             .unwrap_or_else(|e| panic!("{file}: validation error:\n{}", e.emit_to_string(src)));
         assert!(

@@ -114,10 +114,14 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         }
         let reports = match &gpu {
             None => vec![gemm_cpu(n, a.steps)],
-            Some(ctx) => [Kernel::Matmul, Kernel::MatmulBlocked]
-                .into_iter()
-                .map(|k| gemm_gpu(ctx, k, n, a.steps))
-                .collect::<Result<Vec<_>>>()?,
+            Some(ctx) => {
+                let kernels = ctx.kernels()?;
+                [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg]
+                    .into_iter()
+                    .filter(|&k| kernels.available(k))
+                    .map(|k| gemm_gpu(ctx, k, n, a.steps))
+                    .collect::<Result<Vec<_>>>()?
+            }
         };
         if a.json {
             println!("{}", serde_json::to_string(&reports).unwrap_or_default());

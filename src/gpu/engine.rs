@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{self, act_code, at, Dispatch, Kernel, Kernels};
+use super::kernels::{self, act_code, at, Dispatch, Kernels};
 use super::scheduler::{Op, Program};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Head, ModelConfig, SeqShape};
@@ -19,8 +19,6 @@ use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimKind, OptimState};
 use crate::params::ParamLayout;
 
-/// The matrix-product kernel the schedule uses; the naive one is its reference in tests.
-const MATMUL: Kernel = Kernel::MatmulBlocked;
 /// Index of Σ g² in the scalars buffer (index 0 holds the loss).
 const NORM_SQ: usize = 1;
 
@@ -321,7 +319,7 @@ impl GpuEngine {
             // Input projection of every step at once into rows 1..=T_in (the pre-activations).
             if l > 0 {
                 d(kernels::matmul(
-                    MATMUL,
+                    self.kernels.matmul,
                     t * b,
                     hd,
                     hd,
@@ -335,7 +333,7 @@ impl GpuEngine {
             } else {
                 match (cfg.input, lay.embed) {
                     (crate::config::Input::Dense { size }, _) => d(kernels::matmul(
-                        MATMUL,
+                        self.kernels.matmul,
                         t_in * b,
                         hd,
                         size,
@@ -371,7 +369,7 @@ impl GpuEngine {
                             at(&sh.xe, 0),
                         ))?;
                         d(kernels::matmul(
-                            MATMUL,
+                            self.kernels.matmul,
                             t_in * b,
                             hd,
                             e,
@@ -406,7 +404,7 @@ impl GpuEngine {
         let head_w = lay.tensors[lay.head_w].offset;
         let head_b = at(p, lay.tensors[lay.head_b].offset);
         d(kernels::matmul(
-            MATMUL,
+            self.kernels.matmul,
             n,
             o,
             hd,
@@ -472,7 +470,7 @@ impl GpuEngine {
 
         // Head: dW_ho (O, H) = g^T (O, N) · rows (N, H); db_o = column sums of g.
         ops.push(Op::Dispatch(kernels::matmul(
-            MATMUL,
+            self.kernels.matmul,
             o,
             hd,
             n,
@@ -502,7 +500,7 @@ impl GpuEngine {
             0
         };
         ops.push(Op::Dispatch(kernels::matmul(
-            MATMUL,
+            self.kernels.matmul,
             n,
             hd,
             o,
@@ -533,7 +531,7 @@ impl GpuEngine {
             }
             // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H); both biases get Σ dz.
             ops.push(Op::Dispatch(kernels::matmul(
-                MATMUL,
+                self.kernels.matmul,
                 hd,
                 hd,
                 t * b,
@@ -553,7 +551,7 @@ impl GpuEngine {
             )?));
             if want.dh0 {
                 ops.push(Op::Dispatch(kernels::matmul(
-                    MATMUL,
+                    self.kernels.matmul,
                     b,
                     hd,
                     hd,
@@ -568,7 +566,7 @@ impl GpuEngine {
             if l > 0 {
                 let below = &sh.hs[l - 1];
                 ops.push(Op::Dispatch(kernels::matmul(
-                    MATMUL,
+                    self.kernels.matmul,
                     hd,
                     inw,
                     t * b,
@@ -581,7 +579,7 @@ impl GpuEngine {
                 )?));
                 // dh of the layer below = dz · W_ih (T·B, H)
                 ops.push(Op::Dispatch(kernels::matmul(
-                    MATMUL,
+                    self.kernels.matmul,
                     t * b,
                     inw,
                     hd,
@@ -596,7 +594,7 @@ impl GpuEngine {
             }
             if want.dx || lay.embed.is_some() {
                 ops.push(Op::Dispatch(kernels::matmul(
-                    MATMUL,
+                    self.kernels.matmul,
                     t_in * b,
                     inw,
                     hd,
@@ -611,7 +609,7 @@ impl GpuEngine {
             match (cfg.input, lay.embed) {
                 (crate::config::Input::Dense { .. }, _) => {
                     ops.push(Op::Dispatch(kernels::matmul(
-                        MATMUL,
+                        self.kernels.matmul,
                         hd,
                         inw,
                         t_in * b,
@@ -638,7 +636,7 @@ impl GpuEngine {
                 }
                 (crate::config::Input::Tokens { vocab, .. }, Some(e_idx)) => {
                     ops.push(Op::Dispatch(kernels::matmul(
-                        MATMUL,
+                        self.kernels.matmul,
                         hd,
                         inw,
                         t_in * b,

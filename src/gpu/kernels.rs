@@ -10,6 +10,7 @@ use super::context::GpuContext;
 pub enum Kernel {
     Matmul,
     MatmulBlocked,
+    MatmulSg,
     RnnStepForward,
     RnnStepBackward,
     SoftmaxCe,
@@ -28,6 +29,7 @@ pub enum Kernel {
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
     ("matmul_blocked.wgsl", include_str!("../../shaders/matmul_blocked.wgsl")),
+    ("matmul_sg.wgsl", include_str!("../../shaders/matmul_sg.wgsl")),
     (
         "rnn_step_forward.wgsl",
         include_str!("../../shaders/rnn_step_forward.wgsl"),
@@ -49,9 +51,10 @@ pub const SHADERS: &[(&str, &str)] = &[
 ];
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
+        Kernel::MatmulSg,
         Kernel::RnnStepForward,
         Kernel::RnnStepBackward,
         Kernel::SoftmaxCe,
@@ -74,19 +77,40 @@ impl Kernel {
     pub fn shader(self) -> (&'static str, &'static str) {
         SHADERS[self.index()]
     }
+
+    /// Kernels that use subgroup built-ins: compiled only on devices with the SUBGROUP
+    /// feature, each with a plain twin that needs nothing.
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, Kernel::MatmulSg)
+    }
 }
 
-/// The compiled pipelines, one per kernel, in `Kernel::ALL` order.
+/// Whether the subgroup kernels can run here: the feature, and subgroups of a multiple of 8
+/// lanes (their teams of 8 must not straddle subgroups) that fill 64-invocation workgroups.
+pub fn subgroups_usable(ctx: &GpuContext) -> bool {
+    ctx.device.features().contains(wgpu::Features::SUBGROUP)
+        && ctx.info.subgroup_min_size >= 8
+        && ctx.info.subgroup_max_size <= 64
+}
+
+/// The compiled pipelines, one per kernel, in `Kernel::ALL` order (`None`: a subgroup
+/// kernel on a device without usable subgroups).
 pub struct Kernels {
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: Vec<Option<wgpu::ComputePipeline>>,
+    /// the fastest matrix product this device runs
+    pub matmul: Kernel,
 }
 
 impl Kernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         ctx.scoped("compiling shaders", || {
+            let sg = subgroups_usable(ctx);
             let pipelines = Kernel::ALL
                 .iter()
                 .map(|k| {
+                    if k.needs_subgroups() && !sg {
+                        return None;
+                    }
                     let (file, src) = k.shader();
                     let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(file),
@@ -94,22 +118,33 @@ impl Kernels {
                     });
                     // The layout is derived from the shader: every binding is whole buffers
                     // plus one uniform slice, the same for all dispatches of a kernel.
-                    ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    Some(ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                         label: Some(file),
                         layout: None,
                         module: &module,
                         entry_point: Some("main"),
                         compilation_options: Default::default(),
                         cache: None,
-                    })
+                    }))
                 })
                 .collect();
-            Ok(Kernels { pipelines })
+            let matmul = if sg { Kernel::MatmulSg } else { Kernel::MatmulBlocked };
+            Ok(Kernels { pipelines, matmul })
         })
     }
 
-    pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines[k.index()]
+    pub fn pipeline(&self, k: Kernel) -> Result<&wgpu::ComputePipeline> {
+        self.pipelines[k.index()].as_ref().ok_or_else(|| {
+            Error::gpu(
+                format!("{k:?} needs subgroups of 8 to 64 lanes, which this adapter lacks"),
+                "use the plain kernel variant",
+            )
+        })
+    }
+
+    /// Whether `k` can run on this device.
+    pub fn available(&self, k: Kernel) -> bool {
+        self.pipelines[k.index()].is_some()
     }
 }
 
@@ -195,6 +230,19 @@ fn groups_tiles(batch: usize, hidden: usize) -> Result<[u32; 3]> {
     Ok([gx as u32, gy as u32, gz as u32])
 }
 
+/// Workgroups for the subgroup kernels: a subgroup of S lanes owns an 8 × 4S tile of the
+/// (m, n) output, 64 / S subgroups per workgroup, tiles listed in one dimension. S is only
+/// known to lie in 8..=64 (a power of two), so enough workgroups for the worst S are launched;
+/// the surplus subgroups clamp their loads and write nothing.
+fn groups_sg(m: usize, n: usize) -> Result<[u32; 3]> {
+    let worst = [8, 16, 32, 64]
+        .iter()
+        .map(|&s| (m.div_ceil(8) * n.div_ceil(4 * s)).div_ceil(64 / s))
+        .max()
+        .unwrap_or(1);
+    groups_1d(worst, 1)
+}
+
 fn dispatch(kernel: Kernel, params: &[W], bufs: &[&wgpu::Buffer], groups: [u32; 3]) -> Result<Dispatch> {
     Ok(Dispatch {
         kernel,
@@ -205,7 +253,8 @@ fn dispatch(kernel: Kernel, params: &[W], bufs: &[&wgpu::Buffer], groups: [u32; 
 }
 
 /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n); `ta`/`tb` = operand stored transposed.
-/// Twin of `cpu::gemm`. `kernel` is `Matmul` (naive) or `MatmulBlocked` (4×4 per invocation).
+/// Twin of `cpu::gemm`. `kernel` is `Matmul` (naive), `MatmulBlocked` (4×4 per invocation)
+/// or `MatmulSg` (8×4 per lane, A shared by subgroup shuffles).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     kernel: Kernel,
@@ -222,6 +271,10 @@ pub fn matmul(
     let (tile_n, tile_m) = match kernel {
         Kernel::Matmul => (16, 16),
         Kernel::MatmulBlocked => (32, 32),
+        Kernel::MatmulSg => {
+            let p = matmul_params(m, n, k, &a, ta, &b, tb, accumulate, &c);
+            return dispatch(kernel, &p, &[a.buf, b.buf, c.buf], groups_sg(m, n)?);
+        }
         _ => {
             return Err(Error::gpu(
                 format!("{kernel:?} is not a matmul kernel"),
@@ -239,7 +292,13 @@ pub fn matmul(
             "use a smaller batch or model",
         ));
     }
-    let p = [
+    let p = matmul_params(m, n, k, &a, ta, &b, tb, accumulate, &c);
+    dispatch(kernel, &p, &[a.buf, b.buf, c.buf], [gx as u32, gy as u32, gz as u32])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_params(m: usize, n: usize, k: usize, a: &At, ta: bool, b: &At, tb: bool, accumulate: bool, c: &At) -> [W; 9] {
+    [
         W::U(m),
         W::U(n),
         W::U(k),
@@ -249,8 +308,7 @@ pub fn matmul(
         W::U(ta as usize),
         W::U(tb as usize),
         W::U(accumulate as usize),
-    ];
-    dispatch(kernel, &p, &[a.buf, b.buf, c.buf], [gx as u32, gy as u32, gz as u32])
+    ]
 }
 
 /// Activation code shared by the step kernels.

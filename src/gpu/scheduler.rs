@@ -78,7 +78,7 @@ impl Program {
             for (op, slot) in ops.iter().zip(&slots) {
                 steps.push(match op {
                     Op::Dispatch(d) => {
-                        let pipeline = kernels.pipeline(d.kernel).clone();
+                        let pipeline = kernels.pipeline(d.kernel)?.clone();
                         let layout = pipeline.get_bind_group_layout(0);
                         let slot = slot.unwrap_or(0);
                         let mut entries = vec![wgpu::BindGroupEntry {
