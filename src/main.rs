@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    quiet_mesa();
     // a flag given twice takes its last value, as in most tools
     let cmd = Cli::command()
         .args_override_self(true)
@@ -51,6 +52,26 @@ fn main() -> ExitCode {
             _ => ExitCode::FAILURE,
         }
     })
+}
+
+/// Mesa's Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set" when that
+/// variable is missing (headless machines, CI). The message is harmless but reads like a
+/// failure of ours, so point it at a private directory before any thread or adapter exists.
+fn quiet_mesa() {
+    #[cfg(unix)]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("wgrnn-runtime-{uid}"));
+        if std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)
+            .is_ok()
+        {
+            std::env::set_var("XDG_RUNTIME_DIR", dir);
+        }
+    }
 }
 
 /// clap's messages come with a usage block; keep the one line that names the problem.

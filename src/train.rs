@@ -345,7 +345,7 @@ impl Progress {
         }
     }
 
-    fn step(&self, step: u64, total: u64, loss: Option<f64>, tok_s: f64) {
+    fn step(&self, step: u64, total: u64, loss: Option<f64>, tok_s: f64, eta_secs: f64) {
         let msg = match loss {
             Some(l) => format!("loss {l:.4} | {tok_s:.0} tok/s"),
             None => format!("{tok_s:.0} tok/s"),
@@ -356,7 +356,7 @@ impl Progress {
                 b.set_message(msg);
             }
             Progress::Lines { every } if step % every == 0 || step == total => {
-                eprintln!("step {step}/{total} {msg}")
+                eprintln!("step {step}/{total} {msg} | eta {eta_secs:.0} s")
             }
             _ => {}
         }
@@ -508,7 +508,11 @@ pub fn train(
                 log.write(serde_json::json!({"type": "train", "step": step, "loss": l, "tokens_per_s": tok_s, "seconds": secs}))?;
             }
         }
-        progress.step(step, opts.steps, loss.map(|l| l as f64), tok_s);
+        // The loss is read back every 10 steps (the GPU path syncs to read it): show the mean
+        // of the last 50 read, which is also steadier than one batch's loss.
+        let smoothed = (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64);
+        let eta = (opts.steps - step) as f64 * secs / (step - first) as f64;
+        progress.step(step, opts.steps, smoothed, tok_s, eta);
 
         let at_end = step == opts.steps;
         if (opts.eval_every > 0 && step % opts.eval_every == 0) || at_end {
