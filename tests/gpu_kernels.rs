@@ -154,63 +154,72 @@ fn matmul_kernels_all_transposes() {
     println!("matmul: {cases} cases, max |diff| vs cpu::gemm {worst:.3e}");
 }
 
+/// The plain kernel and, where the adapter has usable subgroups, its subgroup twin.
+fn variants(plain: Kernel, sg: Kernel) -> Vec<Kernel> {
+    let k = ctx().kernels().unwrap();
+    [plain, sg].into_iter().filter(|&x| k.available(x)).collect()
+}
+
+// Shapes: 1s, H not a multiple of 4 or 8, H > 32 (several column tiles of a subgroup),
+// B not a multiple of 8, H = 16 / 24 (full 8-step groups with and without a tail).
+const STEP_SHAPES: [(usize, usize); 8] = [(1, 1), (3, 5), (2, 67), (5, 13), (37, 6), (9, 16), (17, 36), (8, 24)];
+
 #[test]
 fn rnn_step_forward_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for &(b, h) in &[(1, 1), (3, 5), (2, 67), (5, 13), (37, 6)] {
-        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
-            for use_pre in [true, false] {
-                let w = rand_vec(&mut rng, 64 + h * h + 2 * h, 1.0); // W_hh at 64, biases after
-                let (w_off, bih, bhh) = (64, 64 + h * h, 64 + h * h + h);
-                let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
-                                                                 // large pre-activations: tanh must saturate, never NaN
-                hs[2 * b * h] = 80.0;
-                let gw = buf(&w);
-                let gh = buf(&hs);
-                run(vec![kernels::rnn_step_forward(
-                    b,
-                    h,
-                    &gw,
-                    w_off,
-                    bih,
-                    bhh,
-                    &gh,
-                    2 * b * h,
-                    b * h,
-                    use_pre,
-                    act_code(act),
-                )
-                .unwrap()]);
-                let got = read(&gh, 2 * b * h, b * h);
-                let mut want: Vec<f32> = if use_pre {
-                    hs[2 * b * h..].to_vec()
-                } else {
-                    vec![0.0; b * h]
-                };
-                for row in want.chunks_exact_mut(h) {
-                    for j in 0..h {
-                        row[j] += w[bih + j] + w[bhh + j];
+    for kernel in variants(Kernel::RnnStepForward, Kernel::RnnStepForwardSg) {
+        for &(b, h) in &STEP_SHAPES {
+            for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
+                for use_pre in [true, false] {
+                    let w = rand_vec(&mut rng, 64 + h * h + 2 * h, 1.0); // W_hh at 64, biases after
+                    let (w_off, bih, bhh) = (64, 64 + h * h, 64 + h * h + h);
+                    let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
+                                                                     // large pre-activations: tanh must saturate, never NaN
+                    hs[2 * b * h] = 80.0;
+                    let gw = buf(&w);
+                    let gh = buf(&hs);
+                    run(vec![kernels::rnn_step_forward(
+                        kernel,
+                        b,
+                        h,
+                        &gw,
+                        w_off,
+                        bih,
+                        bhh,
+                        &gh,
+                        2 * b * h,
+                        b * h,
+                        use_pre,
+                        act_code(act),
+                    )
+                    .unwrap()]);
+                    let got = read(&gh, 2 * b * h, b * h);
+                    let mut want: Vec<f32> = if use_pre {
+                        hs[2 * b * h..].to_vec()
+                    } else {
+                        vec![0.0; b * h]
+                    };
+                    for row in want.chunks_exact_mut(h) {
+                        for j in 0..h {
+                            row[j] += w[bih + j] + w[bhh + j];
+                        }
                     }
+                    gemm(
+                        b,
+                        h,
+                        h,
+                        &hs[b * h..2 * b * h],
+                        Op::N,
+                        &w[w_off..w_off + h * h],
+                        Op::T,
+                        1.0,
+                        &mut want,
+                    );
+                    activate(act, &mut want);
+                    close(&format!("{kernel:?} B={b} H={h} {act} pre={use_pre}"), &got, &want);
+                    // the other rows are untouched
+                    assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
                 }
-                gemm(
-                    b,
-                    h,
-                    h,
-                    &hs[b * h..2 * b * h],
-                    Op::N,
-                    &w[w_off..w_off + h * h],
-                    Op::T,
-                    1.0,
-                    &mut want,
-                );
-                activate(act, &mut want);
-                close(
-                    &format!("rnn_step_forward B={b} H={h} {act} pre={use_pre}"),
-                    &got,
-                    &want,
-                );
-                // the other rows are untouched
-                assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
             }
         }
     }
@@ -219,44 +228,43 @@ fn rnn_step_forward_matches_cpu() {
 #[test]
 fn rnn_step_backward_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    for &(b, h) in &[(1, 1), (3, 5), (2, 67), (37, 6)] {
-        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
-            for has_next in [true, false] {
-                let w = rand_vec(&mut rng, 5 + h * h, 1.0); // W_hh at 5
-                let dh = rand_vec(&mut rng, 2 * b * h, 1.0); // (2, B, H): step 1 at row 1
-                let mut hv = rand_vec(&mut rng, b * h, 1.0);
-                if act != Activation::Tanh {
-                    hv.iter_mut().for_each(|v| *v = v.abs());
+    for kernel in variants(Kernel::RnnStepBackward, Kernel::RnnStepBackwardSg) {
+        for &(b, h) in &STEP_SHAPES {
+            for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
+                for has_next in [true, false] {
+                    let w = rand_vec(&mut rng, 5 + h * h, 1.0); // W_hh at 5
+                    let dh = rand_vec(&mut rng, 2 * b * h, 1.0); // (2, B, H): step 1 at row 1
+                    let mut hv = rand_vec(&mut rng, b * h, 1.0);
+                    if act != Activation::Tanh {
+                        hv.iter_mut().for_each(|v| *v = v.abs());
+                    }
+                    hv[0] = 0.0; // relu kink
+                    let dz0 = rand_vec(&mut rng, 3 * b * h, 1.0); // rows: out, next, spare
+                    let (gw, gdh, gh, gdz) = (buf(&w), buf(&dh), buf(&hv), buf(&dz0));
+                    let next = has_next.then_some(b * h);
+                    run(vec![kernels::rnn_step_backward(
+                        kernel,
+                        b,
+                        h,
+                        at(&gw, 5),
+                        at(&gdh, b * h),
+                        at(&gh, 0),
+                        &gdz,
+                        0,
+                        next,
+                        act_code(act),
+                    )
+                    .unwrap()]);
+                    let got = read(&gdz, 0, b * h);
+                    let mut want = dh[b * h..].to_vec();
+                    if has_next {
+                        gemm(b, h, h, &dz0[b * h..2 * b * h], Op::N, &w[5..], Op::N, 1.0, &mut want);
+                    }
+                    for (d, &hh) in want.iter_mut().zip(&hv) {
+                        *d *= activation_grad(act, hh);
+                    }
+                    close(&format!("{kernel:?} B={b} H={h} {act} next={has_next}"), &got, &want);
                 }
-                hv[0] = 0.0; // relu kink
-                let dz0 = rand_vec(&mut rng, 3 * b * h, 1.0); // rows: out, next, spare
-                let (gw, gdh, gh, gdz) = (buf(&w), buf(&dh), buf(&hv), buf(&dz0));
-                let next = has_next.then_some(b * h);
-                run(vec![kernels::rnn_step_backward(
-                    b,
-                    h,
-                    at(&gw, 5),
-                    at(&gdh, b * h),
-                    at(&gh, 0),
-                    &gdz,
-                    0,
-                    next,
-                    act_code(act),
-                )
-                .unwrap()]);
-                let got = read(&gdz, 0, b * h);
-                let mut want = dh[b * h..].to_vec();
-                if has_next {
-                    gemm(b, h, h, &dz0[b * h..2 * b * h], Op::N, &w[5..], Op::N, 1.0, &mut want);
-                }
-                for (d, &hh) in want.iter_mut().zip(&hv) {
-                    *d *= activation_grad(act, hh);
-                }
-                close(
-                    &format!("rnn_step_backward B={b} H={h} {act} next={has_next}"),
-                    &got,
-                    &want,
-                );
             }
         }
     }

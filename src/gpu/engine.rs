@@ -385,6 +385,7 @@ impl GpuEngine {
             }
             for s in 1..=t {
                 d(kernels::rnn_step_forward(
+                    self.kernels.step_forward,
                     b,
                     hd,
                     p,
@@ -518,6 +519,7 @@ impl GpuEngine {
             let inw = cfg.in_width(l);
             for s in (1..=t).rev() {
                 ops.push(Op::Dispatch(kernels::rnn_step_backward(
+                    self.kernels.step_backward,
                     b,
                     hd,
                     at(p, off(li.w_hh)),

@@ -13,6 +13,8 @@ pub enum Kernel {
     MatmulSg,
     RnnStepForward,
     RnnStepBackward,
+    RnnStepForwardSg,
+    RnnStepBackwardSg,
     SoftmaxCe,
     Mse,
     ReduceSum,
@@ -38,6 +40,14 @@ pub const SHADERS: &[(&str, &str)] = &[
         "rnn_step_backward.wgsl",
         include_str!("../../shaders/rnn_step_backward.wgsl"),
     ),
+    (
+        "rnn_step_forward_sg.wgsl",
+        include_str!("../../shaders/rnn_step_forward_sg.wgsl"),
+    ),
+    (
+        "rnn_step_backward_sg.wgsl",
+        include_str!("../../shaders/rnn_step_backward_sg.wgsl"),
+    ),
     ("softmax_ce.wgsl", include_str!("../../shaders/softmax_ce.wgsl")),
     ("mse.wgsl", include_str!("../../shaders/mse.wgsl")),
     ("reduce_sum.wgsl", include_str!("../../shaders/reduce_sum.wgsl")),
@@ -51,12 +61,14 @@ pub const SHADERS: &[(&str, &str)] = &[
 ];
 
 impl Kernel {
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::MatmulSg,
         Kernel::RnnStepForward,
         Kernel::RnnStepBackward,
+        Kernel::RnnStepForwardSg,
+        Kernel::RnnStepBackwardSg,
         Kernel::SoftmaxCe,
         Kernel::Mse,
         Kernel::ReduceSum,
@@ -81,7 +93,10 @@ impl Kernel {
     /// Kernels that use subgroup built-ins: compiled only on devices with the SUBGROUP
     /// feature, each with a plain twin that needs nothing.
     pub fn needs_subgroups(self) -> bool {
-        matches!(self, Kernel::MatmulSg)
+        matches!(
+            self,
+            Kernel::MatmulSg | Kernel::RnnStepForwardSg | Kernel::RnnStepBackwardSg
+        )
     }
 }
 
@@ -97,8 +112,10 @@ pub fn subgroups_usable(ctx: &GpuContext) -> bool {
 /// kernel on a device without usable subgroups).
 pub struct Kernels {
     pipelines: Vec<Option<wgpu::ComputePipeline>>,
-    /// the fastest matrix product this device runs
+    /// the fastest matrix product and recurrent step kernels this device runs
     pub matmul: Kernel,
+    pub step_forward: Kernel,
+    pub step_backward: Kernel,
 }
 
 impl Kernels {
@@ -128,8 +145,13 @@ impl Kernels {
                     }))
                 })
                 .collect();
-            let matmul = if sg { Kernel::MatmulSg } else { Kernel::MatmulBlocked };
-            Ok(Kernels { pipelines, matmul })
+            let pick = |fast, plain| if sg { fast } else { plain };
+            Ok(Kernels {
+                pipelines,
+                matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
+                step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
+                step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
+            })
         })
     }
 
@@ -320,10 +342,24 @@ pub fn act_code(a: crate::config::Activation) -> usize {
     }
 }
 
+/// Workgroups for a step kernel: `RnnStep*` (8×8 invocations of 4×4 blocks) or `RnnStep*Sg`.
+fn step_groups(kernel: Kernel, batch: usize, hidden: usize) -> Result<[u32; 3]> {
+    match kernel {
+        Kernel::RnnStepForward | Kernel::RnnStepBackward => groups_tiles(batch, hidden),
+        Kernel::RnnStepForwardSg | Kernel::RnnStepBackwardSg => groups_sg(batch, hidden),
+        _ => Err(Error::gpu(
+            format!("{kernel:?} is not a recurrent step kernel"),
+            "internal error",
+        )),
+    }
+}
+
 /// h_t = f(pre_t + b_ih + b_hh + W_hh h_{t-1}) in the layer buffer `h` (T+1, B, H).
 /// `w` holds W_hh and the biases at element offsets `w_off`, `bih_off`, `bhh_off`.
+/// `kernel` is `RnnStepForward` or `RnnStepForwardSg` (same bindings and parameters).
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_step_forward(
+    kernel: Kernel,
     batch: usize,
     hidden: usize,
     w: &wgpu::Buffer,
@@ -347,12 +383,14 @@ pub fn rnn_step_forward(
         W::U(use_pre as usize),
         W::U(act),
     ];
-    dispatch(Kernel::RnnStepForward, &p, &[w, h], groups_tiles(batch, hidden)?)
+    dispatch(kernel, &p, &[w, h], step_groups(kernel, batch, hidden)?)
 }
 
 /// dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); `next_off` = None at t = T.
+/// `kernel` is `RnnStepBackward` or `RnnStepBackwardSg` (same bindings and parameters).
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_step_backward(
+    kernel: Kernel,
     batch: usize,
     hidden: usize,
     w: At,
@@ -375,10 +413,10 @@ pub fn rnn_step_backward(
         W::U(act),
     ];
     dispatch(
-        Kernel::RnnStepBackward,
+        kernel,
         &p,
         &[w.buf, dh.buf, h.buf, dz],
-        groups_tiles(batch, hidden)?,
+        step_groups(kernel, batch, hidden)?,
     )
 }
 
