@@ -39,6 +39,10 @@ pub struct BenchReport {
     pub step_ms_max: f64,
     pub tokens_per_s: f64,
     pub gflops: f64,
+    /// peak resident memory of the process so far (Linux), host side: on the CPU path this
+    /// is the activations and buffers; on the GPU path with a software adapter it includes
+    /// the "device" memory too
+    pub peak_rss_mb: Option<f64>,
 }
 
 /// Runs `warmup` untimed and `steps` timed steps of B×T random data. Training steps read
@@ -81,7 +85,16 @@ pub fn run(
         step_ms_max: times[times.len() - 1],
         tokens_per_s: (b * t) as f64 / (median * 1e-3),
         gflops: flops / (median * 1e-3) / 1e9,
+        peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// VmHWM from /proc/self/status, in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -190,5 +190,8 @@ fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, dispatches: O
     if let Some(d) = dispatches {
         line += &format!(", {d} dispatches/step");
     }
+    if let Some(mb) = r.peak_rss_mb {
+        line += &format!(", peak RSS {mb:.0} MiB");
+    }
     println!("{line}");
 }
