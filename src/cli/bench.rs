@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Time the matrix-product kernel alone on N×N×N instead: the device's ceiling
     #[arg(long)]
     pub gemm: Option<usize>,
+    /// With --gemm on the GPU: time only this kernel (naive | blocked | sg); default: every
+    /// kernel the adapter runs
+    #[arg(long)]
+    pub kernel: Option<String>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -116,9 +120,16 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
             None => vec![gemm_cpu(n, a.steps)],
             Some(ctx) => {
                 let kernels = ctx.kernels()?;
+                let only = match a.kernel.as_deref() {
+                    None => None,
+                    Some("naive") => Some(Kernel::Matmul),
+                    Some("blocked") => Some(Kernel::MatmulBlocked),
+                    Some("sg") => Some(Kernel::MatmulSg),
+                    Some(other) => return Err(Error::config("kernel", other, "allowed: naive | blocked | sg")),
+                };
                 [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg]
                     .into_iter()
-                    .filter(|&k| kernels.available(k))
+                    .filter(|&k| kernels.available(k) && only.is_none_or(|o| o == k))
                     .map(|k| gemm_gpu(ctx, k, n, a.steps))
                     .collect::<Result<Vec<_>>>()?
             }
