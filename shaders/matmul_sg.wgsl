@@ -88,10 +88,15 @@ fn main(
 ) {
     // Tiles are assigned per subgroup (not by local_invocation_index, whose mapping to
     // subgroups is implementation-defined). Every lane runs the whole loop, even past the
-    // edge of C, so the broadcasts always happen in uniform control flow; only the writes
+    // edge of C, so the broadcasts happen in uniform control flow; only the writes
     // are masked.
     let tile = (wg.x + wg.y * nwg.x) * (64u / sg_size) + sg;
     let tiles_n = (p.n + 4u * sg_size - 1u) / (4u * sg_size);
+    // enough workgroups were launched for the largest subgroup size; surplus subgroups leave
+    // (the whole subgroup at once, so the broadcasts below stay in uniform control flow)
+    if (tile >= ((p.m + 7u) / 8u) * tiles_n) {
+        return;
+    }
     let i0 = (tile / tiles_n) * TILE_M;
     let j0 = (tile % tiles_n) * 4u * sg_size + lane * 4u;
 

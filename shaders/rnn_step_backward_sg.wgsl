@@ -91,6 +91,11 @@ fn main(
     // broadcasts happen in uniform control flow; only the writes are masked.
     let tile = (wg.x + wg.y * nwg.x) * (64u / sg_size) + sg;
     let tiles_n = (p.hidden + 4u * sg_size - 1u) / (4u * sg_size);
+    // enough workgroups were launched for the largest subgroup size; surplus subgroups leave
+    // (the whole subgroup at once, so the broadcasts below stay in uniform control flow)
+    if (tile >= ((p.batch + 7u) / 8u) * tiles_n) {
+        return;
+    }
     let i0 = (tile / tiles_n) * 8u;
     let j0 = (tile % tiles_n) * 4u * sg_size + lane * 4u;
     let last_i = vec4<u32>(p.batch - 1u);
