@@ -150,7 +150,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     let cfg = a.config()?;
     let opt = wgrnn::OptimConfig::new(OptimKind::parse(&a.optimizer, 0.0)?, 1e-3);
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
-    let (report, dispatches) = match gpu {
+    let (report, gpu_stats) = match gpu {
         None => (
             run(
                 &mut CpuEngine::new(cfg, opt, params)?,
@@ -164,22 +164,39 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         ),
         Some(ctx) => {
             let mut e = GpuEngine::new(ctx, cfg, opt, params)?;
-            let d = e.dispatches_per_step(a.batch, a.seq_len)?;
-            (run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer)?, Some(d))
+            let dispatches = e.dispatches_per_step(a.batch, a.seq_len)?;
+            let report = run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer)?;
+            let stats = GpuStats {
+                dispatches,
+                record_ms: e.last_record_ms(),
+                buffer_bytes: e.gpu_buffer_bytes(),
+            };
+            (report, Some(stats))
         }
     };
-    print_report(a, &cfg, &report, dispatches);
+    print_report(a, &cfg, &report, gpu_stats);
     Ok(())
 }
 
-fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, dispatches: Option<usize>) {
+/// What only the GPU path reports.
+struct GpuStats {
+    dispatches: usize,
+    /// host time recording the last timed step's commands
+    record_ms: f64,
+    /// device buffers held by the engine after the run (the peak: nothing is freed mid-run)
+    buffer_bytes: u64,
+}
+
+fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, gpu: Option<GpuStats>) {
     if a.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         v["config"] = json!(cfg.to_string());
         v["layers"] = json!(cfg.layers);
         v["hidden"] = json!(cfg.hidden);
-        if let Some(d) = dispatches {
-            v["dispatches_per_step"] = json!(d);
+        if let Some(g) = &gpu {
+            v["dispatches_per_step"] = json!(g.dispatches);
+            v["record_ms"] = json!(g.record_ms);
+            v["gpu_buffer_bytes"] = json!(g.buffer_bytes);
         }
         println!("{v}");
         return;
@@ -198,8 +215,14 @@ fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, dispatches: O
         r.gflops,
         r.device
     );
-    if let Some(d) = dispatches {
-        line += &format!(", {d} dispatches/step");
+    if let Some(g) = &gpu {
+        line += &format!(
+            ", {} dispatches/step, record_ms {:.3}, gpu_buffer_bytes {} ({:.1} MiB)",
+            g.dispatches,
+            g.record_ms,
+            g.buffer_bytes,
+            g.buffer_bytes as f64 / (1u64 << 20) as f64
+        );
     }
     if let Some(mb) = r.peak_rss_mb {
         line += &format!(", peak RSS {mb:.0} MiB");

@@ -38,9 +38,9 @@ pub fn check_limits(ctx: &GpuContext, what: &str, floats: usize, scale: Scale) -
                     let per_b = needed.div_ceil(batch.max(1) as u64).max(1);
                     let fits = limit / per_b;
                     if fits == 0 {
-                        "even B = 1 does not fit: use a shorter sequence (-T) or a smaller model".to_string()
+                        "even B = 1 does not fit: use a shorter sequence (--seq-len) or a smaller model".to_string()
                     } else {
-                        format!("the largest batch that fits is B = {fits}: pass -b {fits} or less")
+                        format!("the largest batch that fits is B = {fits}: pass --batch {fits} or less")
                     }
                 }
             };
@@ -87,6 +87,11 @@ pub struct Staging {
 }
 
 impl Staging {
+    /// Bytes of the staging buffer (0 before the first read-back).
+    pub fn bytes(&self) -> u64 {
+        self.buf.as_ref().map_or(0, |b| b.size())
+    }
+
     /// Appends copies of `regions` to `encoder`, submits it, waits, and returns the regions'
     /// contents. This is the only place the GPU path reads memory back.
     pub fn submit_and_read(

@@ -87,12 +87,18 @@ impl GpuContext {
         }
         found.sort_by_key(|a| preference(a.get_info().device_type));
         let Some(adapter) = found.into_iter().next() else {
-            let detail = match (&opts.adapter, listed.is_empty()) {
-                (_, true) => format!("no GPU adapter found for backends {backends:?}"),
-                (Some(want), false) => format!("no adapter name contains {want:?}; found: {}", listed.join(", ")),
-                (None, false) => "no usable adapter".to_string(),
-            };
-            return Err(Error::gpu(detail, DRIVER_HINT));
+            return Err(match (&opts.adapter, listed.is_empty()) {
+                (_, true) => Error::gpu(format!("no GPU adapter found for backends {backends:?}"), DRIVER_HINT),
+                // adapters exist, the name filter matched none: a driver is not what is missing
+                (Some(want), false) => Error::gpu(
+                    format!("no adapter name contains {want:?}; found: {}", listed.join(", ")),
+                    format!(
+                        "set WGRNN_ADAPTER to part of one of these names ({}), or unset it",
+                        listed.join(" | ")
+                    ),
+                ),
+                (None, false) => Error::gpu("no usable adapter", DRIVER_HINT),
+            });
         };
         let info = adapter.get_info();
         // The adapter's own limits, not the WebGPU defaults: large hidden sizes need the
@@ -163,7 +169,7 @@ impl GpuContext {
         if let Some(e) = o {
             return Err(Error::gpu(
                 format!("{op}: out of GPU memory: {e}"),
-                "use a smaller batch (-b) or hidden size",
+                "use a smaller batch (--batch) or hidden size",
             ));
         }
         if let Some(e) = v {

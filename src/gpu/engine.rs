@@ -59,7 +59,35 @@ struct Shape {
     /// (B, H) zeros, the initial state when the batch has none
     zeros: Vec<f32>,
     programs: HashMap<Mode, Program>,
+    /// index of the optimiser dispatch in this shape's Train program
+    opt_op: usize,
 }
+
+impl Shape {
+    /// Bytes of every device buffer of this shape, programs' parameter blocks included.
+    fn bytes(&self) -> u64 {
+        let bufs = [
+            &self.dz,
+            &self.dh,
+            &self.x,
+            &self.y,
+            &self.xe,
+            &self.logits,
+            &self.out,
+            &self.g,
+            &self.loss_rows,
+            &self.dx,
+            &self.dh0,
+            &self.last,
+        ];
+        self.hs.iter().chain(bufs).map(|b| b.size()).sum::<u64>()
+            + self.programs.values().map(Program::uniform_bytes).sum::<u64>()
+    }
+}
+
+/// Batch shapes whose buffers and programs are kept: training and evaluation batches
+/// alternate, and reallocating on every switch would allocate inside the training loop.
+const SHAPE_CACHE: usize = 2;
 
 pub struct GpuEngine {
     ctx: Arc<GpuContext>,
@@ -74,16 +102,19 @@ pub struct GpuEngine {
     scalars: wgpu::Buffer,
     /// bound where a kernel's binding is unused (SGD without momentum)
     dummy: wgpu::Buffer,
-    shape: Option<Shape>,
+    /// the most recently used shape first, at most SHAPE_CACHE of them
+    shapes: Vec<Shape>,
     staging: Staging,
     /// updates done
     step: u64,
     /// (L, B, H) state after the last train_step, once its batch shape has been replaced
     last_host: Option<Vec<f32>>,
-    /// whether `shape.last` holds the state of the latest train_step
+    /// whether the `last` buffer of shape `last_shape` holds the state of the latest train_step
     last_on_device: bool,
-    /// index of the optimiser dispatch in the Train program
-    opt_op: usize,
+    /// (B, T) of the latest train_step
+    last_shape: (usize, usize),
+    /// host time spent recording the latest step's command encoder
+    record_time: std::time::Duration,
 }
 
 impl GpuEngine {
@@ -123,12 +154,13 @@ impl GpuEngine {
                 slots,
                 scalars,
                 dummy,
-                shape: None,
+                shapes: Vec::new(),
                 staging: Staging::default(),
                 step: 0,
                 last_host: None,
                 last_on_device: false,
-                opt_op: 0,
+                last_shape: (0, 0),
+                record_time: std::time::Duration::ZERO,
             })
         })
     }
@@ -139,16 +171,40 @@ impl GpuEngine {
         Ok(self.program(Mode::Train)?.dispatches())
     }
 
-    /// Allocates the (B, T) buffers unless the current shape already matches.
+    /// Host time spent recording the latest training step's commands (zero before the first).
+    pub fn last_record_ms(&self) -> f64 {
+        self.record_time.as_secs_f64() * 1e3
+    }
+
+    /// Bytes of every device buffer the engine holds now: parameters, gradients, optimiser
+    /// state, the cached batch shapes' activations and programs, and the read-back staging.
+    pub fn gpu_buffer_bytes(&self) -> u64 {
+        let model = [&self.params, &self.grads, &self.scalars, &self.dummy];
+        model
+            .into_iter()
+            .chain(self.slots.iter())
+            .map(|b| b.size())
+            .sum::<u64>()
+            + self.shapes.iter().map(Shape::bytes).sum::<u64>()
+            + self.staging.bytes()
+    }
+
+    /// Makes the (B, T) buffers current: reuses a cached shape, or allocates one and evicts
+    /// the least recently used beyond SHAPE_CACHE.
     fn ensure_shape(&mut self, b: usize, t: usize) -> Result<()> {
-        if self.shape.as_ref().is_some_and(|s| s.b == b && s.t == t) {
+        if let Some(i) = self.shapes.iter().position(|s| s.b == b && s.t == t) {
+            self.shapes[..=i].rotate_right(1);
             return Ok(());
         }
-        if self.last_on_device {
-            self.last_host = Some(self.read_last()?);
-            self.last_on_device = false;
+        if self.shapes.len() >= SHAPE_CACHE {
+            let old = self.shapes.len() - 1;
+            let evicted = (self.shapes[old].b, self.shapes[old].t);
+            if self.last_on_device && self.last_shape == evicted {
+                self.last_host = Some(self.read_last()?);
+                self.last_on_device = false;
+            }
+            self.shapes.truncate(old);
         }
-        self.shape = None;
         let cfg = &self.cfg;
         let (hd, o, l) = (cfg.hidden, cfg.output, cfg.layers);
         let (t_in, n) = (cfg.input_steps(t), cfg.target_steps(t) * b);
@@ -192,15 +248,23 @@ impl GpuEngine {
                 last: tensor(ctx, "final state (L, B, H)", l * b * hd, sc)?,
                 zeros: vec![0.0; b * hd],
                 programs: HashMap::new(),
+                opt_op: 0,
             })
         })?;
-        self.shape = Some(shape);
+        self.shapes.insert(0, shape);
         Ok(())
     }
 
+    /// The current (most recently used) batch shape.
     fn shape(&self) -> Result<&Shape> {
-        self.shape
-            .as_ref()
+        self.shapes
+            .first()
+            .ok_or_else(|| Error::gpu("no batch shape allocated", "internal error"))
+    }
+
+    fn shape_mut(&mut self) -> Result<&mut Shape> {
+        self.shapes
+            .first_mut()
             .ok_or_else(|| Error::gpu("no batch shape allocated", "internal error"))
     }
 
@@ -210,11 +274,7 @@ impl GpuEngine {
         if missing {
             let ops = self.ops(mode)?;
             let prog = Program::new(&self.ctx, &self.kernels, &ops)?;
-            let sh = self
-                .shape
-                .as_mut()
-                .ok_or_else(|| Error::gpu("no batch shape", "internal error"))?;
-            sh.programs.insert(mode, prog);
+            self.shape_mut()?.programs.insert(mode, prog);
         }
         self.shape()?
             .programs
@@ -233,16 +293,16 @@ impl GpuEngine {
                 if let Some(v) = self.opt.clip.value {
                     ops.push(Op::Dispatch(kernels::clip_value(total, at(&self.grads, 0), v)?));
                 }
-                if self.opt.clip.norm.is_some() {
-                    ops.push(Op::Dispatch(kernels::reduce_sum(
-                        total,
-                        at(&self.grads, 0),
-                        true,
-                        1.0,
-                        at(&self.scalars, NORM_SQ),
-                    )?));
-                }
-                self.opt_op = ops.len();
+                // Σ g² always: clipping by norm needs it, and train_step reads it back with
+                // the loss to report a non-finite gradient as the CPU path does.
+                ops.push(Op::Dispatch(kernels::reduce_sum(
+                    total,
+                    at(&self.grads, 0),
+                    true,
+                    1.0,
+                    at(&self.scalars, NORM_SQ),
+                )?));
+                self.shape_mut()?.opt_op = ops.len();
                 ops.push(Op::Dispatch(self.optimizer_dispatch(self.step + 1)?));
                 let sh = self.shape()?;
                 let bh = sh.b * self.cfg.hidden;
@@ -698,7 +758,10 @@ impl GpuEngine {
         self.upload_batch(batch)
     }
 
-    fn encoder(&self, mode: Mode) -> Result<wgpu::CommandEncoder> {
+    /// A command encoder with the program for `mode` recorded into it; the recording time is
+    /// kept for `last_record_ms`.
+    fn encoder(&mut self, mode: Mode) -> Result<wgpu::CommandEncoder> {
+        let start = std::time::Instant::now();
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgrnn step"),
         });
@@ -707,6 +770,7 @@ impl GpuEngine {
             .get(&mode)
             .ok_or_else(|| Error::gpu("program missing", "internal error"))?
             .record(&mut enc);
+        self.record_time = start.elapsed();
         Ok(enc)
     }
 
@@ -727,8 +791,14 @@ impl GpuEngine {
         ctx.scoped(op, || staging.submit_and_read(&ctx, enc, regions))
     }
 
+    /// The final state of the latest train_step, from its shape's `last` buffer.
     fn read_last(&mut self) -> Result<Vec<f32>> {
-        let sh = self.shape()?;
+        let (b, t) = self.last_shape;
+        let sh = self
+            .shapes
+            .iter()
+            .find(|s| s.b == b && s.t == t)
+            .ok_or_else(|| Error::gpu("the last training shape was evicted", "internal error"))?;
         let (last, len) = (sh.last.clone(), self.cfg.layers * sh.b * self.cfg.hidden);
         Ok(self.read("reading the final state", &[(&last, 0, len)])?.remove(0))
     }
@@ -762,19 +832,29 @@ impl Engine for GpuEngine {
             self.prepare(batch, Mode::Train)?;
             let k = self.step + 1;
             let d = self.optimizer_dispatch(k)?;
-            let op = self.opt_op;
+            let op = self.shape()?.opt_op;
             self.program(Mode::Train)?.set_params(&ctx, op, &d.params);
             let enc = self.encoder(Mode::Train)?;
+            let shape = (self.shape()?.b, self.shape()?.t);
             let loss = if want_loss {
+                // [loss, Σ g²] in one read
                 let scalars = self.scalars.clone();
-                let v = self.staging.submit_and_read(&ctx, enc, &[(&scalars, 0, 1)])?;
-                Some(self.check_loss(v[0][0])?)
+                let v = self.staging.submit_and_read(&ctx, enc, &[(&scalars, 0, NORM_SQ + 1)])?;
+                let loss = self.check_loss(v[0][0])?;
+                if !v[0][NORM_SQ].is_finite() {
+                    return Err(Error::NonFinite {
+                        what: "gradient".into(),
+                        step: k,
+                    });
+                }
+                Some(loss)
             } else {
                 ctx.queue.submit([enc.finish()]);
                 None
             };
             self.step = k;
             self.last_on_device = true;
+            self.last_shape = shape;
             self.last_host = None;
             Ok(loss)
         })

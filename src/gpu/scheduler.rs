@@ -142,6 +142,11 @@ impl Program {
         }
     }
 
+    /// Bytes of the parameter-block buffer.
+    pub fn uniform_bytes(&self) -> u64 {
+        self.uniform.size()
+    }
+
     /// Number of kernel launches per execution.
     pub fn dispatches(&self) -> usize {
         self.dispatches
