@@ -5,6 +5,8 @@
 struct P {
     rows: u32, cols: u32,
     src_off: u32, dst_off: u32, dst2_off: u32,
+    // 1 = add to dst (a batch split into chunks sums their gradients), 0 = overwrite
+    accumulate: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -17,6 +19,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     var acc = 0.0;
+    if (p.accumulate != 0u) {
+        acc = dst[p.dst_off + j];
+    }
     for (var r = 0u; r < p.rows; r++) {
         acc += src[p.src_off + r * p.cols + j];
     }

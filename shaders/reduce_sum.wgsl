@@ -7,6 +7,8 @@ struct P {
     // 1 = sum of squares
     square: u32,
     factor: f32,
+    // 1 = add to dst (the loss of a batch split into chunks), 0 = overwrite
+    accumulate: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -37,6 +39,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        dst[p.dst_off] = partial[0] * p.factor;
+        var v = partial[0] * p.factor;
+        if (p.accumulate != 0u) {
+            v += dst[p.dst_off];
+        }
+        dst[p.dst_off] = v;
     }
 }

@@ -6,6 +6,8 @@ struct P {
     rows: u32, cols: u32, vocab: u32,
     src_off: u32, out_off: u32,
     stride_v: u32, stride_c: u32,
+    // 1 = add to the region (a batch split into chunks), 0 = zero it first
+    accumulate: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -19,8 +21,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let base = p.out_off + c * p.stride_c;
-    for (var v = 0u; v < p.vocab; v++) {
-        out[base + v * p.stride_v] = 0.0;
+    if (p.accumulate == 0u) {
+        for (var v = 0u; v < p.vocab; v++) {
+            out[base + v * p.stride_v] = 0.0;
+        }
     }
     for (var r = 0u; r < p.rows; r++) {
         let v = min(tok[r], p.vocab - 1u);

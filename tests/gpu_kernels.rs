@@ -287,7 +287,7 @@ fn softmax_ce_matches_cpu() {
         let loss = buf(&[0.0f32; 4]);
         run(vec![
             kernels::softmax_ce(n, o, at(&gw, 3), scale, &gl, &gy, &probs, &g, &rows).unwrap(),
-            kernels::reduce_sum(n, at(&rows, 0), false, scale, at(&loss, 2)).unwrap(),
+            kernels::reduce_sum(n, at(&rows, 0), false, scale, at(&loss, 2), false).unwrap(),
         ]);
         let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[3 + i % o]).collect();
         let mut p = vec![0.0; n * o];
@@ -335,7 +335,7 @@ fn mse_matches_cpu() {
                     &rows,
                 )
                 .unwrap(),
-                kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0)).unwrap(),
+                kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0), false).unwrap(),
             ]);
             let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[i % o]).collect();
             let mut p = vec![0.0; n * o];
@@ -359,15 +359,23 @@ fn reduce_sum_matches_f64() {
     for &n in &[1usize, 255, 257, 1000, 100_003] {
         let v = rand_vec(&mut rng, n + 2, 1.0);
         for square in [false, true] {
-            let (src, dst) = (buf(&v), buf(&[0.0f32; 2]));
-            run(vec![
-                kernels::reduce_sum(n, at(&src, 2), square, 0.5, at(&dst, 1)).unwrap()
-            ]);
+            // accumulate: 0.25 already in dst is added
+            let (src, dst) = (buf(&v), buf(&[0.0f32, 0.25]));
+            run(vec![kernels::reduce_sum(
+                n,
+                at(&src, 2),
+                square,
+                0.5,
+                at(&dst, 1),
+                true,
+            )
+            .unwrap()]);
             let want: f64 = v[2..]
                 .iter()
                 .map(|&x| if square { x as f64 * x as f64 } else { x as f64 })
                 .sum::<f64>()
-                * 0.5;
+                * 0.5
+                + 0.25;
             let got = read(&dst, 1, 1)[0] as f64;
             assert!(
                 (got - want).abs() <= 1e-6 * want.abs().max(1.0),
@@ -383,7 +391,9 @@ fn col_sum_matches_cpu_exactly() {
     for &(r, c) in &[(1, 1), (7, 3), (100, 65), (3, 130)] {
         let m = rand_vec(&mut rng, 4 + r * c, 1.0);
         let (src, dst) = (buf(&m), buf(&vec![0.0f32; 2 * c + 64]));
-        run(vec![kernels::col_sum(r, c, at(&src, 4), at(&dst, 0), c + 64).unwrap()]);
+        run(vec![
+            kernels::col_sum(r, c, at(&src, 4), at(&dst, 0), c + 64, false).unwrap()
+        ]);
         let mut want = vec![0.0f32; c];
         for row in m[4..].chunks_exact(c) {
             for (a, &v) in want.iter_mut().zip(row) {
@@ -392,6 +402,17 @@ fn col_sum_matches_cpu_exactly() {
         }
         assert_eq!(read(&dst, 0, c), want, "col_sum rows={r} cols={c}");
         assert_eq!(read(&dst, c + 64, c), want, "col_sum second copy rows={r} cols={c}");
+        // accumulate: the sums continue from what dst holds, in the same order
+        run(vec![
+            kernels::col_sum(r, c, at(&src, 4), at(&dst, 0), c + 64, true).unwrap()
+        ]);
+        let mut again = want.clone();
+        for row in m[4..].chunks_exact(c) {
+            for (a, &v) in again.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        assert_eq!(read(&dst, 0, c), again, "col_sum accumulate rows={r} cols={c}");
     }
 }
 
@@ -433,6 +454,7 @@ fn embed_gather_and_token_scatter_match_cpu_exactly() {
                 at(&dst, 2),
                 sv,
                 sc,
+                false,
             )
             .unwrap()]);
             let mut want = vec![0.0f32; v * c];
@@ -446,6 +468,30 @@ fn embed_gather_and_token_scatter_match_cpu_exactly() {
                 read(&dst, 0, 2),
                 vec![7.0, 7.0],
                 "token_scatter wrote outside its region"
+            );
+            // accumulate: a second chunk adds to the region instead of zeroing it
+            run(vec![kernels::token_scatter(
+                n,
+                c,
+                v,
+                at(&gsrc, 0),
+                &gtok,
+                at(&dst, 2),
+                sv,
+                sc,
+                true,
+            )
+            .unwrap()]);
+            let mut twice = want.clone();
+            for (row, &id) in src.chunks_exact(c).zip(&tok) {
+                for (j, &x) in row.iter().enumerate() {
+                    twice[id as usize * sv + j * sc] += x;
+                }
+            }
+            assert_eq!(
+                read(&dst, 2, v * c),
+                twice,
+                "token_scatter accumulate n={n} v={v} c={c}"
             );
         }
     }

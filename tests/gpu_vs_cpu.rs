@@ -397,3 +397,60 @@ fn oversized_batch_reports_the_limit() {
     // the engine is still usable at a sane size
     assert!(gpu.dispatches_per_step(4, 8).unwrap() > 0);
 }
+
+/// A batch whose activations exceed one storage binding is split into chunks whose
+/// gradients and losses are summed (workload F: (T+1)·B·H floats > 128 MiB). Forced here
+/// with a tiny artificial binding limit: B = 7 in chunks of 3, 3 and 1, with an embedding
+/// and two layers, norm clipping, Adam and carried states, against the CPU path.
+#[test]
+fn split_batch_training_matches_cpu() {
+    let (b, t) = (7, 5);
+    let mut opt = OptimConfig::new(
+        OptimKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        0.02,
+    );
+    opt.clip = Clip {
+        norm: Some(0.5),
+        value: None,
+    };
+    for cfg in [lm(), ModelConfig::char_lm(11, 13, 1)] {
+        let case = format!("split batch {cfg}");
+        let (mut cpu, mut gpu) = engines(&cfg, opt, 5);
+        // (T+1)·H = 78 floats per sequence is the largest buffer row: 3 sequences fit
+        let per_seq = ((t + 1) * cfg.hidden * 4) as u64;
+        gpu.set_binding_limit(Some(3 * per_seq)).unwrap();
+        let one = gpu.dispatches_per_step(b, t).unwrap();
+        gpu.set_binding_limit(None).unwrap();
+        let whole = gpu.dispatches_per_step(b, t).unwrap();
+        assert!(
+            one > 2 * whole,
+            "{case}: {one} dispatches split vs {whole} whole: not split"
+        );
+        gpu.set_binding_limit(Some(3 * per_seq)).unwrap();
+        let (mut sc, mut sg) = (None, None);
+        for s in 0..4 {
+            let mut batch = random_batch(&cfg, b, t, false, 300 + s);
+            batch.h0 = sc.clone();
+            let lc = cpu.train_step(&batch, true).unwrap().unwrap();
+            batch.h0 = sg.clone();
+            let lg = gpu.train_step(&batch, true).unwrap().unwrap();
+            check_loss(&format!("{case} step {s}"), lg, lc);
+            sc = Some(cpu.last_state().unwrap());
+            sg = Some(gpu.last_state().unwrap());
+            let (e, _) = rel(sg.as_ref().unwrap(), sc.as_ref().unwrap());
+            assert!(e < TENSOR_RTOL, "{case} step {s}: last_state rel diff {e:.3e}");
+        }
+        let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
+        check_tensors(&case, "weights after 4 steps", cpu.layout(), &pg, &pc);
+        // a split batch is for training only: evaluation asks for a smaller batch
+        let eval = random_batch(&cfg, b, t, false, 9);
+        assert!(gpu.forward(&eval).is_err(), "{case}: forward on a split batch");
+        let small = random_batch(&cfg, 2, t, false, 10);
+        let (oc, og) = (cpu.forward(&small).unwrap(), gpu.forward(&small).unwrap());
+        check_loss(&format!("{case} eval"), og.loss, oc.loss);
+    }
+}

@@ -29,11 +29,37 @@ enum Mode {
     Train,
 }
 
+/// One slice of the batch run through the program: a batch whose activations exceed one
+/// storage binding is split into chunks of at most `Shape::bc` sequences, processed one after
+/// the other in the same encoder, their gradients and losses summed.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    /// sequences in this chunk and the index of its first one in the batch
+    b: usize,
+    b0: usize,
+}
+
+/// Full-batch copies of the inputs a chunked batch uploads once per step: each chunk copies
+/// its slice into the chunk-sized buffers (uploads land before the submission, so the
+/// chunk buffers themselves cannot be refilled between chunks).
+struct ChunkIo {
+    /// (chunks, T_in, B_c, I) inputs and (chunks, T_out, B_c, ·) targets, chunk-major
+    x: wgpu::Buffer,
+    y: wgpu::Buffer,
+    /// (L, B, H) initial states
+    h0: wgpu::Buffer,
+}
+
 /// Buffers and programs for one batch shape (B, T).
 struct Shape {
     b: usize,
     t: usize,
-    /// per layer (T+1, B, H); row 0 is h0, row t the state after step t
+    /// the slices of the batch (one unless it is split)
+    chunks: Vec<Chunk>,
+    /// `Some` when the batch is split
+    io: Option<ChunkIo>,
+    /// per layer (T+1, B_c, H); row 0 is h0, row t the state after step t. Every buffer
+    /// below is sized for one chunk (B_c sequences) except `last`.
     hs: Vec<wgpu::Buffer>,
     /// (T, B, H) of the layer being swept
     dz: wgpu::Buffer,
@@ -80,7 +106,8 @@ impl Shape {
             &self.dh0,
             &self.last,
         ];
-        self.hs.iter().chain(bufs).map(|b| b.size()).sum::<u64>()
+        let io = self.io.iter().flat_map(|io| [&io.x, &io.y, &io.h0]);
+        self.hs.iter().chain(bufs).chain(io).map(|b| b.size()).sum::<u64>()
             + self.programs.values().map(Program::uniform_bytes).sum::<u64>()
     }
 }
@@ -115,6 +142,8 @@ pub struct GpuEngine {
     last_shape: (usize, usize),
     /// host time spent recording the latest step's command encoder
     record_time: std::time::Duration,
+    /// a smaller storage-binding limit than the adapter's, to exercise batch splitting
+    binding_limit: Option<u64>,
 }
 
 impl GpuEngine {
@@ -161,6 +190,7 @@ impl GpuEngine {
                 last_on_device: false,
                 last_shape: (0, 0),
                 record_time: std::time::Duration::ZERO,
+                binding_limit: None,
             })
         })
     }
@@ -189,6 +219,19 @@ impl GpuEngine {
             + self.staging.bytes()
     }
 
+    /// Pretends the adapter's largest storage binding is `bytes` (None: the real limit), so
+    /// tests can split small batches into chunks as a large batch would be. Drops the cached
+    /// batch shapes.
+    pub fn set_binding_limit(&mut self, bytes: Option<u64>) -> Result<()> {
+        if self.last_on_device {
+            self.last_host = Some(self.read_last()?);
+            self.last_on_device = false;
+        }
+        self.shapes.clear();
+        self.binding_limit = bytes;
+        Ok(())
+    }
+
     /// Makes the (B, T) buffers current: reuses a cached shape, or allocates one and evicts
     /// the least recently used beyond SHAPE_CACHE.
     fn ensure_shape(&mut self, b: usize, t: usize) -> Result<()> {
@@ -215,10 +258,53 @@ impl GpuEngine {
             crate::config::Input::Tokens { .. } => 1,
         };
         let y_width = if cfg.head == Head::Softmax { 1 } else { o };
+        // Floats per sequence of the largest chunk-sized buffer, and how many sequences fit
+        // in one binding: the batch is split into the fewest equal chunks that fit.
+        let per_seq = [
+            (t + 1) * hd,
+            t_in * cfg.embed().unwrap_or(0),
+            t_in * cfg.in_width(0),
+            cfg.target_steps(t) * o,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64;
+        let limit = [
+            ctx.limits.max_storage_buffer_binding_size,
+            ctx.limits.max_buffer_size,
+            self.binding_limit.unwrap_or(u64::MAX),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(u64::MAX);
+        let fit = ((limit / 4 / per_seq) as usize).clamp(1, b.max(1));
+        let nchunks = b.div_ceil(fit).max(1);
+        let bc = b.div_ceil(nchunks);
+        let chunks: Vec<Chunk> = (0..nchunks)
+            .map(|c| Chunk {
+                b: bc.min(b - c * bc),
+                b0: c * bc,
+            })
+            .collect();
+        let full = (b, n);
+        // from here on the buffers are chunk-sized
+        let (b, n) = (bc, cfg.target_steps(t) * bc);
         let shape = ctx.scoped("allocating batch buffers", || {
+            let io = if chunks.len() > 1 {
+                Some(ChunkIo {
+                    x: tensor(ctx, "inputs (T_in, B, I)", t_in * full.0 * x_width, sc)?,
+                    y: tensor(ctx, "targets (T_out, B, O)", full.1 * y_width, sc)?,
+                    h0: tensor(ctx, "initial states (L, B, H)", l * full.0 * hd, sc)?,
+                })
+            } else {
+                None
+            };
             Ok(Shape {
-                b,
+                b: full.0,
                 t,
+                chunks,
+                io,
                 hs: (0..l)
                     .map(|i| {
                         tensor(
@@ -245,8 +331,8 @@ impl GpuEngine {
                 loss_rows: tensor(ctx, "per-row losses (N)", n, sc)?,
                 dx: tensor(ctx, "dx (T_in, B, in_0)", t_in * b * cfg.in_width(0), sc)?,
                 dh0: tensor(ctx, "dh0 (L, B, H)", l * b * hd, sc)?,
-                last: tensor(ctx, "final state (L, B, H)", l * b * hd, sc)?,
-                zeros: vec![0.0; b * hd],
+                last: tensor(ctx, "final state (L, B, H)", l * full.0 * hd, sc)?,
+                zeros: vec![0.0; full.0 * hd],
                 programs: HashMap::new(),
                 opt_op: 0,
             })
@@ -283,41 +369,120 @@ impl GpuEngine {
     }
 
     fn ops(&mut self, mode: Mode) -> Result<Vec<Op>> {
-        let mut ops = self.forward_ops()?;
+        let chunks = self.shape()?.chunks.clone();
+        let [whole] = chunks[..] else {
+            if mode != Mode::Train {
+                return Err(Error::gpu(
+                    format!(
+                        "a batch of {} sequences exceeds one storage binding; only training steps are split into chunks",
+                        self.shape()?.b
+                    ),
+                    "evaluate in smaller batches (--batch)",
+                ));
+            }
+            let mut ops = Vec::new();
+            for (i, &ch) in chunks.iter().enumerate() {
+                ops.extend(self.chunk_in_ops(ch)?);
+                ops.extend(self.forward_ops(ch, i > 0)?);
+                ops.extend(self.backward_ops(Want::default(), ch, i > 0)?);
+                ops.extend(self.last_state_ops(ch)?);
+            }
+            self.push_update(&mut ops)?;
+            return Ok(ops);
+        };
+        let mut ops = self.forward_ops(whole, false)?;
         match mode {
             Mode::Forward => {}
-            Mode::Grads(dx, dh0) => ops.extend(self.backward_ops(Want { dx, dh0 })?),
+            Mode::Grads(dx, dh0) => ops.extend(self.backward_ops(Want { dx, dh0 }, whole, false)?),
             Mode::Train => {
-                ops.extend(self.backward_ops(Want::default())?);
-                let total = self.layout.total;
-                if let Some(v) = self.opt.clip.value {
-                    ops.push(Op::Dispatch(kernels::clip_value(total, at(&self.grads, 0), v)?));
-                }
-                // Σ g² always: clipping by norm needs it, and train_step reads it back with
-                // the loss to report a non-finite gradient as the CPU path does.
-                ops.push(Op::Dispatch(kernels::reduce_sum(
-                    total,
-                    at(&self.grads, 0),
-                    true,
-                    1.0,
-                    at(&self.scalars, NORM_SQ),
-                )?));
-                self.shape_mut()?.opt_op = ops.len();
-                ops.push(Op::Dispatch(self.optimizer_dispatch(self.step + 1)?));
-                let sh = self.shape()?;
-                let bh = sh.b * self.cfg.hidden;
-                for (l, h) in sh.hs.iter().enumerate() {
-                    ops.push(Op::Copy {
-                        src: h.clone(),
-                        src_off: sh.t * bh,
-                        dst: sh.last.clone(),
-                        dst_off: l * bh,
-                        len: bh,
-                    });
-                }
+                ops.extend(self.backward_ops(Want::default(), whole, false)?);
+                self.push_update(&mut ops)?;
+                ops.extend(self.last_state_ops(whole)?);
             }
         }
         Ok(ops)
+    }
+
+    /// Copies of a chunk's inputs, targets and initial states into the chunk buffers.
+    fn chunk_in_ops(&self, ch: Chunk) -> Result<Vec<Op>> {
+        let (cfg, sh) = (&self.cfg, self.shape()?);
+        let io = sh
+            .io
+            .as_ref()
+            .ok_or_else(|| Error::gpu("chunk inputs missing", "internal error"))?;
+        let x_width = match cfg.input {
+            crate::config::Input::Dense { size } => size,
+            crate::config::Input::Tokens { .. } => 1,
+        };
+        let y_width = if cfg.head == Head::Softmax { 1 } else { cfg.output };
+        let (xs, ys) = (cfg.input_steps(sh.t) * x_width, cfg.target_steps(sh.t) * y_width);
+        let hd = cfg.hidden;
+        let mut ops = vec![
+            Op::Copy {
+                src: io.x.clone(),
+                src_off: ch.b0 * xs,
+                dst: sh.x.clone(),
+                dst_off: 0,
+                len: ch.b * xs,
+            },
+            Op::Copy {
+                src: io.y.clone(),
+                src_off: ch.b0 * ys,
+                dst: sh.y.clone(),
+                dst_off: 0,
+                len: ch.b * ys,
+            },
+        ];
+        for (l, h) in sh.hs.iter().enumerate() {
+            ops.push(Op::Copy {
+                src: io.h0.clone(),
+                src_off: (l * sh.b + ch.b0) * hd,
+                dst: h.clone(),
+                dst_off: 0,
+                len: ch.b * hd,
+            });
+        }
+        Ok(ops)
+    }
+
+    /// The chunk's final states into `last` (L, B, H).
+    fn last_state_ops(&self, ch: Chunk) -> Result<Vec<Op>> {
+        let sh = self.shape()?;
+        let hd = self.cfg.hidden;
+        Ok(sh
+            .hs
+            .iter()
+            .enumerate()
+            .map(|(l, h)| Op::Copy {
+                src: h.clone(),
+                src_off: sh.t * ch.b * hd,
+                dst: sh.last.clone(),
+                dst_off: (l * sh.b + ch.b0) * hd,
+                len: ch.b * hd,
+            })
+            .collect())
+    }
+
+    /// Appends clipping, Σ g² and the optimiser (once per step, after every chunk's
+    /// gradients) and notes where the optimiser dispatch sits for `set_params`.
+    fn push_update(&mut self, ops: &mut Vec<Op>) -> Result<()> {
+        let total = self.layout.total;
+        if let Some(v) = self.opt.clip.value {
+            ops.push(Op::Dispatch(kernels::clip_value(total, at(&self.grads, 0), v)?));
+        }
+        // Σ g² always: clipping by norm needs it, and train_step reads it back with the loss
+        // to report a non-finite gradient as the CPU path does.
+        ops.push(Op::Dispatch(kernels::reduce_sum(
+            total,
+            at(&self.grads, 0),
+            true,
+            1.0,
+            at(&self.scalars, NORM_SQ),
+            false,
+        )?));
+        self.shape_mut()?.opt_op = ops.len();
+        ops.push(Op::Dispatch(self.optimizer_dispatch(self.step + 1)?));
+        Ok(())
     }
 
     /// The optimiser launch for update number `k` (Adam's bias corrections depend on it).
@@ -362,10 +527,11 @@ impl GpuEngine {
         }
     }
 
-    /// Forward pass, head and loss (loss into scalars[0]).
-    fn forward_ops(&self) -> Result<Vec<Op>> {
+    /// Forward pass, head and loss of one chunk (loss into scalars[0], added to it when
+    /// `acc`: a later chunk of a split batch).
+    fn forward_ops(&self, ch: Chunk, acc: bool) -> Result<Vec<Op>> {
         let (cfg, lay, sh) = (&self.cfg, &self.layout, self.shape()?);
-        let (b, t, hd, o) = (sh.b, sh.t, cfg.hidden, cfg.output);
+        let (b, t, hd, o) = (ch.b, sh.t, cfg.hidden, cfg.output);
         let (t_in, n, bh) = (cfg.input_steps(t), cfg.target_steps(t) * b, b * hd);
         let p = &self.params;
         let mut ops = Vec::new();
@@ -476,7 +642,8 @@ impl GpuEngine {
             false,
             at(&sh.logits, 0),
         ))?;
-        let scale = cfg.loss_scale(b, t);
+        // the mean runs over the whole batch, not the chunk
+        let scale = cfg.loss_scale(sh.b, t);
         let factor = match cfg.head {
             Head::Softmax => {
                 d(kernels::softmax_ce(
@@ -515,14 +682,16 @@ impl GpuEngine {
             false,
             factor,
             at(&self.scalars, 0),
+            acc,
         ))?;
         Ok(ops)
     }
 
-    /// BPTT and every weight gradient into the gradient buffer (SPEC §2).
-    fn backward_ops(&self, want: Want) -> Result<Vec<Op>> {
+    /// BPTT of one chunk and every weight gradient into the gradient buffer (SPEC §2),
+    /// added to it when `acc` (a later chunk of a split batch).
+    fn backward_ops(&self, want: Want, ch: Chunk, acc: bool) -> Result<Vec<Op>> {
         let (cfg, lay, sh) = (&self.cfg, &self.layout, self.shape()?);
-        let (b, t, hd, o) = (sh.b, sh.t, cfg.hidden, cfg.output);
+        let (b, t, hd, o) = (ch.b, sh.t, cfg.hidden, cfg.output);
         let (t_in, n, bh) = (cfg.input_steps(t), cfg.target_steps(t) * b, b * hd);
         let (p, gr) = (&self.params, &self.grads);
         let off = |i: usize| lay.tensors[i].offset;
@@ -539,7 +708,7 @@ impl GpuEngine {
             true,
             at(top, head_rows_off(cfg, b, t)),
             false,
-            false,
+            acc,
             at(gr, off(lay.head_w)),
         )?));
         ops.push(Op::Dispatch(kernels::col_sum(
@@ -548,6 +717,7 @@ impl GpuEngine {
             at(&sh.g, 0),
             at(gr, off(lay.head_b)),
             off(lay.head_b),
+            acc,
         )?));
         // dh of the top layer = g · W_ho; many-to-one has it at the last step only.
         let dh_head = if cfg.seq == SeqShape::ManyToOne {
@@ -601,7 +771,7 @@ impl GpuEngine {
                 true,
                 at(h, 0),
                 false,
-                false,
+                acc,
                 at(gr, off(li.w_hh)),
             )?));
             ops.push(Op::Dispatch(kernels::col_sum(
@@ -610,6 +780,7 @@ impl GpuEngine {
                 at(&sh.dz, 0),
                 at(gr, off(li.b_ih)),
                 off(li.b_hh),
+                acc,
             )?));
             if want.dh0 {
                 ops.push(Op::Dispatch(kernels::matmul(
@@ -636,7 +807,7 @@ impl GpuEngine {
                     true,
                     at(below, bh),
                     false,
-                    false,
+                    acc,
                     at(gr, off(li.w_ih)),
                 )?));
                 // dh of the layer below = dz · W_ih (T·B, H)
@@ -679,7 +850,7 @@ impl GpuEngine {
                         true,
                         at(&sh.x, 0),
                         false,
-                        false,
+                        acc,
                         at(gr, off(li.w_ih)),
                     )?));
                 }
@@ -694,6 +865,7 @@ impl GpuEngine {
                         at(gr, off(li.w_ih)),
                         1,
                         vocab,
+                        acc,
                     )?));
                 }
                 (crate::config::Input::Tokens { vocab, .. }, Some(e_idx)) => {
@@ -706,7 +878,7 @@ impl GpuEngine {
                         true,
                         at(&sh.xe, 0),
                         false,
-                        false,
+                        acc,
                         at(gr, off(li.w_ih)),
                     )?));
                     // dE[tok, e] += dxe[(t, b), e]
@@ -719,6 +891,7 @@ impl GpuEngine {
                         at(gr, off(e_idx)),
                         inw,
                         1,
+                        acc,
                     )?));
                 }
             }
@@ -726,25 +899,46 @@ impl GpuEngine {
         Ok(ops)
     }
 
-    /// Queues the batch upload (inputs, targets, initial states).
+    /// Queues the batch upload (inputs, targets, initial states): straight into the
+    /// buffers the program reads, or, for a split batch, chunk-major into the full-batch
+    /// copies that each chunk's ops copy from.
     fn upload_batch(&self, batch: &Batch<f32>) -> Result<()> {
         let sh = self.shape()?;
         let ctx = &self.ctx;
+        let bh = sh.b * self.cfg.hidden;
+        let Some(io) = &sh.io else {
+            match &batch.inputs {
+                Inputs::Dense(x) => upload(ctx, &sh.x, 0, x),
+                Inputs::Tokens(x) => upload(ctx, &sh.x, 0, x),
+            }
+            match &batch.targets {
+                Targets::Classes(y) => upload(ctx, &sh.y, 0, y),
+                Targets::Values(y) => upload(ctx, &sh.y, 0, y),
+            }
+            for (l, h) in sh.hs.iter().enumerate() {
+                let src = match &batch.h0 {
+                    Some(h0) => &h0[l * bh..(l + 1) * bh],
+                    None => &sh.zeros[..],
+                };
+                upload(ctx, h, 0, src);
+            }
+            return Ok(());
+        };
+        let (t_in, t_out) = (self.cfg.input_steps(sh.t), self.cfg.target_steps(sh.t));
         match &batch.inputs {
-            Inputs::Dense(x) => upload(ctx, &sh.x, 0, x),
-            Inputs::Tokens(x) => upload(ctx, &sh.x, 0, x),
+            Inputs::Dense(x) => upload(ctx, &io.x, 0, &chunk_major(x, t_in, sh.b, &sh.chunks)),
+            Inputs::Tokens(x) => upload(ctx, &io.x, 0, &chunk_major(x, t_in, sh.b, &sh.chunks)),
         }
         match &batch.targets {
-            Targets::Classes(y) => upload(ctx, &sh.y, 0, y),
-            Targets::Values(y) => upload(ctx, &sh.y, 0, y),
+            Targets::Classes(y) => upload(ctx, &io.y, 0, &chunk_major(y, t_out, sh.b, &sh.chunks)),
+            Targets::Values(y) => upload(ctx, &io.y, 0, &chunk_major(y, t_out, sh.b, &sh.chunks)),
         }
-        let bh = sh.b * self.cfg.hidden;
-        for (l, h) in sh.hs.iter().enumerate() {
+        for l in 0..self.cfg.layers {
             let src = match &batch.h0 {
                 Some(h0) => &h0[l * bh..(l + 1) * bh],
                 None => &sh.zeros[..],
             };
-            upload(ctx, h, 0, src);
+            upload(ctx, &io.h0, l * bh, src);
         }
         Ok(())
     }
@@ -802,6 +996,20 @@ impl GpuEngine {
         let (last, len) = (sh.last.clone(), self.cfg.layers * sh.b * self.cfg.hidden);
         Ok(self.read("reading the final state", &[(&last, 0, len)])?.remove(0))
     }
+}
+
+/// (steps, B, w) time-major data reordered chunk by chunk: (chunks, steps, B_c, w), so each
+/// chunk's slice is contiguous. Only split batches pay for this copy.
+fn chunk_major<T: Copy>(v: &[T], steps: usize, b: usize, chunks: &[Chunk]) -> Vec<T> {
+    let w = v.len() / (steps * b).max(1);
+    let mut out = Vec::with_capacity(v.len());
+    for ch in chunks {
+        for t in 0..steps {
+            let row = (t * b + ch.b0) * w;
+            out.extend_from_slice(&v[row..row + ch.b * w]);
+        }
+    }
+    out
 }
 
 /// Element offset of the rows that feed the head in the top layer's (T+1, B, H) buffer.

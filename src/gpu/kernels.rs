@@ -473,22 +473,31 @@ pub fn mse(
     )
 }
 
-/// dst[dst.off] = factor · Σ src[src.off..+n] (of squares when `square`).
-pub fn reduce_sum(n: usize, src: At, square: bool, factor: f32, dst: At) -> Result<Dispatch> {
+/// dst[dst.off] = factor · Σ src[src.off..+n] (of squares when `square`); added to
+/// dst[dst.off] when `accumulate`.
+pub fn reduce_sum(n: usize, src: At, square: bool, factor: f32, dst: At, accumulate: bool) -> Result<Dispatch> {
     let p = [
         W::U(n),
         W::U(src.off),
         W::U(dst.off),
         W::U(square as usize),
         W::F(factor),
+        W::U(accumulate as usize),
     ];
     dispatch(Kernel::ReduceSum, &p, &[src.buf, dst.buf], [1, 1, 1])
 }
 
-/// dst (cols) = column sums of src (rows, cols), written at `dst.off` and at `dst2_off`
-/// (pass `dst.off` again for one copy).
-pub fn col_sum(rows: usize, cols: usize, src: At, dst: At, dst2_off: usize) -> Result<Dispatch> {
-    let p = [W::U(rows), W::U(cols), W::U(src.off), W::U(dst.off), W::U(dst2_off)];
+/// dst (cols) = column sums of src (rows, cols) (plus dst when `accumulate`), written at
+/// `dst.off` and at `dst2_off` (pass `dst.off` again for one copy).
+pub fn col_sum(rows: usize, cols: usize, src: At, dst: At, dst2_off: usize, accumulate: bool) -> Result<Dispatch> {
+    let p = [
+        W::U(rows),
+        W::U(cols),
+        W::U(src.off),
+        W::U(dst.off),
+        W::U(dst2_off),
+        W::U(accumulate as usize),
+    ];
     dispatch(Kernel::ColSum, &p, &[src.buf, dst.buf], groups_1d(cols, 64)?)
 }
 
@@ -518,7 +527,8 @@ pub fn embed_gather(
     )
 }
 
-/// out[tok[r]·stride_v + c·stride_c] = Σ_r src (rows, cols)[r, c] (the region is zeroed first).
+/// out[tok[r]·stride_v + c·stride_c] = Σ_r src (rows, cols)[r, c] (the region is zeroed first
+/// unless `accumulate`).
 #[allow(clippy::too_many_arguments)]
 pub fn token_scatter(
     rows: usize,
@@ -529,6 +539,7 @@ pub fn token_scatter(
     out: At,
     stride_v: usize,
     stride_c: usize,
+    accumulate: bool,
 ) -> Result<Dispatch> {
     let p = [
         W::U(rows),
@@ -538,6 +549,7 @@ pub fn token_scatter(
         W::U(out.off),
         W::U(stride_v),
         W::U(stride_c),
+        W::U(accumulate as usize),
     ];
     dispatch(Kernel::TokenScatter, &p, &[src.buf, tok, out.buf], groups_1d(cols, 64)?)
 }
