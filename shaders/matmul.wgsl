@@ -9,6 +9,10 @@ struct P {
     ta: u32, tb: u32,
     // 1 = accumulate into C, 0 = overwrite (C is never read)
     beta: u32,
+    // 1 = also write the row sums Σ_q op(A)[i, q] (a bias gradient) at c[rs_off + i] and
+    // c[rs2_off + i], added to c[rs_off + i] when beta; the sum runs over q in order, as in
+    // col_sum.wgsl, so the bias gradient costs no dispatch of its own
+    rowsum: u32, rs_off: u32, rs2_off: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -29,10 +33,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var ai = p.a_off + select(i * p.k, i, p.ta != 0u);
     var bi = p.b_off + select(j, j * p.k, p.tb != 0u);
     var acc = 0.0;
+    // the invocations of column 0 sum their row of A
+    let sum_row = p.rowsum != 0u && j == 0u;
+    var rs = 0.0;
+    if (sum_row && p.beta != 0u) {
+        rs = c[p.rs_off + i];
+    }
     for (var q = 0u; q < p.k; q++) {
         acc = fma(a[ai], b[bi], acc);
+        if (sum_row) {
+            rs += a[ai];
+        }
         ai += a_step;
         bi += b_step;
+    }
+    if (sum_row) {
+        c[p.rs_off + i] = rs;
+        c[p.rs2_off + i] = rs;
     }
     let ci = p.c_off + i * p.n + j;
     if (p.beta != 0u) {

@@ -8,6 +8,8 @@ struct P {
     a_off: u32, b_off: u32, c_off: u32,
     ta: u32, tb: u32,
     beta: u32,
+    // row sums of op(A) as in matmul.wgsl
+    rowsum: u32, rs_off: u32, rs2_off: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -38,14 +40,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    // the invocations of columns 0..4 sum their 4 rows of A
+    let sum_rows = p.rowsum != 0u && j0 == 0u;
+    var rs = vec4<f32>(0.0);
+    if (sum_rows && p.beta != 0u) {
+        for (var r = 0u; r < 4u; r++) {
+            rs[r] = c[p.rs_off + min(i0 + r, p.m - 1u)];
+        }
+    }
     for (var q = 0u; q < p.k; q++) {
         let bv = vec4<f32>(b[bj.x], b[bj.y], b[bj.z], b[bj.w]);
         acc0 = fma(vec4<f32>(a[ai.x]), bv, acc0);
         acc1 = fma(vec4<f32>(a[ai.y]), bv, acc1);
         acc2 = fma(vec4<f32>(a[ai.z]), bv, acc2);
         acc3 = fma(vec4<f32>(a[ai.w]), bv, acc3);
+        if (sum_rows) {
+            rs += vec4<f32>(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
+        }
         ai += vec4<u32>(a_step);
         bj += vec4<u32>(b_step);
+    }
+    if (sum_rows) {
+        for (var r = 0u; r < 4u; r++) {
+            if (i0 + r < p.m) {
+                c[p.rs_off + i0 + r] = rs[r];
+                c[p.rs2_off + i0 + r] = rs[r];
+            }
+        }
     }
     let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var r = 0u; r < 4u; r++) {

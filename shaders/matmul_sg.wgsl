@@ -16,6 +16,10 @@ struct P {
     ta: u32, tb: u32,
     // 1 = accumulate into C, 0 = overwrite (C is never read)
     beta: u32,
+    // 1 = also write the row sums Σ_q op(A)[i, q] (a bias gradient) at c[rs_off + i] and
+    // c[rs2_off + i], added to c[rs_off + i] when beta; the sum runs over q in order, as in
+    // col_sum.wgsl, so the bias gradient costs no dispatch of its own
+    rowsum: u32, rs_off: u32, rs2_off: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -111,6 +115,17 @@ fn main(
     let hi_r = p.a_off + min(vec4<u32>(i0) + vec4<u32>(4u, 5u, 6u, 7u), last_i) * a_si;
     let bc = p.b_off + min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u)) * b_sj;
 
+    // the subgroups of tile column 0 sum their 8 rows of A from the broadcast values (the
+    // condition is uniform per subgroup)
+    let sum_rows = p.rowsum != 0u && tile % tiles_n == 0u;
+    var rs_lo = vec4<f32>(0.0);
+    var rs_hi = vec4<f32>(0.0);
+    if (sum_rows && p.beta != 0u) {
+        let i = min(vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u), last_i);
+        let k = min(vec4<u32>(i0) + vec4<u32>(4u, 5u, 6u, 7u), last_i);
+        rs_lo = vec4<f32>(c[p.rs_off + i.x], c[p.rs_off + i.y], c[p.rs_off + i.z], c[p.rs_off + i.w]);
+        rs_hi = vec4<f32>(c[p.rs_off + k.x], c[p.rs_off + k.y], c[p.rs_off + k.z], c[p.rs_off + k.w]);
+    }
     let k8 = p.k - p.k % 8u;
     for (var q0 = 0u; q0 < k8; q0 += 8u) {
         // lane u holds column q0 + u of the subgroup's 8 × 8 block of A (lanes past 8 load
@@ -126,11 +141,34 @@ fn main(
         fma_rows(subgroupBroadcast(lo, 5u), subgroupBroadcast(hi, 5u), load_b(bc, (q0 + 5u) * b_sq));
         fma_rows(subgroupBroadcast(lo, 6u), subgroupBroadcast(hi, 6u), load_b(bc, (q0 + 6u) * b_sq));
         fma_rows(subgroupBroadcast(lo, 7u), subgroupBroadcast(hi, 7u), load_b(bc, (q0 + 7u) * b_sq));
+        if (sum_rows) {
+            for (var u = 0u; u < 8u; u++) {
+                // lane u's values, read back in lane order (q ascending)
+                rs_lo += subgroupShuffle(lo, u);
+                rs_hi += subgroupShuffle(hi, u);
+            }
+        }
     }
     // the last k % 8 steps: every lane loads its A values itself
     for (var q = k8; q < p.k; q++) {
         let av = load_a(lo_r, hi_r, q * a_sq);
         fma_rows(av[0], av[1], load_b(bc, q * b_sq));
+        if (sum_rows) {
+            rs_lo += av[0];
+            rs_hi += av[1];
+        }
+    }
+    if (sum_rows && lane == 0u) {
+        for (var r = 0u; r < 4u; r++) {
+            if (i0 + r < p.m) {
+                c[p.rs_off + i0 + r] = rs_lo[r];
+                c[p.rs2_off + i0 + r] = rs_lo[r];
+            }
+            if (i0 + 4u + r < p.m) {
+                c[p.rs_off + i0 + 4u + r] = rs_hi[r];
+                c[p.rs2_off + i0 + 4u + r] = rs_hi[r];
+            }
+        }
     }
 
     store_row(i0, j0, acc0);

@@ -8,14 +8,19 @@ struct P {
     batch: u32, hidden: u32,
     cur_off: u32, prev_off: u32,
     w_off: u32, bih_off: u32, bhh_off: u32,
-    // 0 = no input at this step (one-to-many after step 1): pre_t is zero
+    // 0 = no input at this step (one-to-many after step 1): pre_t is zero; 1 = pre_t is in
+    // row t of h; 2 = one-hot token inputs: pre_t[b, j] = W_ih[j, tok[tok_off + b]] is
+    // gathered here (W_ih (H, V) at wih_off), which saves a gather dispatch per step
     use_pre: u32,
     // 0 tanh, 1 sigmoid, 2 relu
     act: u32,
+    tok_off: u32, vocab: u32, wih_off: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> h: array<f32>;
+// the (T_in, B) token ids; bound but unread unless use_pre = 2
+@group(0) @binding(3) var<storage, read> tok: array<u32>;
 
 fn sigmoid(z: f32) -> f32 {
     // never evaluates exp of a large positive number
@@ -82,8 +87,10 @@ fn store_row(bi: u32, j0: u32, v: vec4<f32>) {
         if (j < p.hidden) {
             let idx = p.cur_off + bi * p.hidden + j;
             var pre = 0.0;
-            if (p.use_pre != 0u) {
+            if (p.use_pre == 1u) {
                 pre = h[idx];
+            } else if (p.use_pre == 2u) {
+                pre = w[p.wih_off + j * p.vocab + min(tok[p.tok_off + bi], p.vocab - 1u)];
             }
             pre += w[p.bih_off + j] + w[p.bhh_off + j];
             h[idx] = activate(pre + v[s]);

@@ -10,7 +10,7 @@ use wgrnn::cpu::loss::{mse_backward, mse_forward, softmax_ce_backward, softmax_c
 use wgrnn::cpu::optim::{clip, update};
 use wgrnn::cpu::{gemm, Op};
 use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
-use wgrnn::gpu::kernels::{self, act_code, at, Kernel};
+use wgrnn::gpu::kernels::{self, act_code, at, Kernel, Pre, Sum};
 use wgrnn::gpu::scheduler::{Op as GOp, Program};
 use wgrnn::gpu::{GpuContext, GpuOptions};
 use wgrnn::{Activation, Clip, Head, OptimConfig, OptimKind, OptimState};
@@ -114,21 +114,34 @@ fn matmul_kernels_all_transposes() {
                     };
                     let (ga, gb) = (buf(&pad(&a, ao)), buf(&pad(&b, bo)));
                     let mut results = Vec::new();
+                    // row sums of op(A) at the end of C's buffer (2 copies), over an old value
+                    let rs0 = rand_vec(&mut rng, m, 1.0);
+                    let mut want_rs = if beta { rs0.clone() } else { vec![0.0; m] };
+                    for (i, w) in want_rs.iter_mut().enumerate() {
+                        for q in 0..k {
+                            *w += if ta { a[q * m + i] } else { a[i * k + q] };
+                        }
+                    }
+                    let rs_off = co + m * n + 3;
                     for kernel in matmul_kernels() {
-                        let gc = buf(&pad(&c0, co));
-                        run(vec![kernels::matmul(
-                            kernel,
-                            m,
-                            n,
-                            k,
-                            at(&ga, ao),
-                            ta,
-                            at(&gb, bo),
-                            tb,
-                            beta,
-                            at(&gc, co),
+                        let mut cbuf = pad(&c0, co);
+                        cbuf.extend_from_slice(&rs0);
+                        cbuf.extend_from_slice(&rs0);
+                        let gc = buf(&cbuf);
+                        run(vec![kernels::with_row_sums(
+                            kernels::matmul(kernel, m, n, k, at(&ga, ao), ta, at(&gb, bo), tb, beta, at(&gc, co))
+                                .unwrap(),
+                            rs_off,
+                            rs_off + m,
                         )
                         .unwrap()]);
+                        let sums = read(&gc, rs_off, 2 * m);
+                        assert_eq!(
+                            sums[..m],
+                            want_rs[..],
+                            "{kernel:?} row sums m={m} k={k} ta={ta} beta={beta}"
+                        );
+                        assert_eq!(sums[m..], want_rs[..], "{kernel:?} row sums copy m={m} k={k}");
                         let all = read(&gc, 0, co + m * n + 3);
                         assert!(
                             all[..co].iter().chain(&all[co + m * n..]).all(|&v| v == 9.0),
@@ -170,9 +183,23 @@ fn rnn_step_forward_matches_cpu() {
     for kernel in variants(Kernel::RnnStepForward, Kernel::RnnStepForwardSg) {
         for &(b, h) in &STEP_SHAPES {
             for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
-                for use_pre in [true, false] {
-                    let w = rand_vec(&mut rng, 64 + h * h + 2 * h, 1.0); // W_hh at 64, biases after
-                    let (w_off, bih, bhh) = (64, 64 + h * h, 64 + h * h + h);
+                // 0: no input, 1: pre_t in place, 2: gathered from W_ih (H, V = 3) by token
+                for mode in 0..3 {
+                    // W_hh at 64, biases after, then W_ih
+                    let w = rand_vec(&mut rng, 64 + h * h + 2 * h + 3 * h, 1.0);
+                    let (w_off, bih, bhh, wih) = (64, 64 + h * h, 64 + h * h + h, 64 + h * h + 2 * h);
+                    // (2, B) token ids, the step reads row 1; 7 is out of range and is clamped
+                    let tok: Vec<u32> = (0..2 * b).map(|i| [0, 2, 1, 7][i % 4]).collect();
+                    let gtok = buf(&tok);
+                    let pre = match mode {
+                        0 => Pre::None,
+                        1 => Pre::InPlace,
+                        _ => Pre::Tokens {
+                            tok: at(&gtok, b),
+                            vocab: 3,
+                            wih_off: wih,
+                        },
+                    };
                     let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
                                                                      // large pre-activations: tanh must saturate, never NaN
                     hs[2 * b * h] = 80.0;
@@ -189,15 +216,17 @@ fn rnn_step_forward_matches_cpu() {
                         &gh,
                         2 * b * h,
                         b * h,
-                        use_pre,
+                        pre,
                         act_code(act),
                     )
                     .unwrap()]);
                     let got = read(&gh, 2 * b * h, b * h);
-                    let mut want: Vec<f32> = if use_pre {
-                        hs[2 * b * h..].to_vec()
-                    } else {
-                        vec![0.0; b * h]
+                    let mut want: Vec<f32> = match mode {
+                        0 => vec![0.0; b * h],
+                        1 => hs[2 * b * h..].to_vec(),
+                        _ => (0..b * h)
+                            .map(|i| w[wih + (i % h) * 3 + (tok[b + i / h] as usize).min(2)])
+                            .collect(),
                     };
                     for row in want.chunks_exact_mut(h) {
                         for j in 0..h {
@@ -216,7 +245,7 @@ fn rnn_step_forward_matches_cpu() {
                         &mut want,
                     );
                     activate(act, &mut want);
-                    close(&format!("{kernel:?} B={b} H={h} {act} pre={use_pre}"), &got, &want);
+                    close(&format!("{kernel:?} B={b} H={h} {act} pre mode {mode}"), &got, &want);
                     // the other rows are untouched
                     assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
                 }
@@ -383,6 +412,43 @@ fn reduce_sum_matches_f64() {
             );
         }
     }
+}
+
+/// Two sums in one dispatch (the loss and Σ g² of a training step) give the bits of two
+/// separate ones.
+#[test]
+fn reduce_sums_match_reduce_sum() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let (u, v) = (rand_vec(&mut rng, 1003, 1.0), rand_vec(&mut rng, 70, 3.0));
+    let (gu, gv) = (buf(&u), buf(&v));
+    let (one, two) = (buf(&[0.0f32; 4]), buf(&[0.0f32, 0.0, 0.0, 0.5]));
+    run(vec![
+        kernels::reduce_sum(1000, at(&gu, 3), false, 0.25, at(&one, 0), false).unwrap(),
+        kernels::reduce_sum(70, at(&gv, 0), true, 1.0, at(&one, 1), false).unwrap(),
+    ]);
+    let first = Sum {
+        n: 1000,
+        src: at(&gu, 3),
+        square: false,
+        factor: 0.25,
+        dst: at(&two, 0),
+        accumulate: false,
+    };
+    let second = Sum {
+        n: 70,
+        src: at(&gv, 0),
+        square: true,
+        factor: 1.0,
+        dst: at(&two, 1),
+        accumulate: false,
+    };
+    run(vec![kernels::reduce_sums(first, second).unwrap()]);
+    assert_eq!(read(&two, 0, 2), read(&one, 0, 2));
+    assert_eq!(
+        read(&two, 3, 1),
+        vec![0.5],
+        "reduce_sums wrote outside its destinations"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{self, act_code, at, Dispatch, Kernels};
+use super::kernels::{self, act_code, at, Dispatch, Kernels, Pre};
 use super::scheduler::{Op, Program};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Head, ModelConfig, SeqShape};
@@ -383,20 +383,22 @@ impl GpuEngine {
             let mut ops = Vec::new();
             for (i, &ch) in chunks.iter().enumerate() {
                 ops.extend(self.chunk_in_ops(ch)?);
-                ops.extend(self.forward_ops(ch, i > 0)?);
+                ops.extend(self.forward_ops(ch, i > 0, false)?);
                 ops.extend(self.backward_ops(Want::default(), ch, i > 0)?);
                 ops.extend(self.last_state_ops(ch)?);
             }
-            self.push_update(&mut ops)?;
+            self.push_update(&mut ops, None)?;
             return Ok(ops);
         };
-        let mut ops = self.forward_ops(whole, false)?;
+        // a training step sums its loss in the same dispatch as Σ g² (push_update)
+        let mut ops = self.forward_ops(whole, false, mode == Mode::Train)?;
         match mode {
             Mode::Forward => {}
             Mode::Grads(dx, dh0) => ops.extend(self.backward_ops(Want { dx, dh0 }, whole, false)?),
             Mode::Train => {
                 ops.extend(self.backward_ops(Want::default(), whole, false)?);
-                self.push_update(&mut ops)?;
+                let factor = self.loss_factor()?;
+                self.push_update(&mut ops, Some((whole, factor)))?;
                 ops.extend(self.last_state_ops(whole)?);
             }
         }
@@ -464,22 +466,28 @@ impl GpuEngine {
     }
 
     /// Appends clipping, Σ g² and the optimiser (once per step, after every chunk's
-    /// gradients) and notes where the optimiser dispatch sits for `set_params`.
-    fn push_update(&mut self, ops: &mut Vec<Op>) -> Result<()> {
+    /// gradients) and notes where the optimiser dispatch sits for `set_params`. `loss`: a
+    /// chunk whose loss sum was deferred to share Σ g²'s dispatch.
+    fn push_update(&mut self, ops: &mut Vec<Op>, loss: Option<(Chunk, f32)>) -> Result<()> {
         let total = self.layout.total;
         if let Some(v) = self.opt.clip.value {
             ops.push(Op::Dispatch(kernels::clip_value(total, at(&self.grads, 0), v)?));
         }
         // Σ g² always: clipping by norm needs it, and train_step reads it back with the loss
         // to report a non-finite gradient as the CPU path does.
-        ops.push(Op::Dispatch(kernels::reduce_sum(
-            total,
-            at(&self.grads, 0),
-            true,
-            1.0,
-            at(&self.scalars, NORM_SQ),
-            false,
-        )?));
+        let norm = kernels::Sum {
+            n: total,
+            src: at(&self.grads, 0),
+            square: true,
+            factor: 1.0,
+            dst: at(&self.scalars, NORM_SQ),
+            accumulate: false,
+        };
+        let d = match loss {
+            Some((ch, factor)) => kernels::reduce_sums(self.loss_sum(ch, factor, false)?, norm)?,
+            None => kernels::reduce_sum(norm.n, norm.src, true, 1.0, norm.dst, false)?,
+        };
+        ops.push(Op::Dispatch(d));
         self.shape_mut()?.opt_op = ops.len();
         ops.push(Op::Dispatch(self.optimizer_dispatch(self.step + 1)?));
         Ok(())
@@ -528,8 +536,8 @@ impl GpuEngine {
     }
 
     /// Forward pass, head and loss of one chunk (loss into scalars[0], added to it when
-    /// `acc`: a later chunk of a split batch).
-    fn forward_ops(&self, ch: Chunk, acc: bool) -> Result<Vec<Op>> {
+    /// `acc`: a later chunk of a split batch; left to `push_update` when `defer_loss`).
+    fn forward_ops(&self, ch: Chunk, acc: bool, defer_loss: bool) -> Result<Vec<Op>> {
         let (cfg, lay, sh) = (&self.cfg, &self.layout, self.shape()?);
         let (b, t, hd, o) = (ch.b, sh.t, cfg.hidden, cfg.output);
         let (t_in, n, bh) = (cfg.input_steps(t), cfg.target_steps(t) * b, b * hd);
@@ -570,18 +578,8 @@ impl GpuEngine {
                         false,
                         at(h, bh),
                     ))?,
-                    (crate::config::Input::Tokens { vocab, .. }, None) => {
-                        // one-hot · W_ih^T is the column W_ih[:, tok]
-                        d(kernels::embed_gather(
-                            t_in * b,
-                            hd,
-                            at(p, w_ih),
-                            1,
-                            vocab,
-                            &sh.x,
-                            at(h, bh),
-                        ))?
-                    }
+                    // one-hot · W_ih^T is the column W_ih[:, tok]: each step kernel gathers it
+                    (crate::config::Input::Tokens { .. }, None) => {}
                     (_, Some(e_idx)) => {
                         let e = cfg.in_width(0);
                         let table = lay.tensors[e_idx].offset;
@@ -621,7 +619,15 @@ impl GpuEngine {
                     h,
                     s * bh,
                     (s - 1) * bh,
-                    l > 0 || s <= t_in,
+                    match (cfg.input, lay.embed) {
+                        _ if l == 0 && s > t_in => Pre::None,
+                        (crate::config::Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
+                            tok: at(&sh.x, (s - 1) * b),
+                            vocab,
+                            wih_off: w_ih,
+                        },
+                        _ => Pre::InPlace,
+                    },
                     act_code(cfg.activation),
                 ))?;
             }
@@ -644,7 +650,7 @@ impl GpuEngine {
         ))?;
         // the mean runs over the whole batch, not the chunk
         let scale = cfg.loss_scale(sh.b, t);
-        let factor = match cfg.head {
+        match cfg.head {
             Head::Softmax => {
                 d(kernels::softmax_ce(
                     n,
@@ -657,7 +663,6 @@ impl GpuEngine {
                     &sh.g,
                     &sh.loss_rows,
                 ))?;
-                scale as f32
             }
             Head::Linear | Head::Sigmoid => {
                 let gscale = (scale as f32) * ((2.0 / o as f64) as f32);
@@ -673,18 +678,37 @@ impl GpuEngine {
                     &sh.g,
                     &sh.loss_rows,
                 ))?;
-                (scale / o as f64) as f32
             }
-        };
-        d(kernels::reduce_sum(
-            n,
-            at(&sh.loss_rows, 0),
-            false,
-            factor,
-            at(&self.scalars, 0),
-            acc,
-        ))?;
+        }
+        let factor = self.loss_factor()?;
+        if !defer_loss {
+            let l = self.loss_sum(ch, factor, acc)?;
+            d(kernels::reduce_sum(l.n, l.src, l.square, l.factor, l.dst, l.accumulate))?;
+        }
         Ok(ops)
+    }
+
+    /// The loss of one chunk: its per-row losses times `factor` into scalars[0].
+    fn loss_sum(&self, ch: Chunk, factor: f32, acc: bool) -> Result<kernels::Sum<'_>> {
+        let sh = self.shape()?;
+        Ok(kernels::Sum {
+            n: self.cfg.target_steps(sh.t) * ch.b,
+            src: at(&sh.loss_rows, 0),
+            square: false,
+            factor,
+            dst: at(&self.scalars, 0),
+            accumulate: acc,
+        })
+    }
+
+    /// The factor that turns the summed per-row losses into the loss (reduction and MSE's 1/O).
+    fn loss_factor(&self) -> Result<f32> {
+        let (cfg, sh) = (&self.cfg, self.shape()?);
+        let scale = cfg.loss_scale(sh.b, sh.t);
+        Ok(match cfg.head {
+            Head::Softmax => scale as f32,
+            Head::Linear | Head::Sigmoid => (scale / cfg.output as f64) as f32,
+        })
     }
 
     /// BPTT of one chunk and every weight gradient into the gradient buffer (SPEC §2),
@@ -698,8 +722,9 @@ impl GpuEngine {
         let mut ops = Vec::new();
         let top = &sh.hs[cfg.layers - 1];
 
-        // Head: dW_ho (O, H) = g^T (O, N) · rows (N, H); db_o = column sums of g.
-        ops.push(Op::Dispatch(kernels::matmul(
+        // Head: dW_ho (O, H) = g^T (O, N) · rows (N, H); db_o = column sums of g, i.e. the
+        // row sums of g^T, in the same dispatch.
+        let d = kernels::matmul(
             self.kernels.matmul,
             o,
             hd,
@@ -710,14 +735,11 @@ impl GpuEngine {
             false,
             acc,
             at(gr, off(lay.head_w)),
-        )?));
-        ops.push(Op::Dispatch(kernels::col_sum(
-            n,
-            o,
-            at(&sh.g, 0),
-            at(gr, off(lay.head_b)),
+        )?;
+        ops.push(Op::Dispatch(kernels::with_row_sums(
+            d,
             off(lay.head_b),
-            acc,
+            off(lay.head_b),
         )?));
         // dh of the top layer = g · W_ho; many-to-one has it at the last step only.
         let dh_head = if cfg.seq == SeqShape::ManyToOne {
@@ -761,8 +783,9 @@ impl GpuEngine {
                     act_code(cfg.activation),
                 )?));
             }
-            // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H); both biases get Σ dz.
-            ops.push(Op::Dispatch(kernels::matmul(
+            // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H); both biases get Σ dz (the row
+            // sums of dz^T) from the same dispatch.
+            let d = kernels::matmul(
                 self.kernels.matmul,
                 hd,
                 hd,
@@ -773,15 +796,8 @@ impl GpuEngine {
                 false,
                 acc,
                 at(gr, off(li.w_hh)),
-            )?));
-            ops.push(Op::Dispatch(kernels::col_sum(
-                t * b,
-                hd,
-                at(&sh.dz, 0),
-                at(gr, off(li.b_ih)),
-                off(li.b_hh),
-                acc,
-            )?));
+            )?;
+            ops.push(Op::Dispatch(kernels::with_row_sums(d, off(li.b_ih), off(li.b_hh))?));
             if want.dh0 {
                 ops.push(Op::Dispatch(kernels::matmul(
                     self.kernels.matmul,

@@ -318,6 +318,21 @@ pub fn matmul(
     dispatch(kernel, &p, &[a.buf, b.buf, c.buf], [gx as u32, gy as u32, gz as u32])
 }
 
+/// A matmul dispatch that also writes the row sums Σ_q op(A)[i, q] at elements `rs_off + i`
+/// and `rs2_off + i` of C's buffer (added to the first when the product accumulates): the
+/// bias gradients Σ dz beside dW = dz^T · h, in the same dispatch.
+pub fn with_row_sums(mut d: Dispatch, rs_off: usize, rs2_off: usize) -> Result<Dispatch> {
+    if !matches!(d.kernel, Kernel::Matmul | Kernel::MatmulBlocked | Kernel::MatmulSg) {
+        return Err(Error::gpu(
+            format!("{:?} is not a matmul kernel", d.kernel),
+            "internal error",
+        ));
+    }
+    let w = words(&[W::U(1), W::U(rs_off), W::U(rs2_off)])?;
+    d.params[9..12].copy_from_slice(&w[..3]);
+    Ok(d)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn matmul_params(m: usize, n: usize, k: usize, a: &At, ta: bool, b: &At, tb: bool, accumulate: bool, c: &At) -> [W; 9] {
     [
@@ -354,6 +369,17 @@ fn step_groups(kernel: Kernel, batch: usize, hidden: usize) -> Result<[u32; 3]> 
     }
 }
 
+/// Where a forward step finds its input pre-activation pre_t.
+#[derive(Clone, Copy, Debug)]
+pub enum Pre<'a> {
+    /// no input at this step: pre_t = 0
+    None,
+    /// already in row t of `h` (written by the batched input projection)
+    InPlace,
+    /// one-hot tokens: pre_t[b, j] = W_ih[j, tok[tok.off + b]], W_ih (H, V) at `wih_off` in `w`
+    Tokens { tok: At<'a>, vocab: usize, wih_off: usize },
+}
+
 /// h_t = f(pre_t + b_ih + b_hh + W_hh h_{t-1}) in the layer buffer `h` (T+1, B, H).
 /// `w` holds W_hh and the biases at element offsets `w_off`, `bih_off`, `bhh_off`.
 /// `kernel` is `RnnStepForward` or `RnnStepForwardSg` (same bindings and parameters).
@@ -369,9 +395,15 @@ pub fn rnn_step_forward(
     h: &wgpu::Buffer,
     cur_off: usize,
     prev_off: usize,
-    use_pre: bool,
+    pre: Pre,
     act: usize,
 ) -> Result<Dispatch> {
+    // without token inputs `w` fills the unread token binding (never `h`, bound read-write)
+    let (mode, tok, vocab, wih_off) = match pre {
+        Pre::None => (0, at(w, 0), 1, 0),
+        Pre::InPlace => (1, at(w, 0), 1, 0),
+        Pre::Tokens { tok, vocab, wih_off } => (2, tok, vocab, wih_off),
+    };
     let p = [
         W::U(batch),
         W::U(hidden),
@@ -380,10 +412,13 @@ pub fn rnn_step_forward(
         W::U(w_off),
         W::U(bih_off),
         W::U(bhh_off),
-        W::U(use_pre as usize),
+        W::U(mode),
         W::U(act),
+        W::U(tok.off),
+        W::U(vocab),
+        W::U(wih_off),
     ];
-    dispatch(kernel, &p, &[w, h], step_groups(kernel, batch, hidden)?)
+    dispatch(kernel, &p, &[w, h, tok.buf], step_groups(kernel, batch, hidden)?)
 }
 
 /// dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); `next_off` = None at t = T.
@@ -473,22 +508,72 @@ pub fn mse(
     )
 }
 
-/// dst[dst.off] = factor · Σ src[src.off..+n] (of squares when `square`); added to
-/// dst[dst.off] when `accumulate`.
+/// One sum of `reduce_sums`: dst[dst.off] = factor · Σ src[src.off..+n] (of squares when
+/// `square`), added to dst[dst.off] when `accumulate`.
+#[derive(Clone, Copy, Debug)]
+pub struct Sum<'a> {
+    pub n: usize,
+    pub src: At<'a>,
+    pub square: bool,
+    pub factor: f32,
+    pub dst: At<'a>,
+    pub accumulate: bool,
+}
+
+impl Sum<'_> {
+    /// The WGSL `Sum` struct: 6 words and 2 of padding (a 32-byte uniform array stride).
+    fn words(&self) -> [W; 8] {
+        [
+            W::U(self.n),
+            W::U(self.src.off),
+            W::U(self.dst.off),
+            W::U(self.square as usize),
+            W::F(self.factor),
+            W::U(self.accumulate as usize),
+            W::U(0),
+            W::U(0),
+        ]
+    }
+}
+
+/// One sum in one workgroup (see `Sum`).
 pub fn reduce_sum(n: usize, src: At, square: bool, factor: f32, dst: At, accumulate: bool) -> Result<Dispatch> {
-    let p = [
-        W::U(n),
-        W::U(src.off),
-        W::U(dst.off),
-        W::U(square as usize),
-        W::F(factor),
-        W::U(accumulate as usize),
-    ];
-    dispatch(Kernel::ReduceSum, &p, &[src.buf, dst.buf], [1, 1, 1])
+    let s = Sum {
+        n,
+        src,
+        square,
+        factor,
+        dst,
+        accumulate,
+    };
+    let mut p = s.words().to_vec();
+    p.extend(s.words());
+    dispatch(Kernel::ReduceSum, &p, &[src.buf, dst.buf, src.buf], [1, 1, 1])
+}
+
+/// Two independent sums in one dispatch (one workgroup each); both write into `first`'s
+/// destination buffer.
+pub fn reduce_sums(first: Sum, second: Sum) -> Result<Dispatch> {
+    if first.dst.buf != second.dst.buf {
+        return Err(Error::gpu(
+            "reduce_sums: the two sums need one destination buffer",
+            "internal error",
+        ));
+    }
+    let mut p = first.words().to_vec();
+    p.extend(second.words());
+    dispatch(
+        Kernel::ReduceSum,
+        &p,
+        &[first.src.buf, first.dst.buf, second.src.buf],
+        [2, 1, 1],
+    )
 }
 
 /// dst (cols) = column sums of src (rows, cols) (plus dst when `accumulate`), written at
 /// `dst.off` and at `dst2_off` (pass `dst.off` again for one copy).
+/// The engine gets bias gradients from `with_row_sums` instead (no dispatch of their own);
+/// this kernel stays as their standalone reference, like the naive matmul.
 pub fn col_sum(rows: usize, cols: usize, src: At, dst: At, dst2_off: usize, accumulate: bool) -> Result<Dispatch> {
     let p = [
         W::U(rows),
