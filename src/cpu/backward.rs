@@ -156,7 +156,7 @@ pub fn backward_into<F: Real>(
                 }
                 let h_rows = &h[s * bh + r0 * hd..s * bh + (r0 + nb) * hd];
                 for (d, &hv) in cur.iter_mut().zip(h_rows) {
-                    *d = *d * activation_grad(cfg.activation, hv);
+                    *d *= activation_grad(cfg.activation, hv);
                 }
             }
         });

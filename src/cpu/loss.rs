@@ -62,7 +62,7 @@ pub fn mse_backward<F: Real>(head: Head, y_hat: &[F], y: &[F], o: usize, scale: 
     for ((d, &yh), &t) in dlogits.iter_mut().zip(y_hat).zip(y) {
         *d = c * (yh - t);
         if head == Head::Sigmoid {
-            *d = *d * yh * (F::ONE - yh);
+            *d *= yh * (F::ONE - yh);
         }
     }
 }

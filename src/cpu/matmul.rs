@@ -28,7 +28,7 @@ pub fn gemm<F: Real>(m: usize, n: usize, k: usize, a: &[F], op_a: Op, b: &[F], o
     }
     if k == 0 {
         for v in &mut c[..m * n] {
-            *v = *v * beta;
+            *v *= beta;
         }
         return;
     }

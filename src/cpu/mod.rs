@@ -200,7 +200,7 @@ pub fn tanh_f32(x: f32) -> f32 {
         2.000_188e-13,
         -2.760_768_5e-16,
     ];
-    const B: [f32; 4] = [4.893_525_2e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+    const B: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
     // Beyond this the rational function's value rounds to ±1 in f32.
     let x = x.clamp(-7.905_311, 7.905_311);
     let x2 = x * x;

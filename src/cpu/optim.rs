@@ -24,7 +24,7 @@ pub fn clip<F: Real>(c: &Clip, g: &mut [F]) -> f64 {
         if coef < 1.0 {
             let coef = F::from_f64(coef);
             for x in g.iter_mut() {
-                *x = *x * coef;
+                *x *= coef;
             }
         }
     }
