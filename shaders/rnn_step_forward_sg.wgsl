@@ -1,8 +1,8 @@
 // One recurrent step of one layer, fused, with subgroup broadcasts (needs SUBGROUP; the
 // plain twin is rnn_step_forward.wgsl): h_t = f(pre_t + (b_ih + b_hh) + W_hh · h_{t-1}).
 // The product is matmul_sg.wgsl's (B, H) × W_hh^T tile loop: a subgroup of S lanes owns
-// 8 sequences × 4S hidden units, each lane 8 × 4; per 8 steps of q, lanes 0..7 load
-// h_{t-1}[b, q + u] and share it by broadcast, each lane loads its own 4 rows of W_hh.
+// 16 sequences × 2S hidden units, each lane 16 × 2; per 8 steps of q, lanes 0..7 load
+// h_{t-1}[b, q + u] and share it by broadcast, each lane loads its own 2 rows of W_hh.
 // The sum over q runs in order for every element, as in the plain kernel.
 struct P {
     batch: u32, hidden: u32,
@@ -40,49 +40,70 @@ fn activate(z: f32) -> f32 {
     }
 }
 
-// The accumulators are 8 named vec4s, not an array: lavapipe keeps a dynamically indexed
-// private array in per-lane scratch memory, which costs as much as a storage load.
-var<private> acc0: vec4<f32>;
-var<private> acc1: vec4<f32>;
-var<private> acc2: vec4<f32>;
-var<private> acc3: vec4<f32>;
-var<private> acc4: vec4<f32>;
-var<private> acc5: vec4<f32>;
-var<private> acc6: vec4<f32>;
-var<private> acc7: vec4<f32>;
+// The accumulators are 16 named vec2s (16 rows × 2 columns per lane), not an array:
+// lavapipe keeps a dynamically indexed private array in per-lane scratch memory, which costs
+// as much as a storage load. 16 × 2 rather than 8 × 4: per 8 steps of q a lane then makes
+// 16 loads of A (shared) and 16 of its own B instead of 8 + 32 (measured 4.0 vs 3.3 GFLOP/s
+// at 1024³ on lavapipe); 16 × 4 spills and is slower.
+var<private> acc0: vec2<f32>;
+var<private> acc1: vec2<f32>;
+var<private> acc2: vec2<f32>;
+var<private> acc3: vec2<f32>;
+var<private> acc4: vec2<f32>;
+var<private> acc5: vec2<f32>;
+var<private> acc6: vec2<f32>;
+var<private> acc7: vec2<f32>;
+var<private> acc8: vec2<f32>;
+var<private> acc9: vec2<f32>;
+var<private> acc10: vec2<f32>;
+var<private> acc11: vec2<f32>;
+var<private> acc12: vec2<f32>;
+var<private> acc13: vec2<f32>;
+var<private> acc14: vec2<f32>;
+var<private> acc15: vec2<f32>;
 
-// acc_r += A[i0 + r, q] · B[q, j0..j0+4] for the 8 rows, A's column given as two vec4s
-fn fma_rows(lo: vec4<f32>, hi: vec4<f32>, bv: vec4<f32>) {
-    acc0 = fma(vec4<f32>(lo.x), bv, acc0);
-    acc1 = fma(vec4<f32>(lo.y), bv, acc1);
-    acc2 = fma(vec4<f32>(lo.z), bv, acc2);
-    acc3 = fma(vec4<f32>(lo.w), bv, acc3);
-    acc4 = fma(vec4<f32>(hi.x), bv, acc4);
-    acc5 = fma(vec4<f32>(hi.y), bv, acc5);
-    acc6 = fma(vec4<f32>(hi.z), bv, acc6);
-    acc7 = fma(vec4<f32>(hi.w), bv, acc7);
+// acc_r += A[i0 + r, q] · B[q, j0..j0+2] for the 16 rows, A's column given as four vec4s
+fn fma_rows(av: array<vec4<f32>, 4>, bv: vec2<f32>) {
+    acc0 = fma(vec2<f32>(av[0].x), bv, acc0);
+    acc1 = fma(vec2<f32>(av[0].y), bv, acc1);
+    acc2 = fma(vec2<f32>(av[0].z), bv, acc2);
+    acc3 = fma(vec2<f32>(av[0].w), bv, acc3);
+    acc4 = fma(vec2<f32>(av[1].x), bv, acc4);
+    acc5 = fma(vec2<f32>(av[1].y), bv, acc5);
+    acc6 = fma(vec2<f32>(av[1].z), bv, acc6);
+    acc7 = fma(vec2<f32>(av[1].w), bv, acc7);
+    acc8 = fma(vec2<f32>(av[2].x), bv, acc8);
+    acc9 = fma(vec2<f32>(av[2].y), bv, acc9);
+    acc10 = fma(vec2<f32>(av[2].z), bv, acc10);
+    acc11 = fma(vec2<f32>(av[2].w), bv, acc11);
+    acc12 = fma(vec2<f32>(av[3].x), bv, acc12);
+    acc13 = fma(vec2<f32>(av[3].y), bv, acc13);
+    acc14 = fma(vec2<f32>(av[3].z), bv, acc14);
+    acc15 = fma(vec2<f32>(av[3].w), bv, acc15);
 }
 
-// W_hh[j, q] for the lane's 4 hidden units j at q (rows of W_hh are contiguous in q)
-fn load_b(bc: vec4<u32>, q: u32) -> vec4<f32> {
-    return vec4<f32>(w[bc.x + q], w[bc.y + q], w[bc.z + q], w[bc.w + q]);
+// B[q, j0..j0+2] at element `qb` = q·(q stride) past the clamped column addresses `bc`
+fn load_b(bc: vec2<u32>, qb: u32) -> vec2<f32> {
+    return vec2<f32>(w[bc.x + qb], w[bc.y + qb]);
 }
 
-// h_{t-1}[b0 + r, q] for the 8 sequences
-fn load_a(lo_r: vec4<u32>, hi_r: vec4<u32>, q: u32) -> array<vec4<f32>, 2> {
-    return array<vec4<f32>, 2>(
-        vec4<f32>(h[lo_r.x + q], h[lo_r.y + q], h[lo_r.z + q], h[lo_r.w + q]),
-        vec4<f32>(h[hi_r.x + q], h[hi_r.y + q], h[hi_r.z + q], h[hi_r.w + q]),
+// A[i0 + r, q] for the 16 rows at element `qa` = q·(q stride) past the row addresses
+fn load_a(r: array<vec4<u32>, 4>, qa: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(
+        vec4<f32>(h[r[0].x + qa], h[r[0].y + qa], h[r[0].z + qa], h[r[0].w + qa]),
+        vec4<f32>(h[r[1].x + qa], h[r[1].y + qa], h[r[1].z + qa], h[r[1].w + qa]),
+        vec4<f32>(h[r[2].x + qa], h[r[2].y + qa], h[r[2].z + qa], h[r[2].w + qa]),
+        vec4<f32>(h[r[3].x + qa], h[r[3].y + qa], h[r[3].z + qa], h[r[3].w + qa]),
     );
 }
 
-// h_t for sequence `bi`, hidden units j0..j0+4 (masked at the edges); pre_t is read from
+// h_t for sequence `bi`, hidden units j0..j0+2 (masked at the edges); pre_t is read from
 // and h_t written to the same element, which no other invocation touches.
-fn store_row(bi: u32, j0: u32, v: vec4<f32>) {
+fn store_row(bi: u32, j0: u32, v: vec2<f32>) {
     if (bi >= p.batch) {
         return;
     }
-    for (var s = 0u; s < 4u; s++) {
+    for (var s = 0u; s < 2u; s++) {
         let j = j0 + s;
         if (j < p.hidden) {
             let idx = p.cur_off + bi * p.hidden + j;
@@ -106,41 +127,55 @@ fn main(
     @builtin(subgroup_size) sg_size: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    // Tiles are assigned per subgroup; every lane runs the whole loop (clamped loads) so the
-    // broadcasts happen in uniform control flow; only the writes are masked.
+    // Tiles (16 rows × 2S columns per subgroup of S lanes) are assigned per subgroup, not by
+    // local_invocation_index, whose mapping to subgroups is implementation-defined.
     let tile = (wg.x + wg.y * nwg.x) * (64u / sg_size) + sg;
-    let tiles_n = (p.hidden + 4u * sg_size - 1u) / (4u * sg_size);
+    let tiles_n = (p.hidden + 2u * sg_size - 1u) / (2u * sg_size);
     // enough workgroups were launched for the largest subgroup size; surplus subgroups leave
     // (the whole subgroup at once, so the broadcasts below stay in uniform control flow)
-    if (tile >= ((p.batch + 7u) / 8u) * tiles_n) {
+    if (tile >= ((p.batch + 15u) / 16u) * tiles_n) {
         return;
     }
-    let i0 = (tile / tiles_n) * 8u;
-    let j0 = (tile % tiles_n) * 4u * sg_size + lane * 4u;
+    let i0 = (tile / tiles_n) * 16u;
+    let j0 = (tile % tiles_n) * 2u * sg_size + lane * 2u;
+
+    // Every lane runs the whole loop, even past the edge of C: rows and columns past the
+    // edge are clamped (loads stay in bounds) and only the writes are masked.
     let last_i = vec4<u32>(p.batch - 1u);
-    let lo_r = p.prev_off + min(vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u), last_i) * p.hidden;
-    let hi_r = p.prev_off + min(vec4<u32>(i0) + vec4<u32>(4u, 5u, 6u, 7u), last_i) * p.hidden;
-    let bc = p.w_off + min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.hidden - 1u)) * p.hidden;
-    let k = p.hidden;
-    let k8 = k - k % 8u;
+    let r0 = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let rows = array<vec4<u32>, 4>(
+        p.prev_off + min(r0, last_i) * p.hidden,
+        p.prev_off + min(r0 + 4u, last_i) * p.hidden,
+        p.prev_off + min(r0 + 8u, last_i) * p.hidden,
+        p.prev_off + min(r0 + 12u, last_i) * p.hidden,
+    );
+    let bc = p.w_off + min(vec2<u32>(j0) + vec2<u32>(0u, 1u), vec2<u32>(p.hidden - 1u)) * p.hidden;
+    let k8 = p.hidden - p.hidden % 8u;
     for (var q0 = 0u; q0 < k8; q0 += 8u) {
-        // lane u holds column q0 + u of the subgroup's 8 × 8 block of A
-        let av = load_a(lo_r, hi_r, min(q0 + lane, k - 1u));
-        let lo = av[0];
-        let hi = av[1];
-        fma_rows(subgroupBroadcast(lo, 0u), subgroupBroadcast(hi, 0u), load_b(bc, q0));
-        fma_rows(subgroupBroadcast(lo, 1u), subgroupBroadcast(hi, 1u), load_b(bc, (q0 + 1u)));
-        fma_rows(subgroupBroadcast(lo, 2u), subgroupBroadcast(hi, 2u), load_b(bc, (q0 + 2u)));
-        fma_rows(subgroupBroadcast(lo, 3u), subgroupBroadcast(hi, 3u), load_b(bc, (q0 + 3u)));
-        fma_rows(subgroupBroadcast(lo, 4u), subgroupBroadcast(hi, 4u), load_b(bc, (q0 + 4u)));
-        fma_rows(subgroupBroadcast(lo, 5u), subgroupBroadcast(hi, 5u), load_b(bc, (q0 + 5u)));
-        fma_rows(subgroupBroadcast(lo, 6u), subgroupBroadcast(hi, 6u), load_b(bc, (q0 + 6u)));
-        fma_rows(subgroupBroadcast(lo, 7u), subgroupBroadcast(hi, 7u), load_b(bc, (q0 + 7u)));
+        // lane u holds column q0 + u of the subgroup's 16 × 8 block of A (lanes past 8 load
+        // a clamped duplicate that nobody reads)
+        let av = load_a(rows, min(q0 + lane, p.hidden - 1u) * 1u);
+        let a0 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 0u), subgroupBroadcast(av[1], 0u), subgroupBroadcast(av[2], 0u), subgroupBroadcast(av[3], 0u));
+        fma_rows(a0, load_b(bc, (q0 + 0u) * 1u));
+        let a1 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 1u), subgroupBroadcast(av[1], 1u), subgroupBroadcast(av[2], 1u), subgroupBroadcast(av[3], 1u));
+        fma_rows(a1, load_b(bc, (q0 + 1u) * 1u));
+        let a2 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 2u), subgroupBroadcast(av[1], 2u), subgroupBroadcast(av[2], 2u), subgroupBroadcast(av[3], 2u));
+        fma_rows(a2, load_b(bc, (q0 + 2u) * 1u));
+        let a3 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 3u), subgroupBroadcast(av[1], 3u), subgroupBroadcast(av[2], 3u), subgroupBroadcast(av[3], 3u));
+        fma_rows(a3, load_b(bc, (q0 + 3u) * 1u));
+        let a4 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 4u), subgroupBroadcast(av[1], 4u), subgroupBroadcast(av[2], 4u), subgroupBroadcast(av[3], 4u));
+        fma_rows(a4, load_b(bc, (q0 + 4u) * 1u));
+        let a5 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 5u), subgroupBroadcast(av[1], 5u), subgroupBroadcast(av[2], 5u), subgroupBroadcast(av[3], 5u));
+        fma_rows(a5, load_b(bc, (q0 + 5u) * 1u));
+        let a6 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 6u), subgroupBroadcast(av[1], 6u), subgroupBroadcast(av[2], 6u), subgroupBroadcast(av[3], 6u));
+        fma_rows(a6, load_b(bc, (q0 + 6u) * 1u));
+        let a7 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 7u), subgroupBroadcast(av[1], 7u), subgroupBroadcast(av[2], 7u), subgroupBroadcast(av[3], 7u));
+        fma_rows(a7, load_b(bc, (q0 + 7u) * 1u));
     }
-    // the last H % 8 steps: every lane loads its A values itself
-    for (var q = k8; q < k; q++) {
-        let av = load_a(lo_r, hi_r, q);
-        fma_rows(av[0], av[1], load_b(bc, q));
+    // the last K % 8 steps: every lane loads its A values itself
+    for (var q = k8; q < p.hidden; q++) {
+        let av = load_a(rows, q * 1u);
+        fma_rows(av, load_b(bc, q * 1u));
     }
 
     store_row(i0, j0, acc0);
@@ -151,4 +186,12 @@ fn main(
     store_row(i0 + 5u, j0, acc5);
     store_row(i0 + 6u, j0, acc6);
     store_row(i0 + 7u, j0, acc7);
+    store_row(i0 + 8u, j0, acc8);
+    store_row(i0 + 9u, j0, acc9);
+    store_row(i0 + 10u, j0, acc10);
+    store_row(i0 + 11u, j0, acc11);
+    store_row(i0 + 12u, j0, acc12);
+    store_row(i0 + 13u, j0, acc13);
+    store_row(i0 + 14u, j0, acc14);
+    store_row(i0 + 15u, j0, acc15);
 }

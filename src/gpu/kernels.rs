@@ -252,14 +252,14 @@ fn groups_tiles(batch: usize, hidden: usize) -> Result<[u32; 3]> {
     Ok([gx as u32, gy as u32, gz as u32])
 }
 
-/// Workgroups for the subgroup kernels: a subgroup of S lanes owns an 8 × 4S tile of the
+/// Workgroups for the subgroup kernels: a subgroup of S lanes owns a 16 × 2S tile of the
 /// (m, n) output, 64 / S subgroups per workgroup, tiles listed in one dimension. S is only
 /// known to lie in 8..=64 (a power of two), so enough workgroups for the worst S are launched;
 /// the surplus subgroups clamp their loads and write nothing.
 fn groups_sg(m: usize, n: usize) -> Result<[u32; 3]> {
     let worst = [8, 16, 32, 64]
         .iter()
-        .map(|&s| (m.div_ceil(8) * n.div_ceil(4 * s)).div_ceil(64 / s))
+        .map(|&s| (m.div_ceil(16) * n.div_ceil(2 * s)).div_ceil(64 / s))
         .max()
         .unwrap_or(1);
     groups_1d(worst, 1)
@@ -276,7 +276,7 @@ fn dispatch(kernel: Kernel, params: &[W], bufs: &[&wgpu::Buffer], groups: [u32; 
 
 /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n); `ta`/`tb` = operand stored transposed.
 /// Twin of `cpu::gemm`. `kernel` is `Matmul` (naive), `MatmulBlocked` (4×4 per invocation)
-/// or `MatmulSg` (8×4 per lane, A shared by subgroup shuffles).
+/// or `MatmulSg` (16×2 per lane, A shared by subgroup broadcasts).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     kernel: Kernel,
