@@ -155,7 +155,7 @@ fn main(
         // a clamped duplicate that nobody reads)
         let av = load_a(rows, min(q0 + lane, p.k - 1u) * a_sq);
         let a0 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 0u), subgroupBroadcast(av[1], 0u), subgroupBroadcast(av[2], 0u), subgroupBroadcast(av[3], 0u));
-        fma_rows(a0, load_b(bc, (q0 + 0u) * b_sq));
+        fma_rows(a0, load_b(bc, q0 * b_sq));
         if (sum_rows) {
             rs = array<vec4<f32>, 4>(rs[0] + a0[0], rs[1] + a0[1], rs[2] + a0[2], rs[3] + a0[3]);
         }

@@ -130,16 +130,16 @@ fn main(
         p.next_off + min(r0 + 8u, last_i) * p.hidden,
         p.next_off + min(r0 + 12u, last_i) * p.hidden,
     );
-    let bc = p.w_off + min(vec2<u32>(j0) + vec2<u32>(0u, 1u), vec2<u32>(p.hidden - 1u)) * 1u;
+    let bc = p.w_off + min(vec2<u32>(j0) + vec2<u32>(0u, 1u), vec2<u32>(p.hidden - 1u));
     // at t = T there is no dz_{t+1}: no product (uniform for the whole dispatch)
     let k = select(0u, p.hidden, p.has_next != 0u);
     let k8 = k - k % 8u;
     for (var q0 = 0u; q0 < k8; q0 += 8u) {
         // lane u holds column q0 + u of the subgroup's 16 × 8 block of A (lanes past 8 load
         // a clamped duplicate that nobody reads)
-        let av = load_a(rows, min(q0 + lane, k - 1u) * 1u);
+        let av = load_a(rows, min(q0 + lane, k - 1u));
         let a0 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 0u), subgroupBroadcast(av[1], 0u), subgroupBroadcast(av[2], 0u), subgroupBroadcast(av[3], 0u));
-        fma_rows(a0, load_b(bc, (q0 + 0u) * p.hidden));
+        fma_rows(a0, load_b(bc, q0 * p.hidden));
         let a1 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 1u), subgroupBroadcast(av[1], 1u), subgroupBroadcast(av[2], 1u), subgroupBroadcast(av[3], 1u));
         fma_rows(a1, load_b(bc, (q0 + 1u) * p.hidden));
         let a2 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 2u), subgroupBroadcast(av[1], 2u), subgroupBroadcast(av[2], 2u), subgroupBroadcast(av[3], 2u));
@@ -157,7 +157,7 @@ fn main(
     }
     // the last K % 8 steps: every lane loads its A values itself
     for (var q = k8; q < k; q++) {
-        let av = load_a(rows, q * 1u);
+        let av = load_a(rows, q);
         fma_rows(av, load_b(bc, q * p.hidden));
     }
 

@@ -154,28 +154,28 @@ fn main(
     for (var q0 = 0u; q0 < k8; q0 += 8u) {
         // lane u holds column q0 + u of the subgroup's 16 × 8 block of A (lanes past 8 load
         // a clamped duplicate that nobody reads)
-        let av = load_a(rows, min(q0 + lane, p.hidden - 1u) * 1u);
+        let av = load_a(rows, min(q0 + lane, p.hidden - 1u));
         let a0 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 0u), subgroupBroadcast(av[1], 0u), subgroupBroadcast(av[2], 0u), subgroupBroadcast(av[3], 0u));
-        fma_rows(a0, load_b(bc, (q0 + 0u) * 1u));
+        fma_rows(a0, load_b(bc, q0));
         let a1 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 1u), subgroupBroadcast(av[1], 1u), subgroupBroadcast(av[2], 1u), subgroupBroadcast(av[3], 1u));
-        fma_rows(a1, load_b(bc, (q0 + 1u) * 1u));
+        fma_rows(a1, load_b(bc, q0 + 1u));
         let a2 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 2u), subgroupBroadcast(av[1], 2u), subgroupBroadcast(av[2], 2u), subgroupBroadcast(av[3], 2u));
-        fma_rows(a2, load_b(bc, (q0 + 2u) * 1u));
+        fma_rows(a2, load_b(bc, q0 + 2u));
         let a3 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 3u), subgroupBroadcast(av[1], 3u), subgroupBroadcast(av[2], 3u), subgroupBroadcast(av[3], 3u));
-        fma_rows(a3, load_b(bc, (q0 + 3u) * 1u));
+        fma_rows(a3, load_b(bc, q0 + 3u));
         let a4 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 4u), subgroupBroadcast(av[1], 4u), subgroupBroadcast(av[2], 4u), subgroupBroadcast(av[3], 4u));
-        fma_rows(a4, load_b(bc, (q0 + 4u) * 1u));
+        fma_rows(a4, load_b(bc, q0 + 4u));
         let a5 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 5u), subgroupBroadcast(av[1], 5u), subgroupBroadcast(av[2], 5u), subgroupBroadcast(av[3], 5u));
-        fma_rows(a5, load_b(bc, (q0 + 5u) * 1u));
+        fma_rows(a5, load_b(bc, q0 + 5u));
         let a6 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 6u), subgroupBroadcast(av[1], 6u), subgroupBroadcast(av[2], 6u), subgroupBroadcast(av[3], 6u));
-        fma_rows(a6, load_b(bc, (q0 + 6u) * 1u));
+        fma_rows(a6, load_b(bc, q0 + 6u));
         let a7 = array<vec4<f32>, 4>(subgroupBroadcast(av[0], 7u), subgroupBroadcast(av[1], 7u), subgroupBroadcast(av[2], 7u), subgroupBroadcast(av[3], 7u));
-        fma_rows(a7, load_b(bc, (q0 + 7u) * 1u));
+        fma_rows(a7, load_b(bc, q0 + 7u));
     }
     // the last K % 8 steps: every lane loads its A values itself
     for (var q = k8; q < p.hidden; q++) {
-        let av = load_a(rows, q * 1u);
-        fma_rows(av, load_b(bc, q * 1u));
+        let av = load_a(rows, q);
+        fma_rows(av, load_b(bc, q));
     }
 
     store_row(i0, j0, acc0);
