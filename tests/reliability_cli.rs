@@ -166,7 +166,9 @@ fn gpu_buffer_limits() {
             "largest batch that fits is B = ",
         ],
     );
-    assert!(line.contains("hidden states"), "{line}");
+    // Which buffer hits the limit first depends on how the engine splits a batch; the line
+    // must name one of the (L or T+1, B, H) state buffers.
+    assert!(line.contains("states"), "{line}");
     assert!(!out.exists());
 }
 
