@@ -136,4 +136,18 @@ impl<F: Copy + Default> OptimState<F> {
             slots: vec![vec![F::default(); len]; kind.slots()],
         }
     }
+
+    /// Whether this state fits an optimiser of `kind` over a parameter buffer of `len`.
+    pub fn check(&self, kind: &OptimKind, len: usize) -> Result<()> {
+        if self.slots.len() != kind.slots() || self.slots.iter().any(|v| v.len() != len) {
+            return Err(Error::shape(
+                "set_optim_state",
+                "optimiser state",
+                self.slots.iter().map(Vec::len).sum(),
+                kind.slots() * len,
+                "the state belongs to another model or optimiser",
+            ));
+        }
+        Ok(())
+    }
 }

@@ -1179,15 +1179,7 @@ impl Engine for GpuEngine {
     }
 
     fn set_optim_state(&mut self, s: &OptimState<f32>) -> Result<()> {
-        if s.slots.len() != self.opt.kind.slots() || s.slots.iter().any(|v| v.len() != self.layout.total) {
-            return Err(Error::shape(
-                "set_optim_state",
-                "optimiser state",
-                s.slots.iter().map(Vec::len).sum(),
-                self.opt.kind.slots() * self.layout.total,
-                "the state belongs to another model or optimiser",
-            ));
-        }
+        s.check(&self.opt.kind, self.layout.total)?;
         for (buf, v) in self.slots.iter().zip(&s.slots) {
             upload(&self.ctx, buf, 0, v);
         }
