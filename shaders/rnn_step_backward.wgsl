@@ -1,5 +1,6 @@
 // One reverse step of one layer, fused: dz_t = (dh_t + W_hh^T · dz_{t+1}) ⊙ f'(h_t).
-// Twin of the reverse sweep in cpu::backward. f' is written with the output h = f(z).
+// Twin of the reverse sweep in cpu::backward. f' is written with the output h = f(z)
+// (activation_grad() of common/rnn_act.wgsl, prepended by kernels::Kernel::source()).
 struct P {
     batch: u32, hidden: u32,
     dh_off: u32, h_off: u32,
@@ -15,14 +16,6 @@ struct P {
 @group(0) @binding(2) var<storage, read> dh: array<f32>;
 @group(0) @binding(3) var<storage, read> h: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dz: array<f32>;
-
-fn activation_grad(hv: f32) -> f32 {
-    switch p.act {
-        case 0u: { return 1.0 - hv * hv; }
-        case 1u: { return hv * (1.0 - hv); }
-        default: { return select(0.0, 1.0, hv > 0.0); }
-    }
-}
 
 // Each invocation computes a 4 (sequences) × 4 (hidden units) block, as in
 // rnn_step_forward.wgsl; the sum over q runs in order for every element.
@@ -66,7 +59,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (j < p.hidden) {
                 let idx = bi * p.hidden + j;
                 let d = dh[p.dh_off + idx] + acc[r][s];
-                dz[p.dz_off + idx] = d * activation_grad(h[p.h_off + idx]);
+                dz[p.dz_off + idx] = d * activation_grad(h[p.h_off + idx], p.act);
             }
         }
     }

@@ -2,6 +2,7 @@
 // Twin of the recurrence loop in cpu::forward. h is the layer's (T+1, B, H) buffer; pre_t
 // (the input projection, written by matmul or embed_gather) sits in row t and is replaced
 // in place by h_t: each invocation reads and writes only its own element of row t.
+// activate() is common/rnn_act.wgsl's, prepended by kernels::Kernel::source().
 struct P {
     batch: u32, hidden: u32,
     cur_off: u32, prev_off: u32,
@@ -19,24 +20,6 @@ struct P {
 @group(0) @binding(2) var<storage, read_write> h: array<f32>;
 // the (T_in, B) token ids; bound but unread unless use_pre = 2
 @group(0) @binding(3) var<storage, read> tok: array<u32>;
-
-fn sigmoid(z: f32) -> f32 {
-    // never evaluates exp of a large positive number
-    if (z >= 0.0) {
-        return 1.0 / (1.0 + exp(-z));
-    }
-    let e = exp(z);
-    return e / (1.0 + e);
-}
-
-fn activate(z: f32) -> f32 {
-    switch p.act {
-        // some backends return NaN for tanh of large |z|; tanh(±15) is ±1 in f32 already
-        case 0u: { return tanh(clamp(z, -15.0, 15.0)); }
-        case 1u: { return sigmoid(z); }
-        default: { return max(z, 0.0); }
-    }
-}
 
 // Each invocation computes a 4 (sequences) × 4 (hidden units) block, so every loaded
 // weight and state feeds four multiply-adds (loads dominate on lavapipe). The sum over q
@@ -83,7 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                     pre = w[p.wih_off + j * p.vocab + min(tok[p.tok_off + bi], p.vocab - 1u)];
                 }
                 pre += w[p.bih_off + j] + w[p.bhh_off + j];
-                h[idx] = activate(pre + acc[r][s]);
+                h[idx] = activate(pre + acc[r][s], p.act);
             }
         }
     }

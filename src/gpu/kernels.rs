@@ -27,7 +27,8 @@ pub enum Kernel {
     Adagrad,
 }
 
-/// Every shader file with its source, for the registry and the naga validation test.
+/// Every kernel's shader file with its source (the file alone, without its preludes: see
+/// `Kernel::source`), for the registry and the naga validation test.
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul.wgsl", include_str!("../../shaders/matmul.wgsl")),
     ("matmul_blocked.wgsl", include_str!("../../shaders/matmul_blocked.wgsl")),
@@ -60,6 +61,15 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("adagrad.wgsl", include_str!("../../shaders/adagrad.wgsl")),
 ];
 
+/// WGSL has no #include: code shared by several kernels lives in `shaders/common/*.wgsl`
+/// and is prepended to each kernel file that uses it (`Kernel::source`). These files hold
+/// only functions and `var<private>` state; bindings stay in the kernel files, and a shared
+/// file calls back into functions each including kernel defines (see the files' headers).
+/// A prelude alone is not a valid module (no entry point, unresolved calls).
+pub const SG_TILE_WGSL: (&str, &str) = ("common/sg_tile.wgsl", include_str!("../../shaders/common/sg_tile.wgsl"));
+/// The recurrent steps' activations and their derivatives.
+pub const RNN_ACT_WGSL: (&str, &str) = ("common/rnn_act.wgsl", include_str!("../../shaders/common/rnn_act.wgsl"));
+
 impl Kernel {
     pub const ALL: [Kernel; 17] = [
         Kernel::Matmul,
@@ -88,6 +98,29 @@ impl Kernel {
     /// (file name, WGSL source)
     pub fn shader(self) -> (&'static str, &'static str) {
         SHADERS[self.index()]
+    }
+
+    /// The shared files prepended to this kernel's file, in order.
+    pub fn preludes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Kernel::MatmulSg => &[SG_TILE_WGSL],
+            Kernel::RnnStepForward | Kernel::RnnStepBackward => &[RNN_ACT_WGSL],
+            Kernel::RnnStepForwardSg | Kernel::RnnStepBackwardSg => &[RNN_ACT_WGSL, SG_TILE_WGSL],
+            _ => &[],
+        }
+    }
+
+    /// The module source the pipeline is compiled from: the preludes, then the kernel file.
+    /// Joined once per pipeline, with no per-shape templating (sizes are uniforms). Naga's
+    /// line numbers in errors count from the start of this string, not of the kernel file.
+    pub fn source(self) -> String {
+        let mut src = String::new();
+        for (_, prelude) in self.preludes() {
+            src.push_str(prelude);
+            src.push('\n');
+        }
+        src.push_str(self.shader().1);
+        src
     }
 
     /// Kernels that use subgroup built-ins: compiled only on devices with the SUBGROUP
@@ -128,10 +161,10 @@ impl Kernels {
                     if k.needs_subgroups() && !sg {
                         return None;
                     }
-                    let (file, src) = k.shader();
+                    let file = k.shader().0;
                     let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(file),
-                        source: wgpu::ShaderSource::Wgsl(src.into()),
+                        source: wgpu::ShaderSource::Wgsl(k.source().into()),
                     });
                     // The layout is derived from the shader: every binding is whole buffers
                     // plus one uniform slice, the same for all dispatches of a kernel.
