@@ -3,29 +3,12 @@
 
 mod cli_util;
 use cli_util::*;
-use safetensors::tensor::{SafeTensors, TensorView};
-use std::collections::HashMap;
+use safetensors::tensor::TensorView;
 use std::path::{Path, PathBuf};
 
 fn train_on(data: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "train",
-        "--data",
-        s(data),
-        "--steps",
-        "2",
-        "--hidden",
-        "8",
-        "--batch",
-        "2",
-        "--seq-len",
-        "4",
-        "--quiet",
-        "--device",
-        "cpu",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    let out = data.with_extension("safetensors");
+    run(&train_args(data, &out, extra))
 }
 
 #[test]
@@ -152,23 +135,6 @@ fn checkpoint(d: &Path) -> (PathBuf, Vec<u8>) {
     (m, bytes)
 }
 
-/// Rewrites a checkpoint with `edit` applied to its tensors (metadata kept).
-fn rewrite(bytes: &[u8], out: &Path, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) {
-    let st = SafeTensors::deserialize(bytes).unwrap();
-    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
-    let mut ts: Vec<_> = st
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.dtype(), t.shape().to_vec(), t.data().to_vec()))
-        .collect();
-    edit(&mut ts);
-    let views: Vec<_> = ts
-        .iter()
-        .map(|(n, dt, sh, d)| (n.clone(), TensorView::new(*dt, sh.clone(), d).unwrap()))
-        .collect();
-    let meta: Option<HashMap<String, String>> = meta.metadata().clone();
-    std::fs::write(out, safetensors::serialize(views, meta).unwrap()).unwrap();
-}
-
 #[test]
 fn bad_checkpoints() {
     let d = dir("err-ckpt");
@@ -194,15 +160,15 @@ fn bad_checkpoints() {
     std::fs::write(&bad, b"not a checkpoint at all").unwrap();
     fails(&sample(&bad), &["bad.safetensors"]);
 
-    rewrite(&bytes, &bad, |ts| ts.retain(|t| t.0 != "rnn.weight_hh_l0"));
+    rewrite(&bytes, &bad, |ts, _| ts.retain(|t| t.0 != "rnn.weight_hh_l0"));
     fails(&sample(&bad), &["missing tensor \"rnn.weight_hh_l0\""]);
-    rewrite(&bytes, &bad, |ts| {
+    rewrite(&bytes, &bad, |ts, _| {
         for t in ts.iter_mut().filter(|t| t.0 == "head.bias") {
             t.1 = safetensors::Dtype::I32;
         }
     });
     fails(&sample(&bad), &["head.bias", "dtype"]);
-    rewrite(&bytes, &bad, |ts| {
+    rewrite(&bytes, &bad, |ts, _| {
         for t in ts.iter_mut().filter(|t| t.0 == "head.weight") {
             t.2 = vec![t.2[1], t.2[0]];
         }

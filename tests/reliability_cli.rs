@@ -5,37 +5,11 @@
 
 mod cli_util;
 use cli_util::*;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use safetensors::tensor::{Dtype, TensorView};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wgrnn::checkpoint::Checkpoint;
-
-fn train_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "train",
-        "--data",
-        s(data),
-        "--steps",
-        "2",
-        "--hidden",
-        "8",
-        "--batch",
-        "2",
-        "--seq-len",
-        "4",
-        "--sample-every",
-        "0",
-        "--quiet",
-        "--device",
-        "cpu",
-        "--out",
-        s(out),
-    ];
-    a.extend_from_slice(extra);
-    a
-}
 
 fn is_root() -> bool {
     Command::new("id")
@@ -170,27 +144,6 @@ fn gpu_buffer_limits() {
     // must name one of the (L or T+1, B, H) state buffers.
     assert!(line.contains("states"), "{line}");
     assert!(!out.exists());
-}
-
-/// Rewrites a checkpoint with `edit` applied to its tensors and metadata.
-fn rewrite(
-    bytes: &[u8],
-    out: &Path,
-    edit: impl Fn(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, &mut HashMap<String, String>),
-) {
-    let st = SafeTensors::deserialize(bytes).unwrap();
-    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
-    let mut ts: Vec<_> = st
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.dtype(), t.shape().to_vec(), t.data().to_vec()))
-        .collect();
-    let mut meta = meta.metadata().clone().unwrap_or_default();
-    edit(&mut ts, &mut meta);
-    let views: Vec<_> = ts
-        .iter()
-        .map(|(n, dt, sh, d)| (n.clone(), TensorView::new(*dt, sh.clone(), d).unwrap()))
-        .collect();
-    std::fs::write(out, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
 
 /// A safetensors file from a raw JSON header and data.

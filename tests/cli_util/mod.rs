@@ -1,6 +1,8 @@
 //! Runs the `wgrnn` binary for the CLI tests.
 #![allow(dead_code)]
 
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -109,4 +111,52 @@ pub fn logged_losses(log: &Path) -> Vec<(u64, f64)> {
         .filter(|v| v["type"] == "train")
         .map(|v| (v["step"].as_u64().expect("step"), v["loss"].as_f64().expect("loss")))
         .collect()
+}
+
+/// Flags of a tiny, fast CPU training run on `data` writing `out`; `extra` comes last, so it
+/// overrides (a flag given twice takes its last value).
+pub fn train_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "train",
+        "--data",
+        s(data),
+        "--steps",
+        "2",
+        "--hidden",
+        "8",
+        "--batch",
+        "2",
+        "--seq-len",
+        "4",
+        "--sample-every",
+        "0",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--out",
+        s(out),
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+/// Rewrites a checkpoint with `edit` applied to its tensors and metadata.
+pub fn rewrite(
+    bytes: &[u8],
+    out: &Path,
+    edit: impl Fn(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, &mut HashMap<String, String>),
+) {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut ts: Vec<_> = st
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    let mut meta = meta.metadata().clone().unwrap_or_default();
+    edit(&mut ts, &mut meta);
+    let views: Vec<_> = ts
+        .iter()
+        .map(|(n, dt, sh, d)| (n.clone(), TensorView::new(*dt, sh.clone(), d).unwrap()))
+        .collect();
+    std::fs::write(out, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
