@@ -1,8 +1,8 @@
 //! One batch of sequences, stored time-major so that each step's rows are contiguous.
 
 use crate::config::{Head, Input, ModelConfig};
-use crate::cpu::Real;
 use crate::error::{Error, Result};
+use crate::real::Real;
 
 /// Inputs of the steps that carry one (T_in = T, or 1 for one-to-many).
 #[derive(Clone, Debug, PartialEq)]

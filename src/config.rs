@@ -20,6 +20,26 @@ pub enum Input {
     Tokens { vocab: usize, embed: Option<usize> },
 }
 
+/// What a tensor of the model is (layer index where it has one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Embed,
+    WeightIh(usize),
+    WeightHh(usize),
+    BiasIh(usize),
+    BiasHh(usize),
+    HeadWeight,
+    HeadBias,
+}
+
+/// One tensor of the model: its role, PyTorch name and shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorDef {
+    pub role: Role,
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
 macro_rules! str_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -151,7 +171,7 @@ impl ModelConfig {
             ));
         }
         // No overflow: every width is at most 2^24 and L at most 64, so the count is < 2^56.
-        let count = crate::params::ParamLayout::new(self).count();
+        let count: usize = self.tensors().iter().map(|t| t.shape.iter().product::<usize>()).sum();
         if count > MAX_PARAMS {
             return Err(Error::config(
                 "parameters",
@@ -177,6 +197,31 @@ impl ModelConfig {
 
     pub fn is_tokens(&self) -> bool {
         matches!(self.input, Input::Tokens { .. })
+    }
+
+    /// The model's tensors in storage order, with PyTorch's `state_dict` names and shapes of
+    /// `nn.Embedding` + `nn.RNN` + `nn.Linear` (SPEC §3). `params::ParamLayout` places them in
+    /// the flat buffer.
+    pub fn tensors(&self) -> Vec<TensorDef> {
+        let h = self.hidden;
+        let def = |role, name: String, shape: Vec<usize>| TensorDef { role, name, shape };
+        let mut out = Vec::with_capacity(2 + 4 * self.layers + 1);
+        if let (Some(v), Some(e)) = (self.vocab(), self.embed()) {
+            out.push(def(Role::Embed, "embed.weight".into(), vec![v, e]));
+        }
+        for l in 0..self.layers {
+            out.push(def(
+                Role::WeightIh(l),
+                format!("rnn.weight_ih_l{l}"),
+                vec![h, self.in_width(l)],
+            ));
+            out.push(def(Role::WeightHh(l), format!("rnn.weight_hh_l{l}"), vec![h, h]));
+            out.push(def(Role::BiasIh(l), format!("rnn.bias_ih_l{l}"), vec![h]));
+            out.push(def(Role::BiasHh(l), format!("rnn.bias_hh_l{l}"), vec![h]));
+        }
+        out.push(def(Role::HeadWeight, "head.weight".into(), vec![self.output, h]));
+        out.push(def(Role::HeadBias, "head.bias".into(), vec![self.output]));
+        out
     }
 
     /// V for token inputs.

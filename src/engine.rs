@@ -3,10 +3,28 @@
 
 use crate::batch::Batch;
 use crate::config::ModelConfig;
-use crate::cpu::backward::{Grads, Want};
 use crate::error::Result;
 use crate::optim::{OptimConfig, OptimState};
 use crate::params::ParamLayout;
+
+/// Which optional gradients to compute besides the parameter gradients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Want {
+    /// dL/dx for every step with an input: (T_in, B, in_0). For plain tokens this is the
+    /// gradient with respect to the one-hot vectors (width V), with an embedding table the
+    /// gradient with respect to the embedded vectors (width E).
+    pub dx: bool,
+    /// dL/dh0: (L, B, H)
+    pub dh0: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Grads<F> {
+    /// same layout as the parameters
+    pub params: Vec<F>,
+    pub dx: Option<Vec<F>>,
+    pub dh0: Option<Vec<F>>,
+}
 
 /// Forward-only results.
 #[derive(Clone, Debug)]
@@ -19,9 +37,17 @@ pub struct Outputs {
     pub final_state: Vec<f32>,
 }
 
+/// Which path an engine computes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Cpu,
+    Gpu,
+}
+
 pub trait Engine {
     /// One line naming the path and device, for logs.
     fn describe(&self) -> String;
+    fn kind(&self) -> EngineKind;
     fn config(&self) -> &ModelConfig;
     fn layout(&self) -> &ParamLayout;
     fn optim_config(&self) -> &OptimConfig;
@@ -29,6 +55,15 @@ pub trait Engine {
     /// Forward, backward, clipping and one optimiser update. Returns the loss before the
     /// update when `want_loss` (the GPU path reads nothing back otherwise).
     fn train_step(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>>;
+
+    /// `train_step` whose initial state is the final state of the previous `train_step`
+    /// (truncated BPTT over consecutive windows); `batch.h0` must be `None`. Engines that
+    /// keep states on a device override this so the state never leaves it.
+    fn train_step_carried(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>> {
+        let mut carried = batch.clone();
+        carried.h0 = Some(self.last_state()?);
+        self.train_step(&carried, want_loss)
+    }
 
     /// Loss and every gradient for one batch, without an update.
     fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> Result<(f32, Grads<f32>)>;

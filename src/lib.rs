@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod cpu;
 pub mod data;
@@ -15,13 +16,13 @@ pub mod error;
 pub mod gpu;
 pub mod optim;
 pub mod params;
+pub mod real;
 pub mod train;
 
 pub use batch::{random_batch, Batch, Inputs, Targets};
 pub use config::{Activation, Head, Init, Input, ModelConfig, Reduction, SeqShape};
-pub use cpu::backward::Want;
 pub use cpu::CpuEngine;
-pub use engine::{Engine, Outputs};
+pub use engine::{Engine, EngineKind, Grads, Outputs, Want};
 pub use error::{Error, Result};
 pub use optim::{Clip, OptimConfig, OptimKind, OptimState};
 pub use params::ParamLayout;

@@ -9,7 +9,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
 
-use crate::config::{Init, ModelConfig};
+use crate::config::{Init, ModelConfig, Role};
 
 /// Every tensor starts at a multiple of this many floats (256 bytes): the GPU path binds
 /// tensors as sub-ranges of the one flat buffer, and storage-buffer binding offsets must be a
@@ -61,27 +61,35 @@ impl ParamLayout {
     pub fn new(cfg: &ModelConfig) -> Self {
         let mut tensors = Vec::new();
         let mut offset = 0;
-        let mut push = |name: String, shape: Vec<usize>| {
-            let len: usize = shape.iter().product();
-            tensors.push(TensorSpec { name, shape, offset });
+        let mut embed = None;
+        let mut layers = vec![
+            LayerIdx {
+                w_ih: 0,
+                w_hh: 0,
+                b_ih: 0,
+                b_hh: 0
+            };
+            cfg.layers
+        ];
+        let (mut head_w, mut head_b) = (0, 0);
+        for (i, def) in cfg.tensors().into_iter().enumerate() {
+            let len: usize = def.shape.iter().product();
+            match def.role {
+                Role::Embed => embed = Some(i),
+                Role::WeightIh(l) => layers[l].w_ih = i,
+                Role::WeightHh(l) => layers[l].w_hh = i,
+                Role::BiasIh(l) => layers[l].b_ih = i,
+                Role::BiasHh(l) => layers[l].b_hh = i,
+                Role::HeadWeight => head_w = i,
+                Role::HeadBias => head_b = i,
+            }
+            tensors.push(TensorSpec {
+                name: def.name,
+                shape: def.shape,
+                offset,
+            });
             offset += len.div_ceil(TENSOR_ALIGN) * TENSOR_ALIGN;
-            tensors.len() - 1
-        };
-        let h = cfg.hidden;
-        let embed = match (cfg.vocab(), cfg.embed()) {
-            (Some(v), Some(e)) => Some(push("embed.weight".into(), vec![v, e])),
-            _ => None,
-        };
-        let layers = (0..cfg.layers)
-            .map(|l| LayerIdx {
-                w_ih: push(format!("rnn.weight_ih_l{l}"), vec![h, cfg.in_width(l)]),
-                w_hh: push(format!("rnn.weight_hh_l{l}"), vec![h, h]),
-                b_ih: push(format!("rnn.bias_ih_l{l}"), vec![h]),
-                b_hh: push(format!("rnn.bias_hh_l{l}"), vec![h]),
-            })
-            .collect();
-        let head_w = push("head.weight".into(), vec![cfg.output, h]);
-        let head_b = push("head.bias".into(), vec![cfg.output]);
+        }
         ParamLayout {
             tensors,
             embed,

@@ -9,19 +9,8 @@ use wgrnn::{
     ParamLayout, Reduction, SeqShape, Want,
 };
 
-/// SPEC §5: loss relative difference.
-const LOSS_RTOL: f64 = 1e-5;
-/// SPEC §5: ‖gpu - cpu‖ / ‖cpu‖ per tensor, gradients and weights.
-const TENSOR_RTOL: f64 = 1e-4;
-/// Norms below this count as zero on both sides (a gradient that vanishes in f32).
-const TINY: f64 = 1e-7;
-/// A tensor whose reference norm is below this fraction of the whole buffer's norm is
-/// measured against that fraction instead: its value is the residue of a cancelling sum
-/// (e.g. a bias gradient Σ g of three terms of size 1e-2 that sum to 6e-5), where a
-/// one-ulp difference in each f32 term (GPU exp vs libm exp) is already 1e-4 of the
-/// residue. The bound still catches every wrong term: a wrong term moves the sum by the
-/// size of a term, far above this floor.
-const CANCEL_FLOOR: f64 = 1e-2;
+/// SPEC §5 bounds and rules: the library's, shared with `wgrnn check`.
+use wgrnn::compare::{self, LOSS_RTOL, TENSOR_RTOL};
 
 /// A missing adapter fails the test: CI installs lavapipe, so there is always one.
 fn ctx() -> Arc<GpuContext> {
@@ -30,59 +19,28 @@ fn ctx() -> Arc<GpuContext> {
         .clone()
 }
 
-fn norm(v: &[f32]) -> f64 {
-    v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt()
-}
-
 /// ‖a - b‖ / max(‖b‖, TINY), and the largest elementwise |a - b|; NaN fails.
 fn rel(a: &[f32], b: &[f32]) -> (f64, f64) {
     assert_eq!(a.len(), b.len(), "length");
     assert!(a.iter().all(|x| x.is_finite()), "non-finite GPU value");
-    let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let max = d.iter().fold(0.0f64, |m, &x| m.max(x.abs() as f64));
-    (norm(&d) / norm(b).max(TINY), max)
+    let d = compare::tensor("tensor", a, b);
+    (d.rel, d.max_abs)
 }
 
 /// Compares every tensor of two flat parameter-layout buffers; returns the worst relative
 /// difference.
 fn check_tensors(case: &str, what: &str, layout: &ParamLayout, gpu: &[f32], cpu: &[f32]) -> f64 {
-    let mut worst = 0.0f64;
-    let floor = CANCEL_FLOOR * norm(cpu);
-    for spec in &layout.tensors {
-        let r = spec.range();
-        let (mut e, max) = rel(&gpu[r.clone()], &cpu[r.clone()]);
-        let n = norm(&cpu[r]);
-        if n < floor {
-            e = e * n.max(TINY) / floor;
-        }
-        assert!(
-            e < TENSOR_RTOL,
-            "{case}: {what} {} rel diff {e:.3e} >= {TENSOR_RTOL:e} (max |diff| {max:.3e})",
-            spec.name
-        );
-        worst = worst.max(e);
+    let diffs = compare::buffer(what, layout, gpu, cpu);
+    for d in &diffs {
+        assert!(d.ok, "{case}: {d}");
     }
-    // the padding between tensors stays exactly zero
-    let mut covered = vec![false; layout.total];
-    for spec in &layout.tensors {
-        covered[spec.range()].iter_mut().for_each(|c| *c = true);
-    }
-    for (i, c) in covered.iter().enumerate() {
-        if !c {
-            assert_eq!(gpu[i], 0.0, "{case}: {what} padding at {i} is not zero");
-        }
-    }
-    worst
+    compare::worst(&diffs)
 }
 
 fn check_loss(case: &str, gpu: f32, cpu: f32) -> f64 {
-    assert!(gpu.is_finite(), "{case}: GPU loss {gpu}");
-    let e = ((gpu as f64 - cpu as f64) / (cpu as f64).abs().max(TINY)).abs();
-    assert!(
-        e < LOSS_RTOL,
-        "{case}: loss gpu {gpu} cpu {cpu} rel diff {e:.3e} >= {LOSS_RTOL:e}"
-    );
-    e
+    let d = compare::loss("loss", gpu, cpu);
+    assert!(d.ok, "{case}: gpu {gpu} cpu {cpu} {d}");
+    d.rel
 }
 
 fn engines(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> (CpuEngine, GpuEngine) {

@@ -1,32 +1,15 @@
 //! Backward pass (SPEC §2): one reverse sweep per layer, top layer first. The weight
 //! gradients are one matrix product over all (t, b) pairs after each layer's sweep.
 
+use super::for_each_row_shard;
 use super::forward::{activation_grad, head_rows, resize, Activations};
 use super::loss::{mse_backward, softmax_ce_backward};
 use super::matmul::{gemm, Op};
-use super::{for_each_row_shard, Real};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{ModelConfig, SeqShape};
+use crate::engine::{Grads, Want};
 use crate::params::ParamLayout;
-
-/// Which optional gradients to compute besides the parameter gradients.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Want {
-    /// dL/dx for every step with an input: (T_in, B, in_0). For plain tokens this is the
-    /// gradient with respect to the one-hot vectors (width V), with an embedding table the
-    /// gradient with respect to the embedded vectors (width E).
-    pub dx: bool,
-    /// dL/dh0: (L, B, H)
-    pub dh0: bool,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Grads<F> {
-    /// same layout as the parameters
-    pub params: Vec<F>,
-    pub dx: Option<Vec<F>>,
-    pub dh0: Option<Vec<F>>,
-}
+use crate::real::Real;
 
 /// Buffers the backward pass reuses from step to step.
 #[derive(Clone, Debug, Default)]

@@ -1,11 +1,12 @@
 //! The CPU path as an `Engine`: the reference functions, in f32.
 
-use super::backward::{backward_into, Grads, Scratch, Want};
+use super::backward::{backward_into, Scratch};
 use super::forward::{forward_into, Activations};
 use super::optim::{clip, update};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
-use crate::engine::{Engine, Outputs};
+use crate::engine::{Engine, EngineKind, Outputs};
+use crate::engine::{Grads, Want};
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimState};
 use crate::params::ParamLayout;
@@ -74,6 +75,9 @@ impl CpuEngine {
 impl Engine for CpuEngine {
     fn describe(&self) -> String {
         "cpu (gemm)".into()
+    }
+    fn kind(&self) -> EngineKind {
+        EngineKind::Cpu
     }
     fn config(&self) -> &ModelConfig {
         &self.cfg

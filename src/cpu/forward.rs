@@ -1,11 +1,12 @@
 //! Forward pass (SPEC §1): every hidden state is kept for the backward sweep.
 
+use super::for_each_row_shard;
 use super::loss::{mse_forward, sigmoid, softmax_ce_forward};
 use super::matmul::{gemm, Op};
-use super::{for_each_row_shard, Real};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Activation, ModelConfig, SeqShape};
 use crate::params::ParamLayout;
+use crate::real::Real;
 
 /// h = f(z), in place.
 pub fn activate<F: Real>(act: Activation, z: &mut [F]) {

@@ -1,8 +1,8 @@
 //! Heads and losses (SPEC §1), forward and backward side by side. `logits` are (N, O) with
 //! N = T_out·B rows, one per (step, sequence) pair that carries a target.
 
-use super::Real;
 use crate::config::Head;
+use crate::real::Real;
 
 /// Stable logistic: never evaluates exp of a large positive number.
 pub fn sigmoid<F: Real>(z: F) -> F {

@@ -2,7 +2,7 @@
 //! strided operands so transposes are free). Each output element's sum over k runs in an
 //! order fixed by the shapes alone, so results do not depend on thread scheduling.
 
-use super::Real;
+use crate::real::Real;
 
 /// How an operand is stored, row-major: `N` as written (m×k for A), `T` transposed (k×m).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

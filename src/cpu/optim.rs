@@ -1,7 +1,7 @@
 //! Optimisers with PyTorch semantics (SPEC §4) and gradient clipping, over the flat buffers.
 
-use super::Real;
 pub use crate::optim::{Clip, OptimConfig, OptimKind, OptimState};
+use crate::real::Real;
 
 /// Global L2 norm of the gradient, accumulated in f64 in index order.
 pub fn grad_norm<F: Real>(g: &[F]) -> f64 {

@@ -13,8 +13,8 @@ use super::kernels::{self, act_code, at, Dispatch, Kernels, Pre};
 use super::scheduler::{Op, Program};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Head, ModelConfig, SeqShape};
-use crate::cpu::backward::{Grads, Want};
-use crate::engine::{Engine, Outputs};
+use crate::engine::{Engine, EngineKind, Outputs};
+use crate::engine::{Grads, Want};
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimKind, OptimState};
 use crate::params::ParamLayout;
@@ -1039,6 +1039,9 @@ fn head_rows_off(cfg: &ModelConfig, b: usize, t: usize) -> usize {
 impl Engine for GpuEngine {
     fn describe(&self) -> String {
         format!("gpu ({})", self.ctx.describe())
+    }
+    fn kind(&self) -> EngineKind {
+        EngineKind::Gpu
     }
     fn config(&self) -> &ModelConfig {
         &self.cfg
