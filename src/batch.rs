@@ -99,6 +99,29 @@ impl<F: Real> Batch<F> {
         Ok(())
     }
 
+    /// Sequences b0..b0+nb of the batch (a data-parallel rank's shard): every (groups, B, W)
+    /// array keeps rows b0..b0+nb of each group (step, or layer for h0). The batch must
+    /// have passed `validate` for `cfg`.
+    pub fn rows(&self, cfg: &ModelConfig, b0: usize, nb: usize) -> Batch<F> {
+        let b = self.batch;
+        let take = |v: &[F], groups: usize| slice_rows(v, groups, b, b0, nb);
+        let ids = |v: &[u32], groups: usize| slice_rows(v, groups, b, b0, nb);
+        let (t_in, t_out) = (cfg.input_steps(self.steps), cfg.target_steps(self.steps));
+        Batch {
+            batch: nb,
+            steps: self.steps,
+            inputs: match &self.inputs {
+                Inputs::Dense(x) => Inputs::Dense(take(x, t_in)),
+                Inputs::Tokens(x) => Inputs::Tokens(ids(x, t_in)),
+            },
+            targets: match &self.targets {
+                Targets::Classes(y) => Targets::Classes(ids(y, t_out)),
+                Targets::Values(y) => Targets::Values(take(y, t_out)),
+            },
+            h0: self.h0.as_ref().map(|h| take(h, cfg.layers)),
+        }
+    }
+
     /// The same batch in another float type (f64 for the gradient check).
     pub fn cast<G: Real>(&self) -> Batch<G> {
         let conv = |v: &Vec<F>| v.iter().map(|x| G::from_f64(x.to_f64())).collect::<Vec<G>>();
@@ -116,6 +139,15 @@ impl<F: Real> Batch<F> {
             h0: self.h0.as_ref().map(conv),
         }
     }
+}
+
+/// Rows b0..b0+nb of each group of a (groups, B, W) array.
+fn slice_rows<T: Copy>(v: &[T], groups: usize, b: usize, b0: usize, nb: usize) -> Vec<T> {
+    let w = v.len() / (groups * b).max(1);
+    if w == 0 {
+        return Vec::new();
+    }
+    v.chunks(b * w).flat_map(|g| &g[b0 * w..(b0 + nb) * w]).copied().collect()
 }
 
 /// Reorders a batch-major (B, T, W) array into time-major (T, B, W).

@@ -65,6 +65,11 @@ pub trait Engine {
         self.train_step(&carried, want_loss)
     }
 
+    /// Clipping and one optimiser update from the given parameter gradients (same layout as
+    /// the parameters), as the second half of `train_step`: data-parallel training computes
+    /// the gradients with `loss_and_grads`, sums them over processes, then applies them here.
+    fn apply_grads(&mut self, grads: &[f32]) -> Result<()>;
+
     /// Loss and every gradient for one batch, without an update.
     fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> Result<(f32, Grads<f32>)>;
 

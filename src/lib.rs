@@ -11,6 +11,8 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod device;
+#[cfg(feature = "mpi")]
+pub mod dist;
 pub mod engine;
 pub mod error;
 pub mod gpu;

@@ -55,6 +55,20 @@ impl CpuEngine {
         })
     }
 
+    /// Clipping and the optimiser update from `self.grads.params`.
+    fn update(&mut self) -> Result<()> {
+        let norm = clip(&self.opt.clip, &mut self.grads.params);
+        if !norm.is_finite() {
+            return Err(Error::NonFinite {
+                what: "gradient".into(),
+                step: self.step + 1,
+            });
+        }
+        update(&self.opt, &mut self.state, &mut self.params, &self.grads.params);
+        self.step += 1;
+        Ok(())
+    }
+
     /// Forward into the reused activations; the loss, checked to be finite.
     fn run_forward(&mut self, batch: &Batch<f32>) -> Result<f32> {
         forward_into(&self.cfg, &self.layout, &self.params, batch, &mut self.act);
@@ -103,17 +117,24 @@ impl Engine for CpuEngine {
             &mut self.scratch,
             &mut self.grads,
         );
-        let norm = clip(&self.opt.clip, &mut self.grads.params);
-        if !norm.is_finite() {
-            return Err(Error::NonFinite {
-                what: "gradient".into(),
-                step: self.step + 1,
-            });
-        }
-        update(&self.opt, &mut self.state, &mut self.params, &self.grads.params);
+        self.update()?;
         self.act.final_state_into(batch.steps, &mut self.last_state);
-        self.step += 1;
         Ok(want_loss.then_some(loss))
+    }
+
+    fn apply_grads(&mut self, grads: &[f32]) -> Result<()> {
+        if grads.len() != self.layout.total {
+            return Err(Error::shape(
+                "apply_grads",
+                "grads",
+                grads.len(),
+                self.layout.total,
+                "the gradients belong to another model",
+            ));
+        }
+        self.grads.params.clear();
+        self.grads.params.extend_from_slice(grads);
+        self.update()
     }
 
     fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> Result<(f32, Grads<f32>)> {
