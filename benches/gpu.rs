@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wgrnn::gpu::buffers::{tensor, upload, Scale};
 use wgrnn::gpu::kernels::{self, mat, Acc, Kernel};
-use wgrnn::gpu::scheduler::{Op, Program};
+use wgrnn::gpu::program::{Op, Program};
 use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
 use wgrnn::{random_batch, Engine, ModelConfig, OptimConfig, OptimKind, ParamLayout};
 

@@ -145,7 +145,7 @@ pub fn gemm_gpu(
 ) -> Result<GemmReport> {
     use crate::gpu::buffers::{tensor, upload, Scale};
     use crate::gpu::kernels::{mat, matmul, Acc};
-    use crate::gpu::scheduler::{Op, Program};
+    use crate::gpu::program::{Op, Program};
     let buf = |v: f32| -> Result<wgpu::Buffer> {
         let b = tensor(ctx, "gemm bench operand", n * n, Scale::Model)?;
         upload(ctx, &b, 0, &vec![v; n * n]);

@@ -11,7 +11,7 @@ use wgrnn::cpu::optim::{clip, update};
 use wgrnn::cpu::{gemm, Op};
 use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
 use wgrnn::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, Kernel, Mat, OptBufs, Pre, StepWeights, Sum};
-use wgrnn::gpu::scheduler::{Op as GOp, Program};
+use wgrnn::gpu::program::{Op as GOp, Program};
 use wgrnn::gpu::{GpuContext, GpuOptions};
 use wgrnn::{Activation, Clip, Head, OptimConfig, OptimKind, OptimState};
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::scheduler::Program;
+use super::program::Program;
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Head, Input, ModelConfig};
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@ use crate::config::{Input, SeqShape};
 use crate::engine::Want;
 use crate::error::Result;
 use crate::gpu::kernels::{self, act_code, at, mat, Acc};
-use crate::gpu::scheduler::Op;
+use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
 impl Sched<'_> {

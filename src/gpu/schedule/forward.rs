@@ -6,7 +6,7 @@ use super::Sched;
 use crate::config::{Head, Input};
 use crate::error::Result;
 use crate::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, Pre, StepWeights};
-use crate::gpu::scheduler::Op;
+use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
 impl Sched<'_> {

@@ -8,7 +8,7 @@ mod backward;
 mod forward;
 
 use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs};
-use super::scheduler::Op;
+use super::program::Op;
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
 use crate::config::{Head, ModelConfig, SeqShape};
 use crate::engine::Want;
