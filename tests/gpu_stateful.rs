@@ -166,3 +166,23 @@ fn carried_state_survives_eviction_and_limit_changes() {
         }
     });
 }
+
+/// The device copy of the carried state is exact: carried steps give the same bits as steps
+/// whose h0 is the state read back and uploaded again (the trait's default path).
+#[test]
+fn device_carry_equals_host_round_trip_bitwise() {
+    let cfg = lm();
+    let (_, mut on_device) = engines(&cfg, adam());
+    let (_, mut round_trip) = engines(&cfg, adam());
+    let first = random_batch(&cfg, 3, 4, true, 1);
+    on_device.train_step(&first, false).unwrap();
+    round_trip.train_step(&first, false).unwrap();
+    for s in 0..4 {
+        let mut batch = random_batch(&cfg, 3, 4, false, 20 + s);
+        on_device.train_step_carried(&batch, false).unwrap();
+        batch.h0 = Some(round_trip.last_state().unwrap());
+        round_trip.train_step(&batch, false).unwrap();
+    }
+    assert_eq!(on_device.last_state().unwrap(), round_trip.last_state().unwrap());
+    assert_eq!(on_device.params().unwrap(), round_trip.params().unwrap());
+}
