@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wgrnn::gpu::buffers::{tensor, upload, Scale};
-use wgrnn::gpu::kernels::{self, at, Kernel};
-use wgrnn::gpu::scheduler::{Op, Program};
+use wgrnn::gpu::kernels::{self, mat, Acc, Kernel};
+use wgrnn::gpu::program::{Op, Program};
 use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
 use wgrnn::{random_batch, Engine, ModelConfig, OptimConfig, OptimKind, ParamLayout};
 
@@ -34,7 +34,14 @@ fn bench_matmul(c: &mut Criterion) {
                 continue; // the subgroup kernel needs the SUBGROUP feature
             }
             // C = A · B^T, the forward projection's layout
-            let d = kernels::matmul(kernel, n, n, n, at(&a, 0), false, at(&b, 0), true, false, at(&out, 0)).unwrap();
+            let d = kernels::matmul(
+                kernel,
+                mat(&out, 0, n, n),
+                mat(&a, 0, n, n),
+                mat(&b, 0, n, n).t(),
+                Acc::Set,
+            )
+            .unwrap();
             let prog = Program::new(&ctx, &ctx.kernels().unwrap(), &[Op::Dispatch(d)]).unwrap();
             g.bench_with_input(
                 BenchmarkId::new(format!("{kernel:?}"), format!("{n}^3")),

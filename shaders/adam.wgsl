@@ -1,11 +1,12 @@
 // Adam (PyTorch semantics, bias-corrected). Twin of cpu::optim::update. The bias
-// corrections 1 - β^k are computed on the host in f64 each step, like the CPU, and passed
-// in; global-norm clipping as in sgd.wgsl.
+// corrections 1 - β^k are computed on the host in f64 each step, like the CPU, and written
+// to scalars[bc_idx], scalars[bc_idx + 1] before the submission, so the parameter block
+// does not change from step to step; global-norm clipping as in sgd.wgsl.
 struct P {
     n: u32,
     lr: f32, wd: f32,
     b1: f32, b2: f32, eps: f32,
-    bc1: f32, bc2: f32,
+    bc_idx: u32,
     clip: u32, max_norm: f32, norm_idx: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -33,7 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let vi = p.b2 * v[i] + (1.0 - p.b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    let m_hat = mi / p.bc1;
-    let v_hat = vi / p.bc2;
+    let m_hat = mi / scalars[p.bc_idx];
+    let v_hat = vi / scalars[p.bc_idx + 1u];
     w[i] = w[i] - p.lr * m_hat / (sqrt(v_hat) + p.eps);
 }

@@ -144,15 +144,21 @@ pub fn gemm_gpu(
     reps: usize,
 ) -> Result<GemmReport> {
     use crate::gpu::buffers::{tensor, upload, Scale};
-    use crate::gpu::kernels::{at, matmul};
-    use crate::gpu::scheduler::{Op, Program};
+    use crate::gpu::kernels::{mat, matmul, Acc};
+    use crate::gpu::program::{Op, Program};
     let buf = |v: f32| -> Result<wgpu::Buffer> {
         let b = tensor(ctx, "gemm bench operand", n * n, Scale::Model)?;
         upload(ctx, &b, 0, &vec![v; n * n]);
         Ok(b)
     };
     let (a, b, c) = (buf(0.5)?, buf(0.25)?, buf(0.0)?);
-    let d = matmul(kernel, n, n, n, at(&a, 0), false, at(&b, 0), true, false, at(&c, 0))?;
+    let d = matmul(
+        kernel,
+        mat(&c, 0, n, n),
+        mat(&a, 0, n, n),
+        mat(&b, 0, n, n).t(),
+        Acc::Set,
+    )?;
     let kernels = ctx.kernels()?;
     let prog = Program::new(ctx, &kernels, &[Op::Dispatch(d)])?;
     prog.run(ctx)?; // warm-up: the shader compiles on first dispatch

@@ -10,8 +10,8 @@ use wgrnn::cpu::loss::{mse_backward, mse_forward, softmax_ce_backward, softmax_c
 use wgrnn::cpu::optim::{clip, update};
 use wgrnn::cpu::{gemm, Op};
 use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
-use wgrnn::gpu::kernels::{self, act_code, at, Kernel, Pre, Sum};
-use wgrnn::gpu::scheduler::{Op as GOp, Program};
+use wgrnn::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, Kernel, Mat, OptBufs, Pre, StepWeights, Sum};
+use wgrnn::gpu::program::{Op as GOp, Program};
 use wgrnn::gpu::{GpuContext, GpuOptions};
 use wgrnn::{Activation, Clip, Head, OptimConfig, OptimKind, OptimState};
 
@@ -76,6 +76,15 @@ fn matmul_kernels() -> Vec<Kernel> {
         .collect()
 }
 
+/// The logical (rows, cols) operand at `off`, stored transposed when `t`.
+fn operand(b: &wgpu::Buffer, off: usize, (rows, cols): (usize, usize), t: bool) -> Mat<'_> {
+    if t {
+        mat(b, off, cols, rows).t()
+    } else {
+        mat(b, off, rows, cols)
+    }
+}
+
 #[test]
 fn matmul_kernels_all_transposes() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -128,11 +137,13 @@ fn matmul_kernels_all_transposes() {
                         cbuf.extend_from_slice(&rs0);
                         cbuf.extend_from_slice(&rs0);
                         let gc = buf(&cbuf);
-                        run(vec![kernels::with_row_sums(
-                            kernels::matmul(kernel, m, n, k, at(&ga, ao), ta, at(&gb, bo), tb, beta, at(&gc, co))
-                                .unwrap(),
-                            rs_off,
-                            rs_off + m,
+                        run(vec![kernels::matmul_row_sums(
+                            kernel,
+                            mat(&gc, co, m, n),
+                            operand(&ga, ao, (m, k), ta),
+                            operand(&gb, bo, (k, n), tb),
+                            Acc::add_if(beta),
+                            (rs_off, rs_off + m),
                         )
                         .unwrap()]);
                         let sums = read(&gc, rs_off, 2 * m);
@@ -205,17 +216,19 @@ fn rnn_step_forward_matches_cpu() {
                     hs[2 * b * h] = 80.0;
                     let gw = buf(&w);
                     let gh = buf(&hs);
+                    let sw = StepWeights {
+                        w: &gw,
+                        w_hh: w_off,
+                        b_ih: bih,
+                        b_hh: bhh,
+                    };
                     run(vec![kernels::rnn_step_forward(
                         kernel,
                         b,
                         h,
-                        &gw,
-                        w_off,
-                        bih,
-                        bhh,
+                        sw,
                         &gh,
-                        2 * b * h,
-                        b * h,
+                        (2 * b * h, b * h),
                         pre,
                         act_code(act),
                     )
@@ -278,8 +291,7 @@ fn rnn_step_backward_matches_cpu() {
                         at(&gw, 5),
                         at(&gdh, b * h),
                         at(&gh, 0),
-                        &gdz,
-                        0,
+                        at(&gdz, 0),
                         next,
                         act_code(act),
                     )
@@ -315,7 +327,20 @@ fn softmax_ce_matches_cpu() {
         );
         let loss = buf(&[0.0f32; 4]);
         run(vec![
-            kernels::softmax_ce(n, o, at(&gw, 3), scale, &gl, &gy, &probs, &g, &rows).unwrap(),
+            kernels::softmax_ce(
+                n,
+                o,
+                at(&gw, 3),
+                scale,
+                HeadBufs {
+                    logits: &gl,
+                    y: &gy,
+                    out: &probs,
+                    g: &g,
+                    loss_rows: &rows,
+                },
+            )
+            .unwrap(),
             kernels::reduce_sum(n, at(&rows, 0), false, scale, at(&loss, 2), false).unwrap(),
         ]);
         let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[3 + i % o]).collect();
@@ -357,11 +382,13 @@ fn mse_matches_cpu() {
                     at(&gw, 0),
                     head == Head::Sigmoid,
                     gscale,
-                    &gl,
-                    &gy,
-                    &yh,
-                    &g,
-                    &rows,
+                    HeadBufs {
+                        logits: &gl,
+                        y: &gy,
+                        out: &yh,
+                        g: &g,
+                        loss_rows: &rows,
+                    },
                 )
                 .unwrap(),
                 kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0), false).unwrap(),
@@ -497,8 +524,7 @@ fn embed_gather_and_token_scatter_match_cpu_exactly() {
                 n,
                 c,
                 at(&gt, 2),
-                sv,
-                sc,
+                (sv, sc),
                 &gtok,
                 at(&out, 0),
             )
@@ -518,8 +544,7 @@ fn embed_gather_and_token_scatter_match_cpu_exactly() {
                 at(&gsrc, 0),
                 &gtok,
                 at(&dst, 2),
-                sv,
-                sc,
+                (sv, sc),
                 false,
             )
             .unwrap()]);
@@ -543,8 +568,7 @@ fn embed_gather_and_token_scatter_match_cpu_exactly() {
                 at(&gsrc, 0),
                 &gtok,
                 at(&dst, 2),
-                sv,
-                sc,
+                (sv, sc),
                 true,
             )
             .unwrap()]);
@@ -612,30 +636,21 @@ fn optimizers_match_cpu() {
                 let sq: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
                 upload(&ctx(), &scalars, 1, &[sq as f32]);
                 let clipc = norm.map(|m| (m, 1));
+                let bufs = OptBufs {
+                    w: &gw,
+                    g: &gg,
+                    scalars: &scalars,
+                };
                 let d = match kind {
-                    OptimKind::Sgd { momentum } => {
-                        kernels::sgd(n, 0.05, wd, momentum, clipc, &gw, &gg, &slots[0], &scalars)
-                    }
+                    OptimKind::Sgd { momentum } => kernels::sgd(n, 0.05, wd, momentum, clipc, bufs, &slots[0]),
                     OptimKind::Adam { beta1, beta2, eps } => {
+                        // the bias corrections of this step at scalars[2..4], as the engine writes them
                         let bc1 = (1.0 - (beta1 as f64).powi(step as i32)) as f32;
                         let bc2 = (1.0 - (beta2 as f64).powi(step as i32)) as f32;
-                        kernels::adam(
-                            n,
-                            0.05,
-                            wd,
-                            (beta1, beta2, eps),
-                            (bc1, bc2),
-                            clipc,
-                            &gw,
-                            &gg,
-                            &slots[0],
-                            &slots[1],
-                            &scalars,
-                        )
+                        upload(&ctx(), &scalars, 2, &[bc1, bc2]);
+                        kernels::adam(n, 0.05, wd, (beta1, beta2, eps), 2, clipc, bufs, (&slots[0], &slots[1]))
                     }
-                    OptimKind::Adagrad { eps } => {
-                        kernels::adagrad(n, 0.05, wd, eps, clipc, &gw, &gg, &slots[0], &scalars)
-                    }
+                    OptimKind::Adagrad { eps } => kernels::adagrad(n, 0.05, wd, eps, clipc, bufs, &slots[0]),
                 };
                 run(vec![d.unwrap()]);
                 clip(&cfg.clip, &mut g);

@@ -3,7 +3,7 @@
 //! validates with naga, without a device, and every shader file is registered. The preludes
 //! are not checked alone: they are not modules (they call functions each kernel defines).
 
-use wgrnn::gpu::kernels::{Kernel, RNN_ACT_WGSL, SG_TILE_WGSL, SHADERS};
+use wgrnn::gpu::kernels::{params, Kernel, RNN_ACT_WGSL, SG_TILE_WGSL, SHADERS};
 
 #[test]
 fn every_kernel_source_parses_and_validates() {
@@ -68,6 +68,35 @@ fn every_shader_file_is_registered() {
         assert!(
             Kernel::ALL.iter().any(|k| k.preludes().iter().any(|p| p.0 == f)),
             "{f} is prepended to no kernel"
+        );
+    }
+}
+
+/// The Rust parameter structs mirror each shader's `struct P`: the same field names in the
+/// same order, and the same size (so every offset matches: all fields are 4 bytes).
+#[test]
+fn parameter_structs_mirror_the_shaders() {
+    for k in Kernel::ALL {
+        let file = k.shader().0;
+        let module = naga::front::wgsl::parse_str(&k.source()).unwrap();
+        let (members, span) = module
+            .types
+            .iter()
+            .find_map(|(_, t)| match (&t.name, &t.inner) {
+                (Some(name), naga::TypeInner::Struct { members, span }) if name == "P" => Some((members, *span)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{file}: no struct P"));
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_deref().unwrap_or("")).collect();
+        assert_eq!(names, params::fields(k), "{file}: struct P fields vs kernels::params");
+        assert_eq!(
+            span as usize,
+            params::size(k),
+            "{file}: struct P size vs kernels::params"
+        );
+        assert!(
+            params::size(k) <= params::PARAM_WORDS * 4,
+            "{file}: parameter block too large"
         );
     }
 }

@@ -84,12 +84,25 @@ pub type Region<'a> = (&'a wgpu::Buffer, usize, usize);
 #[derive(Default)]
 pub struct Staging {
     buf: Option<wgpu::Buffer>,
+    /// read-backs done, for tests that check a path reads nothing back
+    reads: u64,
 }
 
 impl Staging {
     /// Bytes of the staging buffer (0 before the first read-back).
     pub fn bytes(&self) -> u64 {
         self.buf.as_ref().map_or(0, |b| b.size())
+    }
+
+    /// Device-to-host reads done through this buffer.
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// Reads `regions` in a submission of its own (inside an error scope naming `op`).
+    pub fn read(&mut self, ctx: &GpuContext, op: &str, regions: &[Region]) -> Result<Vec<Vec<f32>>> {
+        let enc = ctx.device.create_command_encoder(&Default::default());
+        ctx.scoped(op, || self.submit_and_read(ctx, enc, regions))
     }
 
     /// Appends copies of `regions` to `encoder`, submits it, waits, and returns the regions'
@@ -100,6 +113,7 @@ impl Staging {
         mut encoder: wgpu::CommandEncoder,
         regions: &[Region],
     ) -> Result<Vec<Vec<f32>>> {
+        self.reads += 1;
         let total: usize = regions.iter().map(|r| r.2).sum();
         let bytes = (total.max(1) as u64) * 4;
         if self.buf.as_ref().is_none_or(|b| b.size() < bytes) {
@@ -127,14 +141,14 @@ impl Staging {
             ctx.wait("read-back")?;
             return Ok(regions.iter().map(|_| Vec::new()).collect());
         }
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         staging.map_async(wgpu::MapMode::Read, 0..at, move |r| {
-            // the receiver outlives the poll below; a send error cannot happen
+            // the receiver lives until the poll below has run the callback
             let _ = tx.send(r);
         });
         ctx.wait("read-back")?;
-        rx.recv()
-            .map_err(|_| {
+        pollster::block_on(rx.receive())
+            .ok_or_else(|| {
                 Error::gpu(
                     "read-back: the map callback never ran",
                     "the GPU device stopped responding",

@@ -1,8 +1,8 @@
 //! Adapter, device and limits: the only file that touches wgpu's version-churning setup calls.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 
-use super::kernels::Kernels;
 use crate::error::{Error, Result};
 
 const DRIVER_HINT: &str = "install a Vulkan driver (Debian: apt-get install mesa-vulkan-drivers)";
@@ -36,8 +36,9 @@ pub struct GpuContext {
     /// The first error wgpu reported outside an error scope (or a device loss), kept until
     /// the next `take_error` so the engine can turn it into `Error::Gpu`.
     uncaptured: Arc<Mutex<Option<String>>>,
-    /// Pipelines are compiled on first use and shared by every engine on the device.
-    kernels: Mutex<Option<Arc<Kernels>>>,
+    /// The compiled kernels, filled on first use by `GpuContext::kernels` (in `kernels`):
+    /// type-erased so this file does not depend on the kernel registry.
+    pub(crate) kernel_cache: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
 fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
@@ -133,7 +134,7 @@ impl GpuContext {
             info,
             limits,
             uncaptured,
-            kernels: Mutex::new(None),
+            kernel_cache: Mutex::new(None),
         }))
     }
 
@@ -144,17 +145,6 @@ impl GpuContext {
 
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
-    }
-
-    /// The compiled kernels (compiled once per device).
-    pub fn kernels(&self) -> Result<Arc<Kernels>> {
-        let mut slot = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = slot.as_ref() {
-            return Ok(k.clone());
-        }
-        let k = Arc::new(Kernels::new(self)?);
-        *slot = Some(k.clone());
-        Ok(k)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns anything wgpu

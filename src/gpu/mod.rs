@@ -1,12 +1,16 @@
-//! The GPU path on wgpu (WGSL compute shaders): `context` finds the device, `kernels`
-//! compiles `shaders/*.wgsl`, `buffers` allocates and reads back, `scheduler` records
-//! programs, `engine` implements `Engine` on top.
+//! The GPU path on wgpu (WGSL compute shaders). Imports run one way: `context` finds the
+//! device; `kernels` compiles `shaders/*.wgsl` and builds launches, `buffers` allocates and
+//! reads back, `program` records op lists into command encoders; `workspace` holds the
+//! per-batch buffers and `schedule` decides the ops of a call; `engine` implements `Engine`
+//! on top.
 
 pub mod buffers;
 pub mod context;
 pub mod engine;
 pub mod kernels;
-pub mod scheduler;
+pub mod program;
+pub mod schedule;
+pub mod workspace;
 
 pub use context::{list_adapters, AdapterReport, GpuContext, GpuOptions};
 pub use engine::GpuEngine;

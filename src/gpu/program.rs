@@ -8,7 +8,8 @@ use wgpu::util::DeviceExt;
 use crate::error::Result;
 
 use super::context::GpuContext;
-use super::kernels::{Dispatch, Kernels, PARAM_WORDS};
+use super::kernels::params::PARAM_WORDS;
+use super::kernels::{Dispatch, Kernels};
 
 /// Stride of the parameter blocks in the uniform buffer: 256 bytes is the largest
 /// `min_uniform_buffer_offset_alignment` any adapter asks for.
@@ -47,8 +48,6 @@ enum Compiled {
 pub struct Program {
     steps: Vec<Compiled>,
     uniform: wgpu::Buffer,
-    /// op index -> uniform slot, for `set_params`
-    slots: Vec<Option<usize>>,
     dispatches: usize,
 }
 
@@ -126,20 +125,9 @@ impl Program {
             Ok(Program {
                 steps,
                 uniform,
-                slots,
                 dispatches,
             })
         })
-    }
-
-    /// Replaces the parameter block of op `index` (e.g. Adam's bias corrections). Queued
-    /// writes land before the next submission, so call this before recording, never between
-    /// two submissions that should see different values within one encoder.
-    pub fn set_params(&self, ctx: &GpuContext, index: usize, params: &[u32; PARAM_WORDS]) {
-        if let Some(Some(slot)) = self.slots.get(index) {
-            ctx.queue
-                .write_buffer(&self.uniform, (slot * SLOT_BYTES) as u64, bytemuck::cast_slice(params));
-        }
     }
 
     /// Bytes of the parameter-block buffer.

@@ -1,0 +1,471 @@
+//! One builder per kernel: sizes, element offsets and flags in, a `Dispatch` out (its
+//! parameter struct from `params`, the buffers bound at bindings 1.., workgroup counts).
+
+use super::params::{self, block, PARAM_WORDS};
+use super::Kernel;
+use crate::error::{Error, Result};
+
+/// One kernel launch: parameters, the buffers bound at bindings 1.. in order, and the
+/// workgroup counts.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    pub kernel: Kernel,
+    pub params: [u32; PARAM_WORDS],
+    pub buffers: Vec<wgpu::Buffer>,
+    pub groups: [u32; 3],
+}
+
+/// A buffer and an element offset into it.
+#[derive(Clone, Copy, Debug)]
+pub struct At<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub off: usize,
+}
+
+pub fn at(buf: &wgpu::Buffer, off: usize) -> At<'_> {
+    At { buf, off }
+}
+
+/// A row-major (rows, cols) matrix at an element offset, used as itself or, after `.t()`,
+/// as its transpose (the kernels read transposed operands in place).
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    pub at: At<'a>,
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+}
+
+/// The (rows, cols) matrix stored at element `off` of `buf`.
+pub fn mat(buf: &wgpu::Buffer, off: usize, rows: usize, cols: usize) -> Mat<'_> {
+    Mat {
+        at: at(buf, off),
+        rows,
+        cols,
+        transposed: false,
+    }
+}
+
+impl Mat<'_> {
+    pub fn t(self) -> Self {
+        Mat {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// (rows, cols) of the operand as the product sees it
+    fn dims(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+}
+
+/// Whether a product overwrites its destination or adds to it (a later chunk of a split
+/// batch sums its gradients into the earlier chunks').
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acc {
+    Set,
+    Add,
+}
+
+impl Acc {
+    pub fn add_if(add: bool) -> Acc {
+        if add {
+            Acc::Add
+        } else {
+            Acc::Set
+        }
+    }
+}
+
+/// Largest workgroup count per dimension every adapter allows.
+const MAX_GROUPS: u32 = 65535;
+
+/// A size or offset as a parameter word.
+pub(super) fn u(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| {
+        Error::gpu(
+            format!("kernel parameter {v} does not fit in 32 bits"),
+            "use a smaller batch or model",
+        )
+    })
+}
+
+fn internal(msg: String) -> Error {
+    Error::gpu(msg, "internal error")
+}
+
+/// Workgroups for `n` independent items at `per_group` items per workgroup, spread over x
+/// and y when one dimension is not enough (the shaders fold gid.y back in).
+pub(super) fn groups_1d(n: usize, per_group: usize) -> Result<[u32; 3]> {
+    let g = n.div_ceil(per_group).max(1);
+    let x = g.min(MAX_GROUPS as usize);
+    let y = g.div_ceil(x);
+    if y > MAX_GROUPS as usize {
+        return Err(Error::gpu(
+            format!("{n} work items exceed the dispatch limit"),
+            "use a smaller batch",
+        ));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+/// Workgroups of `tile`×`tile` outputs over an (m, n) result; row tiles beyond the y limit
+/// spill into z.
+fn groups_tiled(what: &str, m: usize, n: usize, tile: usize) -> Result<[u32; 3]> {
+    let gx = n.div_ceil(tile).max(1);
+    let gy_total = m.div_ceil(tile).max(1);
+    let gy = gy_total.min(MAX_GROUPS as usize);
+    let gz = gy_total.div_ceil(gy);
+    if gx > MAX_GROUPS as usize || gz > MAX_GROUPS as usize {
+        return Err(Error::gpu(
+            format!("{what} exceeds the dispatch limit"),
+            "use a smaller batch or model",
+        ));
+    }
+    Ok([gx as u32, gy as u32, gz as u32])
+}
+
+/// Workgroups for the subgroup kernels: a subgroup of S lanes owns a 16 × 2S tile of the
+/// (m, n) output, 64 / S subgroups per workgroup, tiles listed in one dimension. S is only
+/// known to lie in 8..=64 (a power of two), so enough workgroups for the worst S are launched;
+/// the surplus subgroups clamp their loads and write nothing.
+fn groups_sg(m: usize, n: usize) -> Result<[u32; 3]> {
+    let worst = [8, 16, 32, 64]
+        .iter()
+        .map(|&s| (m.div_ceil(16) * n.div_ceil(2 * s)).div_ceil(64 / s))
+        .max()
+        .unwrap_or(1);
+    groups_1d(worst, 1)
+}
+
+pub(super) fn dispatch<P: bytemuck::Pod>(kernel: Kernel, p: &P, bufs: &[&wgpu::Buffer], groups: [u32; 3]) -> Dispatch {
+    Dispatch {
+        kernel,
+        params: block(p),
+        buffers: bufs.iter().map(|&b| b.clone()).collect(),
+        groups,
+    }
+}
+
+/// C = op(A) · op(B) (`Acc::Set`) or C + op(A) · op(B) (`Acc::Add`); the sizes come from the
+/// operands. Twin of `cpu::gemm`. `kernel` is `Matmul` (naive), `MatmulBlocked` (4×4 per
+/// invocation) or `MatmulSg` (16×2 per lane, A shared by subgroup broadcasts).
+pub fn matmul(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc) -> Result<Dispatch> {
+    matmul_with(kernel, c, a, b, acc, None)
+}
+
+/// `matmul` that also writes the row sums Σ_q op(A)[i, q] at elements `rs.0 + i` and
+/// `rs.1 + i` of C's buffer (added to the first under `Acc::Add`): the bias gradients Σ dz
+/// beside dW = dz^T · h, in the same dispatch.
+pub fn matmul_row_sums(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: (usize, usize)) -> Result<Dispatch> {
+    matmul_with(kernel, c, a, b, acc, Some(rs))
+}
+
+fn matmul_with(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: Option<(usize, usize)>) -> Result<Dispatch> {
+    let ((m, k), (kb, n)) = (a.dims(), b.dims());
+    if kb != k || c.dims() != (m, n) || c.transposed {
+        return Err(internal(format!(
+            "matmul shapes: op(A) {:?} · op(B) {:?} into C {:?}",
+            a.dims(),
+            b.dims(),
+            c.dims()
+        )));
+    }
+    let (rs_off, rs2_off) = rs.unwrap_or((0, 0));
+    let p = params::MatmulP {
+        m: u(m)?,
+        n: u(n)?,
+        k: u(k)?,
+        a_off: u(a.at.off)?,
+        b_off: u(b.at.off)?,
+        c_off: u(c.at.off)?,
+        ta: a.transposed as u32,
+        tb: b.transposed as u32,
+        beta: (acc == Acc::Add) as u32,
+        rowsum: rs.is_some() as u32,
+        rs_off: u(rs_off)?,
+        rs2_off: u(rs2_off)?,
+    };
+    let what = format!("matmul {m}x{n}");
+    let groups = match kernel {
+        Kernel::Matmul => groups_tiled(&what, m, n, 16)?,
+        Kernel::MatmulBlocked => groups_tiled(&what, m, n, 32)?,
+        Kernel::MatmulSg => groups_sg(m, n)?,
+        _ => return Err(internal(format!("{kernel:?} is not a matmul kernel"))),
+    };
+    Ok(dispatch(kernel, &p, &[a.at.buf, b.at.buf, c.at.buf], groups))
+}
+
+/// Activation code shared by the step kernels.
+pub fn act_code(a: crate::config::Activation) -> usize {
+    match a {
+        crate::config::Activation::Tanh => 0,
+        crate::config::Activation::Sigmoid => 1,
+        crate::config::Activation::Relu => 2,
+    }
+}
+
+/// Workgroups for a step kernel: `RnnStep*` (8×8 invocations of 4×4 (B, H) blocks) or
+/// `RnnStep*Sg`.
+fn step_groups(kernel: Kernel, batch: usize, hidden: usize) -> Result<[u32; 3]> {
+    match kernel {
+        Kernel::RnnStepForward | Kernel::RnnStepBackward => {
+            groups_tiled(&format!("a recurrent step of B={batch}, H={hidden}"), batch, hidden, 32)
+        }
+        Kernel::RnnStepForwardSg | Kernel::RnnStepBackwardSg => groups_sg(batch, hidden),
+        _ => Err(internal(format!("{kernel:?} is not a recurrent step kernel"))),
+    }
+}
+
+/// Where a forward step finds its input pre-activation pre_t.
+#[derive(Clone, Copy, Debug)]
+pub enum Pre<'a> {
+    /// no input at this step: pre_t = 0
+    None,
+    /// already in row t of `h` (written by the batched input projection)
+    InPlace,
+    /// one-hot tokens: pre_t[b, j] = W_ih[j, tok[tok.off + b]], W_ih (H, V) at `wih_off` in `w`
+    Tokens { tok: At<'a>, vocab: usize, wih_off: usize },
+}
+
+/// Offsets of one layer's recurrent weights in the parameter buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct StepWeights<'a> {
+    pub w: &'a wgpu::Buffer,
+    pub w_hh: usize,
+    pub b_ih: usize,
+    pub b_hh: usize,
+}
+
+/// h_t = f(pre_t + b_ih + b_hh + W_hh h_{t-1}) in the layer buffer `h` (T+1, B, H), row
+/// `cur_off` from row `prev_off`. `kernel` is `RnnStepForward` or `RnnStepForwardSg` (same
+/// bindings and parameters).
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_step_forward(
+    kernel: Kernel,
+    batch: usize,
+    hidden: usize,
+    w: StepWeights,
+    h: &wgpu::Buffer,
+    (cur_off, prev_off): (usize, usize),
+    pre: Pre,
+    act: usize,
+) -> Result<Dispatch> {
+    // without token inputs `w` fills the unread token binding (never `h`, bound read-write)
+    let (use_pre, tok, vocab, wih_off) = match pre {
+        Pre::None => (0, at(w.w, 0), 1, 0),
+        Pre::InPlace => (1, at(w.w, 0), 1, 0),
+        Pre::Tokens { tok, vocab, wih_off } => (2, tok, vocab, wih_off),
+    };
+    let p = params::RnnStepForwardP {
+        batch: u(batch)?,
+        hidden: u(hidden)?,
+        cur_off: u(cur_off)?,
+        prev_off: u(prev_off)?,
+        w_off: u(w.w_hh)?,
+        bih_off: u(w.b_ih)?,
+        bhh_off: u(w.b_hh)?,
+        use_pre,
+        act: u(act)?,
+        tok_off: u(tok.off)?,
+        vocab: u(vocab)?,
+        wih_off: u(wih_off)?,
+    };
+    Ok(dispatch(
+        kernel,
+        &p,
+        &[w.w, h, tok.buf],
+        step_groups(kernel, batch, hidden)?,
+    ))
+}
+
+/// dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t), written at `dz`; `next` = None at t = T.
+/// `kernel` is `RnnStepBackward` or `RnnStepBackwardSg` (same bindings and parameters).
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_step_backward(
+    kernel: Kernel,
+    batch: usize,
+    hidden: usize,
+    w_hh: At,
+    dh: At,
+    h: At,
+    dz: At,
+    next_off: Option<usize>,
+    act: usize,
+) -> Result<Dispatch> {
+    let p = params::RnnStepBackwardP {
+        batch: u(batch)?,
+        hidden: u(hidden)?,
+        dh_off: u(dh.off)?,
+        h_off: u(h.off)?,
+        dz_off: u(dz.off)?,
+        next_off: u(next_off.unwrap_or(0))?,
+        has_next: next_off.is_some() as u32,
+        w_off: u(w_hh.off)?,
+        act: u(act)?,
+    };
+    let bufs = [w_hh.buf, dh.buf, h.buf, dz.buf];
+    Ok(dispatch(kernel, &p, &bufs, step_groups(kernel, batch, hidden)?))
+}
+
+/// The buffers of a head kernel: logits (N, O) in; outputs (N, O), gradient (N, O) and
+/// per-row losses (N) out; targets `y`.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadBufs<'a> {
+    pub logits: &'a wgpu::Buffer,
+    pub y: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+    pub g: &'a wgpu::Buffer,
+    pub loss_rows: &'a wgpu::Buffer,
+}
+
+/// Softmax + cross-entropy + gradient for `rows` rows of `classes` logits (bias at
+/// `bias`); `loss_rows` gets -log p[y] per row, `g` the gradient times `scale`.
+pub fn softmax_ce(rows: usize, classes: usize, bias: At, scale: f32, io: HeadBufs) -> Result<Dispatch> {
+    let p = params::SoftmaxCeP {
+        rows: u(rows)?,
+        classes: u(classes)?,
+        bias_off: u(bias.off)?,
+        scale,
+    };
+    let bufs = [bias.buf, io.logits, io.y, io.out, io.g, io.loss_rows];
+    Ok(dispatch(Kernel::SoftmaxCe, &p, &bufs, groups_1d(rows, 64)?))
+}
+
+/// Linear (or sigmoid) head + MSE; `gscale` = reduction scale · 2 / O; `loss_rows` gets
+/// Σ_k (y_hat - y)² per row.
+pub fn mse(rows: usize, outputs: usize, bias: At, sigmoid_head: bool, gscale: f32, io: HeadBufs) -> Result<Dispatch> {
+    let p = params::MseP {
+        rows: u(rows)?,
+        outputs: u(outputs)?,
+        bias_off: u(bias.off)?,
+        sigmoid_head: sigmoid_head as u32,
+        gscale,
+    };
+    let bufs = [bias.buf, io.logits, io.y, io.out, io.g, io.loss_rows];
+    Ok(dispatch(Kernel::Mse, &p, &bufs, groups_1d(rows, 64)?))
+}
+
+/// One sum of `reduce_sums`: dst[dst.off] = factor · Σ src[src.off..+n] (of squares when
+/// `square`), added to dst[dst.off] when `accumulate`.
+#[derive(Clone, Copy, Debug)]
+pub struct Sum<'a> {
+    pub n: usize,
+    pub src: At<'a>,
+    pub square: bool,
+    pub factor: f32,
+    pub dst: At<'a>,
+    pub accumulate: bool,
+}
+
+impl Sum<'_> {
+    fn params(&self) -> Result<params::SumP> {
+        Ok(params::SumP {
+            n: u(self.n)?,
+            src_off: u(self.src.off)?,
+            dst_off: u(self.dst.off)?,
+            square: self.square as u32,
+            factor: self.factor,
+            accumulate: self.accumulate as u32,
+            pad0: 0,
+            pad1: 0,
+        })
+    }
+}
+
+/// One sum in one workgroup (see `Sum`).
+pub fn reduce_sum(n: usize, src: At, square: bool, factor: f32, dst: At, accumulate: bool) -> Result<Dispatch> {
+    let s = Sum {
+        n,
+        src,
+        square,
+        factor,
+        dst,
+        accumulate,
+    }
+    .params()?;
+    let p = params::ReduceSumP { sums: [s, s] };
+    Ok(dispatch(Kernel::ReduceSum, &p, &[src.buf, dst.buf, src.buf], [1, 1, 1]))
+}
+
+/// Two independent sums in one dispatch (one workgroup each); both write into `first`'s
+/// destination buffer.
+pub fn reduce_sums(first: Sum, second: Sum) -> Result<Dispatch> {
+    if first.dst.buf != second.dst.buf {
+        return Err(internal("reduce_sums: the two sums need one destination buffer".into()));
+    }
+    let p = params::ReduceSumP {
+        sums: [first.params()?, second.params()?],
+    };
+    let bufs = [first.src.buf, first.dst.buf, second.src.buf];
+    Ok(dispatch(Kernel::ReduceSum, &p, &bufs, [2, 1, 1]))
+}
+
+/// dst (cols) = column sums of src (rows, cols) (plus dst when `accumulate`), written at
+/// `dst.off` and at `dst2_off` (pass `dst.off` again for one copy).
+/// The engine gets bias gradients from `matmul_row_sums` instead (no dispatch of their
+/// own); this kernel stays as their standalone reference, like the naive matmul.
+pub fn col_sum(rows: usize, cols: usize, src: At, dst: At, dst2_off: usize, accumulate: bool) -> Result<Dispatch> {
+    let p = params::ColSumP {
+        rows: u(rows)?,
+        cols: u(cols)?,
+        src_off: u(src.off)?,
+        dst_off: u(dst.off)?,
+        dst2_off: u(dst2_off)?,
+        accumulate: accumulate as u32,
+    };
+    Ok(dispatch(Kernel::ColSum, &p, &[src.buf, dst.buf], groups_1d(cols, 64)?))
+}
+
+/// out (rows, cols)[r, c] = table[tok[r]·stride_v + c·stride_c].
+pub fn embed_gather(
+    rows: usize,
+    cols: usize,
+    table: At,
+    (stride_v, stride_c): (usize, usize),
+    tok: &wgpu::Buffer,
+    out: At,
+) -> Result<Dispatch> {
+    let p = params::EmbedGatherP {
+        rows: u(rows)?,
+        cols: u(cols)?,
+        tab_off: u(table.off)?,
+        stride_v: u(stride_v)?,
+        stride_c: u(stride_c)?,
+        out_off: u(out.off)?,
+    };
+    let bufs = [table.buf, tok, out.buf];
+    Ok(dispatch(Kernel::EmbedGather, &p, &bufs, groups_1d(rows * cols, 64)?))
+}
+
+/// out[tok[r]·stride_v + c·stride_c] = Σ_r src (rows, cols)[r, c] (the region is zeroed first
+/// unless `accumulate`).
+#[allow(clippy::too_many_arguments)]
+pub fn token_scatter(
+    rows: usize,
+    cols: usize,
+    vocab: usize,
+    src: At,
+    tok: &wgpu::Buffer,
+    out: At,
+    (stride_v, stride_c): (usize, usize),
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let p = params::TokenScatterP {
+        rows: u(rows)?,
+        cols: u(cols)?,
+        vocab: u(vocab)?,
+        src_off: u(src.off)?,
+        out_off: u(out.off)?,
+        stride_v: u(stride_v)?,
+        stride_c: u(stride_c)?,
+        accumulate: accumulate as u32,
+    };
+    let bufs = [src.buf, tok, out.buf];
+    Ok(dispatch(Kernel::TokenScatter, &p, &bufs, groups_1d(cols, 64)?))
+}

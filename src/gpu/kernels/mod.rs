@@ -1,0 +1,200 @@
+//! The WGSL kernels (one per `shaders/*.wgsl` file, named after its CPU twin), compiled once
+//! per device. `params` mirrors each shader's `struct P`; `launch` (and `update`, for the
+//! optimisers) turns sizes and element offsets into a `Dispatch` (parameters, buffers,
+//! workgroup counts).
+
+mod launch;
+pub mod params;
+mod update;
+
+use std::any::Any;
+use std::sync::Arc;
+
+pub use launch::*;
+pub use update::*;
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// WGSL has no #include: code shared by several kernels lives in `shaders/common/*.wgsl`
+/// and is prepended to each kernel file that uses it (`Kernel::source`). These files hold
+/// only functions and `var<private>` state; bindings stay in the kernel files, and a shared
+/// file calls back into functions each including kernel defines (see the files' headers).
+/// A prelude alone is not a valid module (no entry point, unresolved calls).
+pub const SG_TILE_WGSL: (&str, &str) = (
+    "common/sg_tile.wgsl",
+    include_str!("../../../shaders/common/sg_tile.wgsl"),
+);
+/// The recurrent steps' activations and their derivatives.
+pub const RNN_ACT_WGSL: (&str, &str) = (
+    "common/rnn_act.wgsl",
+    include_str!("../../../shaders/common/rnn_act.wgsl"),
+);
+
+/// The one list of kernels: each line gives the variant, its shader file, the preludes
+/// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
+/// `Kernel::ALL` are generated from it, so they cannot drift apart.
+macro_rules! kernel_table {
+    ($($kernel:ident => $file:literal, [$($prelude:ident),*], subgroups: $sg:literal;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Kernel {
+            $($kernel),*
+        }
+
+        /// Every kernel's shader file with its source (the file alone, without its
+        /// preludes: see `Kernel::source`), in `Kernel::ALL` order.
+        pub const SHADERS: &[(&str, &str)] = &[
+            $(($file, include_str!(concat!("../../../shaders/", $file)))),*
+        ];
+
+        impl Kernel {
+            pub const ALL: [Kernel; SHADERS.len()] = [$(Kernel::$kernel),*];
+
+            /// The shared files prepended to this kernel's file, in order.
+            pub fn preludes(self) -> &'static [(&'static str, &'static str)] {
+                match self {
+                    $(Kernel::$kernel => &[$($prelude),*]),*
+                }
+            }
+
+            /// Kernels that use subgroup built-ins: compiled only on devices with the
+            /// SUBGROUP feature, each with a plain twin that needs nothing.
+            pub fn needs_subgroups(self) -> bool {
+                match self {
+                    $(Kernel::$kernel => $sg),*
+                }
+            }
+        }
+    };
+}
+
+kernel_table! {
+    Matmul => "matmul.wgsl", [], subgroups: false;
+    MatmulBlocked => "matmul_blocked.wgsl", [], subgroups: false;
+    MatmulSg => "matmul_sg.wgsl", [SG_TILE_WGSL], subgroups: true;
+    RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL], subgroups: false;
+    RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL], subgroups: false;
+    RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, SG_TILE_WGSL], subgroups: true;
+    SoftmaxCe => "softmax_ce.wgsl", [], subgroups: false;
+    Mse => "mse.wgsl", [], subgroups: false;
+    ReduceSum => "reduce_sum.wgsl", [], subgroups: false;
+    ColSum => "col_sum.wgsl", [], subgroups: false;
+    EmbedGather => "embed_gather.wgsl", [], subgroups: false;
+    TokenScatter => "token_scatter.wgsl", [], subgroups: false;
+    ClipValue => "clip_value.wgsl", [], subgroups: false;
+    Sgd => "sgd.wgsl", [], subgroups: false;
+    Adam => "adam.wgsl", [], subgroups: false;
+    Adagrad => "adagrad.wgsl", [], subgroups: false;
+}
+
+impl Kernel {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// (file name, WGSL source)
+    pub fn shader(self) -> (&'static str, &'static str) {
+        SHADERS[self.index()]
+    }
+
+    /// The module source the pipeline is compiled from: the preludes, then the kernel file.
+    /// Joined once per pipeline, with no per-shape templating (sizes are uniforms). Naga's
+    /// line numbers in errors count from the start of this string, not of the kernel file.
+    pub fn source(self) -> String {
+        let mut src = String::new();
+        for (_, prelude) in self.preludes() {
+            src.push_str(prelude);
+            src.push('\n');
+        }
+        src.push_str(self.shader().1);
+        src
+    }
+}
+
+/// Whether the subgroup kernels can run here: the feature, and subgroups of a multiple of 8
+/// lanes (their teams of 8 must not straddle subgroups) that fill 64-invocation workgroups.
+pub fn subgroups_usable(ctx: &GpuContext) -> bool {
+    ctx.device.features().contains(wgpu::Features::SUBGROUP)
+        && ctx.info.subgroup_min_size >= 8
+        && ctx.info.subgroup_max_size <= 64
+}
+
+/// The compiled pipelines, one per kernel, in `Kernel::ALL` order (`None`: a subgroup
+/// kernel on a device without usable subgroups).
+pub struct Kernels {
+    pipelines: Vec<Option<wgpu::ComputePipeline>>,
+    /// the fastest matrix product and recurrent step kernels this device runs
+    pub matmul: Kernel,
+    pub step_forward: Kernel,
+    pub step_backward: Kernel,
+}
+
+impl Kernels {
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        ctx.scoped("compiling shaders", || {
+            let sg = subgroups_usable(ctx);
+            let pipelines = Kernel::ALL
+                .iter()
+                .map(|k| {
+                    if k.needs_subgroups() && !sg {
+                        return None;
+                    }
+                    let file = k.shader().0;
+                    let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(file),
+                        source: wgpu::ShaderSource::Wgsl(k.source().into()),
+                    });
+                    // The layout is derived from the shader: every binding is whole buffers
+                    // plus one uniform slice, the same for all dispatches of a kernel.
+                    Some(ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(file),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some("main"),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    }))
+                })
+                .collect();
+            let pick = |fast, plain| if sg { fast } else { plain };
+            Ok(Kernels {
+                pipelines,
+                matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
+                step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
+                step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
+            })
+        })
+    }
+
+    pub fn pipeline(&self, k: Kernel) -> Result<&wgpu::ComputePipeline> {
+        self.pipelines[k.index()].as_ref().ok_or_else(|| {
+            Error::gpu(
+                format!("{k:?} needs subgroups of 8 to 64 lanes, which this adapter lacks"),
+                "use the plain kernel variant",
+            )
+        })
+    }
+
+    /// Whether `k` can run on this device.
+    pub fn available(&self, k: Kernel) -> bool {
+        self.pipelines[k.index()].is_some()
+    }
+}
+
+impl GpuContext {
+    /// The compiled kernels (compiled once per device, shared by every engine on it).
+    ///
+    /// The cache lives in the context because pipelines belong to its device, but the
+    /// context only holds it as `dyn Any`: this impl block sits here, so `context` never
+    /// names `Kernels` and the imports run one way (context → kernels).
+    pub fn kernels(&self) -> Result<Arc<Kernels>> {
+        let mut slot = self.kernel_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = slot.as_ref().and_then(|a| a.clone().downcast::<Kernels>().ok()) {
+            return Ok(k);
+        }
+        let k = Arc::new(Kernels::new(self)?);
+        *slot = Some(k.clone() as Arc<dyn Any + Send + Sync>);
+        Ok(k)
+    }
+}

@@ -1,0 +1,242 @@
+//! The DESIGN.md schedule as data: which kernels, clears and copies one engine call runs,
+//! in order, as a pure function of the model's buffers, the batch shape's buffers, the
+//! kernels this device runs fastest and the mode. `forward` holds the input projection,
+//! the recurrence and the head; `backward` the reverse sweep and the weight gradients; this
+//! file the chunk loop, clipping and the optimiser.
+
+mod backward;
+mod forward;
+
+use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs};
+use super::program::Op;
+use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
+use crate::config::{Head, ModelConfig, SeqShape};
+use crate::engine::Want;
+use crate::error::{Error, Result};
+use crate::optim::{OptimConfig, OptimKind};
+use crate::params::ParamLayout;
+
+/// The scalars buffer: [loss, Σ g², 1 - β1^k, 1 - β2^k, unused...].
+pub const LOSS: usize = 0;
+pub const NORM_SQ: usize = 1;
+/// Adam's bias corrections of the current update, written before each training submission.
+pub const BIAS_CORR: usize = 2;
+/// floats in the scalars buffer
+pub const SCALARS: usize = 64;
+
+/// The model side of a schedule: configuration and the buffers that outlive batch shapes.
+#[derive(Clone, Copy)]
+pub struct Model<'a> {
+    pub cfg: &'a ModelConfig,
+    pub layout: &'a ParamLayout,
+    pub opt: &'a OptimConfig,
+    pub params: &'a wgpu::Buffer,
+    pub grads: &'a wgpu::Buffer,
+    /// optimiser state, each like the parameters
+    pub slots: &'a [wgpu::Buffer],
+    /// (SCALARS)
+    pub scalars: &'a wgpu::Buffer,
+    /// bound where a kernel's binding is unused (SGD without momentum)
+    pub dummy: &'a wgpu::Buffer,
+}
+
+/// The ops of one call of `mode` on a batch of shape `sh`.
+pub fn ops(m: Model, sh: &Shape, kernels: &Kernels, mode: Mode) -> Result<Vec<Op>> {
+    let s = Sched { m, sh, k: kernels };
+    let [whole] = sh.chunks[..] else {
+        if mode != Mode::Train {
+            return Err(Error::gpu(
+                format!(
+                    "a batch of {} sequences exceeds one storage binding; only training steps are split into chunks",
+                    sh.b
+                ),
+                "evaluate in smaller batches (--batch)",
+            ));
+        }
+        let mut ops = Vec::new();
+        for (i, &ch) in sh.chunks.iter().enumerate() {
+            ops.extend(s.chunk_in(ch)?);
+            ops.extend(s.forward(ch, i > 0, false)?);
+            ops.extend(s.backward(Want::default(), ch, i > 0)?);
+            ops.extend(s.last_state(ch));
+        }
+        s.update(&mut ops, None)?;
+        return Ok(ops);
+    };
+    // a training step sums its loss in the same dispatch as Σ g² (`update`)
+    let mut ops = s.forward(whole, false, mode == Mode::Train)?;
+    match mode {
+        Mode::Forward => {}
+        Mode::Grads { dx, dh0 } => ops.extend(s.backward(Want { dx, dh0 }, whole, false)?),
+        Mode::Train => {
+            ops.extend(s.backward(Want::default(), whole, false)?);
+            s.update(&mut ops, Some(whole))?;
+            ops.extend(s.last_state(whole));
+        }
+    }
+    Ok(ops)
+}
+
+/// What every op builder of one schedule reads.
+struct Sched<'a> {
+    m: Model<'a>,
+    sh: &'a Shape,
+    k: &'a Kernels,
+}
+
+impl<'a> Sched<'a> {
+    /// C = op(A)·op(B) (or C + ... under `Acc::Add`) with the device's matmul kernel.
+    fn mm(&self, c: Mat, a: Mat, b: Mat, acc: Acc) -> Result<Op> {
+        Ok(Op::Dispatch(kernels::matmul(self.k.matmul, c, a, b, acc)?))
+    }
+
+    /// `mm` that also writes the row sums of op(A) at two offsets of C's buffer (a bias
+    /// gradient beside its weight gradient).
+    fn mm_row_sums(&self, c: Mat, a: Mat, b: Mat, acc: Acc, rs: (usize, usize)) -> Result<Op> {
+        Ok(Op::Dispatch(kernels::matmul_row_sums(self.k.matmul, c, a, b, acc, rs)?))
+    }
+
+    fn off(&self, tensor: usize) -> usize {
+        self.m.layout.tensors[tensor].offset
+    }
+
+    /// The parameter matrix `tensor` (rows, cols) in `buf` (the parameters or gradients).
+    fn matrix(&self, buf: &'a wgpu::Buffer, tensor: usize) -> Mat<'a> {
+        let spec = &self.m.layout.tensors[tensor];
+        let (rows, cols) = match spec.shape[..] {
+            [r, c] => (r, c),
+            _ => (spec.shape.iter().product(), 1),
+        };
+        mat(buf, spec.offset, rows, cols)
+    }
+
+    fn weight(&self, tensor: usize) -> Mat<'a> {
+        self.matrix(self.m.params, tensor)
+    }
+
+    fn grad(&self, tensor: usize) -> Mat<'a> {
+        self.matrix(self.m.grads, tensor)
+    }
+
+    /// Element offset of the rows that feed the head in the top layer's (T+1, B_c, H) buffer.
+    fn head_rows_off(&self, b: usize) -> usize {
+        let cfg = self.m.cfg;
+        match cfg.seq {
+            SeqShape::ManyToOne => self.sh.t * b * cfg.hidden,
+            _ => b * cfg.hidden,
+        }
+    }
+
+    /// The factor that turns the summed per-row losses into the loss (reduction and MSE's
+    /// 1/O); the mean runs over the whole batch, not the chunk.
+    fn loss_factor(&self) -> f32 {
+        let cfg = self.m.cfg;
+        let scale = cfg.loss_scale(self.sh.b, self.sh.t);
+        match cfg.head {
+            Head::Softmax => scale as f32,
+            Head::Linear | Head::Sigmoid => (scale / cfg.output as f64) as f32,
+        }
+    }
+
+    /// The loss of one chunk: its per-row losses times the loss factor into scalars[LOSS]
+    /// (added to it when `acc`: a later chunk of a split batch).
+    fn loss_sum(&self, ch: Chunk, acc: bool) -> kernels::Sum<'a> {
+        kernels::Sum {
+            n: self.m.cfg.target_steps(self.sh.t) * ch.b,
+            src: at(&self.sh.loss_rows, 0),
+            square: false,
+            factor: self.loss_factor(),
+            dst: at(self.m.scalars, LOSS),
+            accumulate: acc,
+        }
+    }
+
+    /// Copies of a chunk's inputs, targets and initial states into the chunk buffers.
+    fn chunk_in(&self, ch: Chunk) -> Result<Vec<Op>> {
+        let (cfg, sh) = (self.m.cfg, self.sh);
+        let io = sh
+            .io
+            .as_ref()
+            .ok_or_else(|| Error::gpu("chunk inputs missing", "internal error"))?;
+        let xs = cfg.input_steps(sh.t) * x_width(cfg);
+        let ys = cfg.target_steps(sh.t) * y_width(cfg);
+        let hd = cfg.hidden;
+        let copy = |src: &wgpu::Buffer, src_off, dst: &wgpu::Buffer, len| Op::Copy {
+            src: src.clone(),
+            src_off,
+            dst: dst.clone(),
+            dst_off: 0,
+            len,
+        };
+        let mut ops = vec![
+            copy(&io.x, ch.b0 * xs, &sh.x, ch.b * xs),
+            copy(&io.y, ch.b0 * ys, &sh.y, ch.b * ys),
+        ];
+        for (l, h) in sh.hs.iter().enumerate() {
+            ops.push(copy(&io.h0, (l * sh.b + ch.b0) * hd, h, ch.b * hd));
+        }
+        Ok(ops)
+    }
+
+    /// The chunk's final states into `last` (L, B, H).
+    fn last_state(&self, ch: Chunk) -> Vec<Op> {
+        let (sh, hd) = (self.sh, self.m.cfg.hidden);
+        sh.hs
+            .iter()
+            .enumerate()
+            .map(|(l, h)| Op::Copy {
+                src: h.clone(),
+                src_off: sh.t * ch.b * hd,
+                dst: sh.last.clone(),
+                dst_off: (l * sh.b + ch.b0) * hd,
+                len: ch.b * hd,
+            })
+            .collect()
+    }
+
+    /// Clipping, Σ g² and the optimiser, once per step after every chunk's gradients.
+    /// `loss`: a chunk whose loss sum was deferred to share Σ g²'s dispatch.
+    fn update(&self, ops: &mut Vec<Op>, loss: Option<Chunk>) -> Result<()> {
+        let (m, total) = (self.m, self.m.layout.total);
+        if let Some(v) = m.opt.clip.value {
+            ops.push(Op::Dispatch(kernels::clip_value(total, at(m.grads, 0), v)?));
+        }
+        // Σ g² always: clipping by norm needs it, and train_step reads it back with the loss
+        // to report a non-finite gradient as the CPU path does.
+        let norm = kernels::Sum {
+            n: total,
+            src: at(m.grads, 0),
+            square: true,
+            factor: 1.0,
+            dst: at(m.scalars, NORM_SQ),
+            accumulate: false,
+        };
+        ops.push(Op::Dispatch(match loss {
+            Some(ch) => kernels::reduce_sums(self.loss_sum(ch, false), norm)?,
+            None => kernels::reduce_sum(norm.n, norm.src, true, 1.0, norm.dst, false)?,
+        }));
+        let (lr, wd) = (m.opt.lr, m.opt.weight_decay);
+        let clip = m.opt.clip.norm.map(|max| (max, NORM_SQ));
+        let slot = |i: usize| m.slots.get(i).unwrap_or(m.dummy);
+        let bufs = OptBufs {
+            w: m.params,
+            g: m.grads,
+            scalars: m.scalars,
+        };
+        ops.push(Op::Dispatch(match m.opt.kind {
+            OptimKind::Sgd { momentum } => kernels::sgd(total, lr, wd, momentum, clip, bufs, slot(0))?,
+            OptimKind::Adam { beta1, beta2, eps } => kernels::adam(
+                total,
+                lr,
+                wd,
+                (beta1, beta2, eps),
+                BIAS_CORR,
+                clip,
+                bufs,
+                (slot(0), slot(1)),
+            )?,
+            OptimKind::Adagrad { eps } => kernels::adagrad(total, lr, wd, eps, clip, bufs, slot(0))?,
+        }));
+        Ok(())
+    }
+}
