@@ -147,7 +147,10 @@ fn slice_rows<T: Copy>(v: &[T], groups: usize, b: usize, b0: usize, nb: usize) -
     if w == 0 {
         return Vec::new();
     }
-    v.chunks(b * w).flat_map(|g| &g[b0 * w..(b0 + nb) * w]).copied().collect()
+    v.chunks(b * w)
+        .flat_map(|g| &g[b0 * w..(b0 + nb) * w])
+        .copied()
+        .collect()
 }
 
 /// Reorders a batch-major (B, T, W) array into time-major (T, B, W).

@@ -79,7 +79,8 @@ impl World {
     pub fn all_equal(&self, v: u64) -> bool {
         let mine = [v, !v];
         let mut most = [0u64; 2];
-        self.comm.all_reduce_into(&mine[..], &mut most[..], SystemOperation::max());
+        self.comm
+            .all_reduce_into(&mine[..], &mut most[..], SystemOperation::max());
         most == mine
     }
 

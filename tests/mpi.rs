@@ -38,9 +38,36 @@ fn train_args(dir: &Path, device: &str, out: &Path, log: &Path, steps: &str) -> 
         std::fs::write(&data, small_text()).expect("write the corpus");
     }
     [
-        "train", "--data", s(&data), "--hidden", "24", "--layers", "2", "--steps", steps, "--batch", "8",
-        "--seq-len", "12", "--optimizer", "adam", "--lr", "0.01", "--eval-every", "5", "--val-batches", "2",
-        "--sample-every", "0", "--device", device, "--quiet", "--out", s(out), "--log", s(log),
+        "train",
+        "--data",
+        s(&data),
+        "--hidden",
+        "24",
+        "--layers",
+        "2",
+        "--steps",
+        steps,
+        "--batch",
+        "8",
+        "--seq-len",
+        "12",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--eval-every",
+        "5",
+        "--val-batches",
+        "2",
+        "--sample-every",
+        "0",
+        "--device",
+        device,
+        "--quiet",
+        "--out",
+        s(out),
+        "--log",
+        s(log),
     ]
     .iter()
     .map(|a| a.to_string())
@@ -161,20 +188,29 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_survives() {
     let start = Instant::now();
     while !out.exists() {
         assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after 120 s");
-        assert!(job.try_wait().unwrap().is_none(), "the job ended before its first checkpoint");
+        assert!(
+            job.try_wait().unwrap().is_none(),
+            "the job ended before its first checkpoint"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let victim = ranks(job.id())
         .into_iter()
         .find(|&(_, r)| r == 1)
         .expect("rank 1 is a child of mpirun");
-    Command::new("kill").args(["-KILL", &victim.0.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &victim.0.to_string()])
+        .status()
+        .unwrap();
     let killed = Instant::now();
     let status = loop {
         if let Some(st) = job.try_wait().unwrap() {
             break st;
         }
-        assert!(killed.elapsed() < Duration::from_secs(30), "the job outlived a dead rank by 30 s");
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the job outlived a dead rank by 30 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success(), "mpirun reported success after a rank died");

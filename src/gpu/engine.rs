@@ -34,6 +34,8 @@ pub struct GpuEngine {
     /// bound where a kernel's binding is unused (SGD without momentum)
     dummy: wgpu::Buffer,
     ws: Workspace,
+    /// clipping and the optimiser alone, for `apply_grads` (built on first use)
+    update: Option<Program>,
     staging: Staging,
     /// updates done
     step: u64,
@@ -79,6 +81,7 @@ impl GpuEngine {
                 scalars,
                 dummy,
                 ws: Workspace::default(),
+                update: None,
                 staging: Staging::default(),
                 step: 0,
                 record_time: Duration::ZERO,
@@ -123,20 +126,37 @@ impl GpuEngine {
             .set_binding_limit(&self.ctx, &self.cfg, bytes, &mut self.staging)
     }
 
+    /// The model side of every schedule.
+    fn model(&self) -> Model<'_> {
+        Model {
+            cfg: &self.cfg,
+            layout: &self.layout,
+            opt: &self.opt,
+            params: &self.params,
+            grads: &self.grads,
+            slots: &self.slots,
+            scalars: &self.scalars,
+            dummy: &self.dummy,
+        }
+    }
+
+    /// Writes the step-dependent optimiser values of update `k` (Adam's bias corrections);
+    /// like an upload, they land before the next submission.
+    fn set_update_number(&self, k: u64) {
+        if let OptimKind::Adam { beta1, beta2, .. } = self.opt.kind {
+            upload(
+                &self.ctx,
+                &self.scalars,
+                BIAS_CORR,
+                &adam_bias_corrections(beta1, beta2, k),
+            );
+        }
+    }
+
     /// The program for `mode` at the current shape, built on first use.
     fn program(&mut self, mode: Mode) -> Result<&Program> {
         if !self.ws.current()?.programs.contains_key(&mode) {
-            let model = Model {
-                cfg: &self.cfg,
-                layout: &self.layout,
-                opt: &self.opt,
-                params: &self.params,
-                grads: &self.grads,
-                slots: &self.slots,
-                scalars: &self.scalars,
-                dummy: &self.dummy,
-            };
-            let ops = schedule::ops(model, self.ws.current()?, &self.kernels, mode)?;
+            let ops = schedule::ops(self.model(), self.ws.current()?, &self.kernels, mode)?;
             let prog = Program::new(&self.ctx, &self.kernels, &ops)?;
             self.ws.current_mut()?.programs.insert(mode, prog);
         }
@@ -189,10 +209,7 @@ impl GpuEngine {
         let ctx = self.ctx.clone();
         ctx.scoped("train_step", || {
             let k = self.step + 1;
-            if let OptimKind::Adam { beta1, beta2, .. } = self.opt.kind {
-                // lands before the submission below, like the batch upload
-                upload(&ctx, &self.scalars, BIAS_CORR, &adam_bias_corrections(beta1, beta2, k));
-            }
+            self.set_update_number(k);
             let enc = self.prepare(batch, Mode::Train, h0)?;
             let sh = self.ws.current()?;
             let carried = Carried::Device { b: sh.b, t: sh.t };
@@ -259,6 +276,44 @@ impl Engine for GpuEngine {
                 self.train_step(&carried, want_loss)
             }
         }
+    }
+
+    /// The gradients go up into the gradient buffer and the update runs there: nothing is
+    /// read back (the gradients' finiteness is checked on the host, where they are).
+    fn apply_grads(&mut self, grads: &[f32]) -> Result<()> {
+        if grads.len() != self.layout.total {
+            return Err(Error::shape(
+                "apply_grads",
+                "grads",
+                grads.len(),
+                self.layout.total,
+                "the gradients belong to another model",
+            ));
+        }
+        if !grads.iter().all(|g| g.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "gradient".into(),
+                step: self.step + 1,
+            });
+        }
+        let ctx = self.ctx.clone();
+        ctx.scoped("apply_grads", || {
+            if self.update.is_none() {
+                let ops = schedule::update_ops(self.model())?;
+                self.update = Some(Program::new(&ctx, &self.kernels, &ops)?);
+            }
+            upload(&ctx, &self.grads, 0, grads);
+            self.set_update_number(self.step + 1);
+            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgrnn update"),
+            });
+            if let Some(p) = &self.update {
+                p.record(&mut enc);
+            }
+            ctx.queue.submit([enc.finish()]);
+            self.step += 1;
+            Ok(())
+        })
     }
 
     fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> Result<(f32, Grads<f32>)> {

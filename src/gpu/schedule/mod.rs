@@ -197,46 +197,59 @@ impl<'a> Sched<'a> {
     /// Clipping, Σ g² and the optimiser, once per step after every chunk's gradients.
     /// `loss`: a chunk whose loss sum was deferred to share Σ g²'s dispatch.
     fn update(&self, ops: &mut Vec<Op>, loss: Option<Chunk>) -> Result<()> {
-        let (m, total) = (self.m, self.m.layout.total);
-        if let Some(v) = m.opt.clip.value {
-            ops.push(Op::Dispatch(kernels::clip_value(total, at(m.grads, 0), v)?));
-        }
-        // Σ g² always: clipping by norm needs it, and train_step reads it back with the loss
-        // to report a non-finite gradient as the CPU path does.
-        let norm = kernels::Sum {
-            n: total,
-            src: at(m.grads, 0),
-            square: true,
-            factor: 1.0,
-            dst: at(m.scalars, NORM_SQ),
-            accumulate: false,
-        };
-        ops.push(Op::Dispatch(match loss {
-            Some(ch) => kernels::reduce_sums(self.loss_sum(ch, false), norm)?,
-            None => kernels::reduce_sum(norm.n, norm.src, true, 1.0, norm.dst, false)?,
-        }));
-        let (lr, wd) = (m.opt.lr, m.opt.weight_decay);
-        let clip = m.opt.clip.norm.map(|max| (max, NORM_SQ));
-        let slot = |i: usize| m.slots.get(i).unwrap_or(m.dummy);
-        let bufs = OptBufs {
-            w: m.params,
-            g: m.grads,
-            scalars: m.scalars,
-        };
-        ops.push(Op::Dispatch(match m.opt.kind {
-            OptimKind::Sgd { momentum } => kernels::sgd(total, lr, wd, momentum, clip, bufs, slot(0))?,
-            OptimKind::Adam { beta1, beta2, eps } => kernels::adam(
-                total,
-                lr,
-                wd,
-                (beta1, beta2, eps),
-                BIAS_CORR,
-                clip,
-                bufs,
-                (slot(0), slot(1)),
-            )?,
-            OptimKind::Adagrad { eps } => kernels::adagrad(total, lr, wd, eps, clip, bufs, slot(0))?,
-        }));
-        Ok(())
+        push_update(self.m, ops, loss.map(|ch| self.loss_sum(ch, false)))
     }
+}
+
+/// The ops of `GpuEngine::apply_grads`: clipping, Σ g² and the optimiser on gradients
+/// already in the gradient buffer (data-parallel training uploads the summed gradients).
+pub fn update_ops(m: Model) -> Result<Vec<Op>> {
+    let mut ops = Vec::new();
+    push_update(m, &mut ops, None)?;
+    Ok(ops)
+}
+
+/// Clipping, Σ g² and the optimiser; `loss`: a loss sum that shares Σ g²'s dispatch.
+fn push_update(m: Model, ops: &mut Vec<Op>, loss: Option<kernels::Sum>) -> Result<()> {
+    let total = m.layout.total;
+    if let Some(v) = m.opt.clip.value {
+        ops.push(Op::Dispatch(kernels::clip_value(total, at(m.grads, 0), v)?));
+    }
+    // Σ g² always: clipping by norm needs it, and train_step reads it back with the loss
+    // to report a non-finite gradient as the CPU path does.
+    let norm = kernels::Sum {
+        n: total,
+        src: at(m.grads, 0),
+        square: true,
+        factor: 1.0,
+        dst: at(m.scalars, NORM_SQ),
+        accumulate: false,
+    };
+    ops.push(Op::Dispatch(match loss {
+        Some(l) => kernels::reduce_sums(l, norm)?,
+        None => kernels::reduce_sum(norm.n, norm.src, true, 1.0, norm.dst, false)?,
+    }));
+    let (lr, wd) = (m.opt.lr, m.opt.weight_decay);
+    let clip = m.opt.clip.norm.map(|max| (max, NORM_SQ));
+    let slot = |i: usize| m.slots.get(i).unwrap_or(m.dummy);
+    let bufs = OptBufs {
+        w: m.params,
+        g: m.grads,
+        scalars: m.scalars,
+    };
+    ops.push(Op::Dispatch(match m.opt.kind {
+        OptimKind::Sgd { momentum } => kernels::sgd(total, lr, wd, momentum, clip, bufs, slot(0))?,
+        OptimKind::Adam { beta1, beta2, eps } => kernels::adam(
+            total,
+            lr,
+            wd,
+            (beta1, beta2, eps),
+            BIAS_CORR,
+            clip,
+            bufs,
+            (slot(0), slot(1)),
+        )?,
+        OptimKind::Adagrad { eps } => kernels::adagrad(total, lr, wd, eps, clip, bufs, slot(0))?,
+    }));
+    Ok(())
 }
