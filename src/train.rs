@@ -107,7 +107,7 @@ pub fn install_interrupt() -> Result<Arc<AtomicBool>> {
     let f = flag.clone();
     ctrlc::set_handler(move || {
         if f.swap(true, Ordering::SeqCst) {
-            crate::checkpoint::remove_pending_write();
+            crate::fsio::remove_pending_write();
             std::process::exit(130);
         }
     })
@@ -641,5 +641,5 @@ pub fn write_plot(path: &Path, train: &[(u64, f64)], val: &[(u64, f64)], baselin
         );
     }
     svg += "</svg>\n";
-    crate::checkpoint::write_atomic(path, svg.as_bytes())
+    crate::fsio::write_atomic(path, svg.as_bytes())
 }

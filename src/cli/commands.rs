@@ -4,7 +4,8 @@ use clap::ArgMatches;
 
 use super::args::explicit;
 use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
-use wgrnn::checkpoint::{read_batch_file, write_grads, Checkpoint};
+use wgrnn::batch_file::{read_batch_file, write_grads};
+use wgrnn::checkpoint::Checkpoint;
 use wgrnn::compare::cross_check;
 use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
