@@ -10,9 +10,9 @@ use wgrnn::compare::cross_check;
 use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{make_engine, DeviceChoice};
-use wgrnn::engine::Engine;
+use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{check_host_memory, evaluate, sample_text, MAX_BATCH_OR_STEPS};
+use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 fn note(s: &str) {
@@ -132,11 +132,7 @@ pub fn grad(a: &GradArgs) -> Result<()> {
 
 pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
     let ma = &a.model;
-    for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
-        if v == 0 || v > MAX_BATCH_OR_STEPS {
-            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
-        }
-    }
+    check_batch_and_seq_len(a.batch, a.seq_len)?;
     // tokens unless --input-size is given; V and O default to a small character vocabulary
     let input = if ma.input_size > 0 {
         Input::Dense { size: ma.input_size }
@@ -165,7 +161,7 @@ pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
         init: ma.init,
     };
     cfg.validate()?;
-    check_host_memory(&cfg, a.batch, a.seq_len, true)?;
+    check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;
     let opt = a.optim.config()?;
     let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
     let ctx = GpuContext::new(&GpuOptions::from_env())?;

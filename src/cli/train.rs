@@ -8,7 +8,7 @@ use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::make_engine;
-use wgrnn::train::{install_interrupt, train, Resume, Summary, TrainOptions, MAX_BATCH_OR_STEPS};
+use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train, Resume, Summary, TrainOptions};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 /// Returns the summary; `interrupted` tells the caller to exit with 130.
@@ -20,11 +20,7 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
             "pass either --data or --task, not both",
         ));
     }
-    for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
-        if v == 0 || v > MAX_BATCH_OR_STEPS {
-            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
-        }
-    }
+    check_batch_and_seq_len(a.batch, a.seq_len)?;
     let stop = install_interrupt()?;
     let quiet = a.quiet || a.json;
     // a warning (auto falling back to the CPU path) is shown even to --quiet / --json runs
