@@ -27,7 +27,7 @@ pub use config::{Activation, Head, Init, Input, ModelConfig, Reduction, SeqShape
 pub use cpu::CpuEngine;
 pub use engine::{Engine, EngineKind, Grads, Outputs, Want};
 pub use error::{Error, Result};
-pub use optim::{Clip, OptimConfig, OptimKind, OptimState};
+pub use optim::{Clip, OptimConfig, OptimKind, OptimState, Optimizer};
 pub use params::ParamLayout;
 
 /// The README's example runs as a doctest, so it stays true.

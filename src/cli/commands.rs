@@ -1,15 +1,12 @@
 //! `sample`, `eval`, `check`, `grad`, `info`.
 
-use clap::ArgMatches;
-
-use super::args::explicit;
 use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
 use wgrnn::batch_file::{read_batch_file, write_grads};
 use wgrnn::checkpoint::Checkpoint;
 use wgrnn::compare::cross_check;
 use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
-use wgrnn::device::{make_engine, DeviceChoice};
+use wgrnn::device::{make_engine, select_device, Device, DeviceChoice};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
 use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
@@ -130,33 +127,33 @@ pub fn grad(a: &GradArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
+pub fn check(a: &CheckArgs) -> Result<bool> {
     let ma = &a.model;
     check_batch_and_seq_len(a.batch, a.seq_len)?;
     // tokens unless --input-size is given; V and O default to a small character vocabulary
+    let output_size = ma.output_size.filter(|&o| o > 0);
     let input = if ma.input_size > 0 {
         Input::Dense { size: ma.input_size }
     } else {
-        let vocab = if ma.output_size > 0 { ma.output_size } else { 65 };
         Input::Tokens {
-            vocab,
-            embed: (ma.embed > 0).then_some(ma.embed),
+            vocab: output_size.unwrap_or(65),
+            embed: ma.embed(),
         }
     };
-    let output = match (ma.output_size, ma.head, input) {
-        (o, _, _) if o > 0 => o,
+    let output = match (output_size, ma.head(), input) {
+        (Some(o), _, _) => o,
         (_, Head::Softmax, Input::Tokens { vocab, .. }) => vocab,
         (_, Head::Softmax, _) => 10,
         _ => 1,
     };
     let cfg = ModelConfig {
         input,
-        hidden: if explicit(m, "hidden") { ma.hidden } else { 32 },
-        layers: ma.layers,
-        activation: ma.activation,
+        hidden: ma.hidden.unwrap_or(32),
+        layers: ma.layers(),
+        activation: ma.activation(),
         output,
-        head: ma.head,
-        reduction: ma.reduction,
+        head: ma.head(),
+        reduction: ma.reduction(),
         seq: a.seq,
         init: ma.init,
     };
@@ -224,13 +221,9 @@ pub fn info() -> Result<()> {
             a.max_storage_buffer_binding_size, a.max_buffer_size, a.max_compute_workgroup_storage_size, a.max_compute_invocations_per_workgroup
         );
     }
-    let pick = match GpuContext::new(&GpuOptions::from_env()) {
-        Ok(ctx) if ctx.is_software() => format!(
-            "cpu (the only adapter is software: {}; --device gpu forces it)",
-            ctx.describe()
-        ),
-        Ok(ctx) => format!("gpu ({})", ctx.describe()),
-        Err(e) => format!("cpu (no adapter could be opened: {e})"),
+    let pick = match select_device(DeviceChoice::Auto)? {
+        (Device::Gpu(ctx), _) => format!("gpu ({})", ctx.describe()),
+        (Device::Cpu, why) => format!("cpu ({})", why.unwrap_or_default()),
     };
     println!("--device auto picks: {pick}");
     println!(
