@@ -45,10 +45,19 @@ fn identical_train_runs_write_identical_checkpoints_and_plots() {
         ok(&run(&train_args(&data, &out, &flags)));
         (std::fs::read(out).unwrap(), std::fs::read(plot).unwrap())
     };
-    for (tag, extra) in [("plain", &[][..]), ("stateful", &["--stateful"][..])] {
+    let runs: [(&str, &[&str]); 3] = [
+        ("plain", &[]),
+        ("stateful", &["--stateful"]),
+        ("log", &["--plot-scale", "log"]),
+    ];
+    for (tag, extra) in runs {
         let (ck1, plot1) = train(&format!("{tag}1"), extra);
         let (ck2, plot2) = train(&format!("{tag}2"), extra);
         assert!(ck1 == ck2, "{tag}: checkpoints differ");
         assert!(plot1 == plot2, "{tag}: plots differ");
+        assert!(
+            plot1.starts_with(b"<svg") && plot1.windows(5).any(|w| w == b"<text"),
+            "{tag}: not an SVG with labels"
+        );
     }
 }

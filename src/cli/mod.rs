@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use args::{DeviceArgs, ModelArgs, OptimArgs};
+use wgrnn::train::PlotScale;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -96,6 +97,9 @@ pub struct TrainArgs {
     /// Write an SVG of the training and validation loss curves to this file
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// The plot's loss axis
+    #[arg(long, default_value_t = PlotScale::Linear)]
+    pub plot_scale: PlotScale,
     /// Print the final summary as JSON on stdout
     #[arg(long)]
     pub json: bool,

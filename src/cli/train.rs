@@ -113,6 +113,7 @@ fn options(a: &TrainArgs) -> TrainOptions {
         out: Some(a.out.clone()),
         log: a.log.clone(),
         plot: a.plot.clone(),
+        plot_scale: a.plot_scale,
         quiet: a.quiet || a.json,
         stateful: a.stateful,
         val_fraction: a.val_fraction,

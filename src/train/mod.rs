@@ -23,7 +23,7 @@ pub use checkpoint::Resume;
 pub use evaluate::{evaluate, EvalResult};
 pub use interrupt::install_interrupt;
 pub use memory::{check_batch_and_seq_len, check_host_memory, MAX_BATCH_OR_STEPS};
-pub use plot::write_plot;
+pub use plot::{write_plot, PlotScale};
 use report::Report;
 pub use sample::sample_text;
 
@@ -46,6 +46,7 @@ pub struct TrainOptions {
     pub out: Option<PathBuf>,
     pub log: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    pub plot_scale: PlotScale,
     pub quiet: bool,
     pub stateful: bool,
     pub val_fraction: f64,
@@ -151,7 +152,7 @@ pub fn train(
     }
     report.finish()?;
     if let (Some(p), Some(c)) = (&opts.plot, &report.curves) {
-        write_plot(p, &c.train, &c.val, unigram)?;
+        write_plot(p, &c.train, &c.val, unigram, opts.plot_scale)?;
     }
     Ok(Summary {
         engine: engine.describe(),
