@@ -82,6 +82,9 @@ fn with_metadata(file: &[u8], meta: &BTreeMap<String, String>) -> Option<Vec<u8>
     Some(out)
 }
 
+/// dtype, shape and bytes
+pub(crate) type RawTensor = (Dtype, Vec<usize>, Vec<u8>);
+
 /// A parsed safetensors file whose checksum (when present) matched.
 pub struct TensorFile {
     path: PathBuf,
@@ -175,7 +178,7 @@ impl TensorFile {
     }
 
     /// The raw tensor: dtype, shape and bytes (bounded by the file's size).
-    pub(crate) fn raw(&self, name: &str) -> Result<Option<(Dtype, Vec<usize>, Vec<u8>)>> {
+    pub(crate) fn raw(&self, name: &str) -> Result<Option<RawTensor>> {
         let st = self.parse()?;
         Ok(st
             .tensor(name)

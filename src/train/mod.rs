@@ -15,6 +15,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::batch::Batch;
 use crate::data::{DataSpec, Dataset};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -104,24 +105,12 @@ pub fn train(
     let mut interrupted = false;
     while step < opts.steps {
         let (batch, start) = batches.next();
-        let validates = |s: u64| (opts.eval_every > 0 && s % opts.eval_every == 0) || s == opts.steps;
+        let validates = |s: u64| due(s, opts.eval_every) || s == opts.steps;
         // the GPU path syncs to read a loss back: every 10 steps, or when it is recorded
-        let want_loss = report.wants_every_loss() || step % 10 == 0 || validates(step + 1);
-        let stepped = match start {
-            Start::Given => engine.train_step(&batch, want_loss),
-            Start::Carried => engine.train_step_carried(&batch, want_loss),
-        };
-        let loss = match stepped {
-            Ok(Some(l)) if !l.is_finite() => {
-                let e = Error::NonFinite {
-                    what: "loss".into(),
-                    step: step + 1,
-                };
-                return Err(stopped(e, &mut report, &last_saved));
-            }
-            Ok(l) => l,
+        let want_loss = report.wants_every_loss() || step.is_multiple_of(10) || validates(step + 1);
+        let loss = match train_step(engine, &batch, start, want_loss, step + 1) {
             Err(e @ Error::NonFinite { .. }) => return Err(stopped(e, &mut report, &last_saved)),
-            Err(e) => return Err(e),
+            r => r?,
         };
         step += 1;
         report.train_step(step, loss)?;
@@ -136,7 +125,7 @@ pub fn train(
                 r => last_saved = r?,
             }
         }
-        if let (Some(vocab), true) = (data.vocab(), opts.sample_every > 0 && step % opts.sample_every == 0) {
+        if let (Some(vocab), true) = (data.vocab(), due(step, opts.sample_every)) {
             // forward does not touch the training state, so sampling needs no engine of its own
             let s = sample_text(engine, vocab, "", opts.sample_len, 0.8, opts.seed ^ step)?;
             report.println(&format!("--- sample at step {step} ---\n{s}\n---"));
@@ -167,6 +156,32 @@ pub fn train(
         checkpoint: last_saved.map(|l| l.0),
         interrupted,
     })
+}
+
+/// Whether something done every `every` steps (0: never) is due after `step`.
+fn due(step: u64, every: u64) -> bool {
+    every > 0 && step.is_multiple_of(every)
+}
+
+/// One optimiser step from the initial state `start` says; a non-finite loss is an error.
+fn train_step(
+    engine: &mut dyn Engine,
+    batch: &Batch<f32>,
+    start: Start,
+    want_loss: bool,
+    step: u64,
+) -> Result<Option<f32>> {
+    let loss = match start {
+        Start::Given => engine.train_step(batch, want_loss)?,
+        Start::Carried => engine.train_step_carried(batch, want_loss)?,
+    };
+    match loss {
+        Some(l) if !l.is_finite() => Err(Error::NonFinite {
+            what: "loss".into(),
+            step,
+        }),
+        l => Ok(l),
+    }
 }
 
 /// A non-finite loss or weight ends the run; the error names the checkpoint kept.

@@ -36,7 +36,8 @@ pub fn write_plot(
     let all = train.iter().chain(&val).map(|p| p.1).chain(baseline);
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |a, v| (a.0.min(v), a.1.max(v)));
     let (lo, hi) = match scale {
-        _ if !(lo <= hi) => (0.1, 1.0),
+        // nothing to show (no finite loss): an empty frame
+        _ if lo > hi => (0.1, 1.0),
         PlotScale::Linear => {
             let pad = ((hi - lo) * 0.05).max(1e-6);
             ((lo - pad).max(0.0).min(lo), hi + pad)

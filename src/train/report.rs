@@ -207,7 +207,7 @@ impl Progress {
                 b.set_position(step);
                 b.set_message(msg);
             }
-            Progress::Lines { every } if step % every == 0 || step == total => {
+            Progress::Lines { every } if step.is_multiple_of(*every) || step == total => {
                 eprintln!("step {step}/{total} {msg} | eta {eta_secs:.0} s")
             }
             _ => {}
