@@ -3,6 +3,7 @@
 //! same machine); `gpu` forces the wgpu path on whatever adapter there is. Every command
 //! decides through `select_device`.
 
+use std::fmt;
 use std::sync::Arc;
 
 use crate::config::{str_enum, ModelConfig};
@@ -29,39 +30,78 @@ pub enum Device {
     Gpu(Arc<GpuContext>),
 }
 
-/// Resolves `--device`. The string is the one-line note for a user whose `auto` did not take
-/// a GPU; it starts with "warning:" when no adapter opened at all (shown even to --quiet
-/// runs), since that usually means a missing driver.
-pub fn select_device(choice: DeviceChoice) -> Result<(Device, Option<String>)> {
+/// Why `auto` took the CPU path; displays as the one-line note for the user.
+#[derive(Clone, Debug)]
+pub struct Fallback {
+    /// no adapter opened at all, which usually means a missing driver (a warning, shown even
+    /// to --quiet runs), as opposed to a software adapter only (expected on many machines)
+    pub no_adapter: bool,
+    /// the adapter, or the error of opening one
+    pub detail: String,
+}
+
+impl Fallback {
+    /// The reason alone, for `info`.
+    pub fn reason(&self) -> String {
+        if self.no_adapter {
+            format!("no adapter could be opened: {}", self.detail)
+        } else {
+            format!("the only adapter is software: {}; --device gpu forces it", self.detail)
+        }
+    }
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.no_adapter {
+            write!(
+                f,
+                "warning: device auto: no GPU adapter could be opened ({}); using the CPU path",
+                self.detail
+            )
+        } else {
+            write!(
+                f,
+                "device auto: the only GPU adapter is software ({}); using the CPU path (faster here; --device gpu forces it)",
+                self.detail
+            )
+        }
+    }
+}
+
+/// Resolves `--device`; the fallback says why `auto` did not take a GPU.
+pub fn select_device(choice: DeviceChoice) -> Result<(Device, Option<Fallback>)> {
     let open = || GpuContext::new(&GpuOptions::from_env());
     Ok(match choice {
         DeviceChoice::Cpu => (Device::Cpu, None),
         DeviceChoice::Gpu => (Device::Gpu(open()?), None),
         DeviceChoice::Auto => match open() {
             Ok(ctx) if ctx.is_software() => {
-                let note = format!(
-                    "device auto: the only GPU adapter is software ({}); using the CPU path (faster here; --device gpu forces it)",
-                    ctx.describe()
-                );
-                (Device::Cpu, Some(note))
+                let why = Fallback {
+                    no_adapter: false,
+                    detail: ctx.describe(),
+                };
+                (Device::Cpu, Some(why))
             }
             Ok(ctx) => (Device::Gpu(ctx), None),
             Err(e) => {
-                let note = format!("warning: device auto: no GPU adapter could be opened ({e}); using the CPU path");
-                (Device::Cpu, Some(note))
+                let why = Fallback {
+                    no_adapter: true,
+                    detail: e.to_string(),
+                };
+                (Device::Cpu, Some(why))
             }
         },
     })
 }
 
-/// An engine on the chosen path; `note` receives the one-line explanation when `auto` does
-/// not take the GPU.
+/// An engine on the chosen path; `note` receives the reason when `auto` does not take the GPU.
 pub fn make_engine(
     choice: DeviceChoice,
     cfg: ModelConfig,
     opt: OptimConfig,
     params: Vec<f32>,
-    note: &mut dyn FnMut(&str),
+    note: &mut dyn FnMut(&Fallback),
 ) -> Result<Box<dyn Engine>> {
     let (device, why) = select_device(choice)?;
     if let Some(why) = why {

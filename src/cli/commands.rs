@@ -6,14 +6,14 @@ use wgrnn::checkpoint::Checkpoint;
 use wgrnn::compare::cross_check;
 use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
-use wgrnn::device::{make_engine, select_device, Device, DeviceChoice};
+use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
 use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
-fn note(s: &str) {
-    eprintln!("{s}");
+fn note(why: &Fallback) {
+    eprintln!("{why}");
 }
 
 fn engine_for(ck: &Checkpoint, device: DeviceChoice) -> Result<Box<dyn Engine>> {
@@ -223,7 +223,7 @@ pub fn info() -> Result<()> {
     }
     let pick = match select_device(DeviceChoice::Auto)? {
         (Device::Gpu(ctx), _) => format!("gpu ({})", ctx.describe()),
-        (Device::Cpu, why) => format!("cpu ({})", why.unwrap_or_default()),
+        (Device::Cpu, why) => format!("cpu ({})", why.map(|w| w.reason()).unwrap_or_default()),
     };
     println!("--device auto picks: {pick}");
     println!(

@@ -4,7 +4,7 @@ use super::TrainArgs;
 use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
-use wgrnn::device::make_engine;
+use wgrnn::device::{make_engine, Fallback};
 use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train, Resume, Summary, TrainOptions};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
@@ -20,10 +20,10 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
     check_batch_and_seq_len(a.batch(), a.seq_len())?;
     let stop = install_interrupt()?;
     let quiet = a.quiet || a.json;
-    // a warning (auto falling back to the CPU path) is shown even to --quiet / --json runs
-    let mut note = |s: &str| {
-        if !quiet || s.starts_with("warning:") {
-            eprintln!("{s}");
+    // a missing driver is worth a warning even to --quiet / --json runs
+    let mut note = |why: &Fallback| {
+        if !quiet || why.no_adapter {
+            eprintln!("{why}");
         }
     };
 
