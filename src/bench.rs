@@ -6,9 +6,30 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::batch::random_batch;
-use crate::config::{Input, ModelConfig};
+use crate::config::{str_enum, Input, ModelConfig};
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::gpu::kernels::Kernel;
+
+str_enum!(
+    /// `--loss`: a softmax head with cross-entropy, or a linear head with MSE.
+    BenchLoss("loss") { Ce => "ce", Mse => "mse" }
+);
+
+str_enum!(
+    /// `--kernel`: one of the GPU matrix-product kernels.
+    GemmKernel("kernel") { Naive => "naive", Blocked => "blocked", Sg => "sg" }
+);
+
+impl GemmKernel {
+    pub fn kernel(self) -> Kernel {
+        match self {
+            GemmKernel::Naive => Kernel::Matmul,
+            GemmKernel::Blocked => Kernel::MatmulBlocked,
+            GemmKernel::Sg => Kernel::MatmulSg,
+        }
+    }
+}
 
 /// Forward FLOPs of one batch by explicit count (issue 5):
 /// F = 2·B·T·(Σ_l (in_l·H + H·H) + H·O), in_0 = E with an embedding, 0 for plain tokens

@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
@@ -40,10 +39,14 @@ pub struct TensorDef {
     pub shape: Vec<usize>,
 }
 
+/// A fieldless enum named by fixed strings: `as_str`, `ALL`, Display, FromStr (for code and
+/// tests), serde (checkpoints) and clap's `ValueEnum` (flags: clap lists the allowed values in
+/// `--help` and in the error for a bad one). `$flag` names the value in errors. The first
+/// variant is the `Default`.
 macro_rules! str_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident ($flag:literal) { $($(#[$vm:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum $name { #[default] $($(#[$vm])* $variant),+ }
 
@@ -51,26 +54,33 @@ macro_rules! str_enum {
             pub const ALL: &'static [&'static str] = &[$($s),+];
             pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
         }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result { f.write_str(self.as_str()) }
         }
-        impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::error::Error;
+            fn from_str(s: &str) -> $crate::error::Result<Self> {
                 match s { $($s => Ok($name::$variant),)+
-                    _ => Err(Error::config(stringify!($name), s, format!("allowed: {}", Self::ALL.join(" | ")))) }
+                    _ => Err($crate::error::Error::config($flag, s, format!("allowed: {}", Self::ALL.join(" | ")))) }
+            }
+        }
+        impl ::clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] { &[$($name::$variant),+] }
+            fn to_possible_value(&self) -> Option<::clap::builder::PossibleValue> {
+                Some(::clap::builder::PossibleValue::new(self.as_str()))
             }
         }
     };
 }
+pub(crate) use str_enum;
 
 str_enum!(
     /// The cell non-linearity f.
-    Activation { Tanh => "tanh", Sigmoid => "sigmoid", Relu => "relu" }
+    Activation("activation") { Tanh => "tanh", Sigmoid => "sigmoid", Relu => "relu" }
 );
 str_enum!(
     /// Output layer and the loss paired with it.
-    Head {
+    Head("head") {
         /// softmax + cross-entropy against class ids
         Softmax => "softmax",
         /// identity + MSE
@@ -81,11 +91,11 @@ str_enum!(
 );
 str_enum!(
     /// How the per-(sequence, step) losses are combined.
-    Reduction { Mean => "mean", Sum => "sum" }
+    Reduction("reduction") { Mean => "mean", Sum => "sum" }
 );
 str_enum!(
     /// Which steps carry inputs and targets.
-    SeqShape {
+    SeqShape("seq") {
         ManyToMany => "many-to-many",
         ManyToOne => "many-to-one",
         OneToMany => "one-to-many",
@@ -93,7 +103,7 @@ str_enum!(
 );
 str_enum!(
     /// Parameter initialisation (SPEC §3).
-    Init { Default => "default", Irnn => "irnn" }
+    Init("init") { Default => "default", Irnn => "irnn" }
 );
 
 /// The whole model: everything needed to size and interpret the parameters.

@@ -1,87 +1,114 @@
 //! Which path runs a command: `auto` takes a hardware GPU when one exists and the CPU path
 //! otherwise (a software adapter such as lavapipe is much slower than the CPU path on the
-//! same machine); `gpu` forces the wgpu path on whatever adapter there is.
+//! same machine); `gpu` forces the wgpu path on whatever adapter there is. Every command
+//! decides through `select_device`.
 
 use std::fmt;
-use std::str::FromStr;
+use std::sync::Arc;
 
-use crate::config::ModelConfig;
+use crate::config::{str_enum, ModelConfig};
 use crate::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuOptions};
 use crate::optim::OptimConfig;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceChoice {
-    #[default]
-    Auto,
-    Gpu,
-    Cpu,
-}
-
-impl DeviceChoice {
-    pub const ALL: &'static [&'static str] = &["auto", "gpu", "cpu"];
-}
-
-impl fmt::Display for DeviceChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceChoice::Auto => "auto",
-            DeviceChoice::Gpu => "gpu",
-            DeviceChoice::Cpu => "cpu",
-        })
+str_enum!(
+    /// The `--device` flag.
+    DeviceChoice("device") {
+        /// a hardware GPU if there is one, else the CPU path
+        Auto => "auto",
+        /// wgpu on any adapter, software ones included
+        Gpu => "gpu",
+        Cpu => "cpu",
     }
+);
+
+/// The path a choice resolved to.
+pub enum Device {
+    Cpu,
+    Gpu(Arc<GpuContext>),
 }
 
-impl FromStr for DeviceChoice {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "gpu" => Ok(DeviceChoice::Gpu),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            _ => Err(Error::config(
-                "device",
-                s,
-                format!("allowed: {}", Self::ALL.join(" | ")),
-            )),
+/// Why `auto` took the CPU path; displays as the one-line note for the user.
+#[derive(Clone, Debug)]
+pub struct Fallback {
+    /// no adapter opened at all, which usually means a missing driver (a warning, shown even
+    /// to --quiet runs), as opposed to a software adapter only (expected on many machines)
+    pub no_adapter: bool,
+    /// the adapter, or the error of opening one
+    pub detail: String,
+}
+
+impl Fallback {
+    /// The reason alone, for `info`.
+    pub fn reason(&self) -> String {
+        if self.no_adapter {
+            format!("no adapter could be opened: {}", self.detail)
+        } else {
+            format!("the only adapter is software: {}; --device gpu forces it", self.detail)
         }
     }
 }
 
-/// An engine on the chosen path; `note` receives the one-line explanation when `auto` does
-/// not take the GPU.
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.no_adapter {
+            write!(
+                f,
+                "warning: device auto: no GPU adapter could be opened ({}); using the CPU path",
+                self.detail
+            )
+        } else {
+            write!(
+                f,
+                "device auto: the only GPU adapter is software ({}); using the CPU path (faster here; --device gpu forces it)",
+                self.detail
+            )
+        }
+    }
+}
+
+/// Resolves `--device`; the fallback says why `auto` did not take a GPU.
+pub fn select_device(choice: DeviceChoice) -> Result<(Device, Option<Fallback>)> {
+    let open = || GpuContext::new(&GpuOptions::from_env());
+    Ok(match choice {
+        DeviceChoice::Cpu => (Device::Cpu, None),
+        DeviceChoice::Gpu => (Device::Gpu(open()?), None),
+        DeviceChoice::Auto => match open() {
+            Ok(ctx) if ctx.is_software() => {
+                let why = Fallback {
+                    no_adapter: false,
+                    detail: ctx.describe(),
+                };
+                (Device::Cpu, Some(why))
+            }
+            Ok(ctx) => (Device::Gpu(ctx), None),
+            Err(e) => {
+                let why = Fallback {
+                    no_adapter: true,
+                    detail: e.to_string(),
+                };
+                (Device::Cpu, Some(why))
+            }
+        },
+    })
+}
+
+/// An engine on the chosen path; `note` receives the reason when `auto` does not take the GPU.
 pub fn make_engine(
     choice: DeviceChoice,
     cfg: ModelConfig,
     opt: OptimConfig,
     params: Vec<f32>,
-    note: &mut dyn FnMut(&str),
+    note: &mut dyn FnMut(&Fallback),
 ) -> Result<Box<dyn Engine>> {
-    match choice {
-        DeviceChoice::Cpu => Ok(Box::new(CpuEngine::new(cfg, opt, params)?)),
-        DeviceChoice::Gpu => Ok(Box::new(GpuEngine::new(
-            GpuContext::new(&GpuOptions::from_env())?,
-            cfg,
-            opt,
-            params,
-        )?)),
-        DeviceChoice::Auto => match GpuContext::new(&GpuOptions::from_env()) {
-            Ok(ctx) if ctx.is_software() => {
-                note(&format!(
-                    "device auto: the only GPU adapter is software ({}); using the CPU path (faster here; --device gpu forces it)",
-                    ctx.describe()
-                ));
-                Ok(Box::new(CpuEngine::new(cfg, opt, params)?))
-            }
-            Ok(ctx) => Ok(Box::new(GpuEngine::new(ctx, cfg, opt, params)?)),
-            Err(e) => {
-                note(&format!(
-                    "warning: device auto: no GPU adapter could be opened ({e}); using the CPU path"
-                ));
-                Ok(Box::new(CpuEngine::new(cfg, opt, params)?))
-            }
-        },
+    let (device, why) = select_device(choice)?;
+    if let Some(why) = why {
+        note(&why);
     }
+    Ok(match device {
+        Device::Cpu => Box::new(CpuEngine::new(cfg, opt, params)?),
+        Device::Gpu(ctx) => Box::new(GpuEngine::new(ctx, cfg, opt, params)?),
+    })
 }

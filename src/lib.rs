@@ -4,6 +4,7 @@
 //! O output width (V for classes), L layers, E embedding width.
 
 pub mod batch;
+pub mod batch_file;
 pub mod bench;
 pub mod checkpoint;
 pub mod compare;
@@ -15,10 +16,12 @@ pub mod device;
 pub mod dist;
 pub mod engine;
 pub mod error;
+pub mod fsio;
 pub mod gpu;
 pub mod optim;
 pub mod params;
 pub mod real;
+pub mod tensor_file;
 pub mod train;
 
 pub use batch::{random_batch, Batch, Inputs, Targets};
@@ -26,7 +29,7 @@ pub use config::{Activation, Head, Init, Input, ModelConfig, Reduction, SeqShape
 pub use cpu::CpuEngine;
 pub use engine::{Engine, EngineKind, Grads, Outputs, Want};
 pub use error::{Error, Result};
-pub use optim::{Clip, OptimConfig, OptimKind, OptimState};
+pub use optim::{Clip, OptimConfig, OptimKind, OptimState, Optimizer};
 pub use params::ParamLayout;
 
 /// The README's example runs as a doctest, so it stays true.

@@ -22,9 +22,8 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return clap_error(e),
     };
-    let sub = matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
     let result = match &cli.command {
-        Command::Train(a) => cli::train::run(a, &sub).map(|s| {
+        Command::Train(a) => cli::train::run(a).map(|s| {
             if a.json {
                 println!("{}", serde_json::to_string(&s).unwrap_or_default());
             } else {
@@ -38,9 +37,7 @@ fn main() -> ExitCode {
         }),
         Command::Sample(a) => cli::commands::sample(a).map(|_| ExitCode::SUCCESS),
         Command::Eval(a) => cli::commands::eval(a).map(|_| ExitCode::SUCCESS),
-        Command::Check(a) => {
-            cli::commands::check(a, &sub).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
+        Command::Check(a) => cli::commands::check(a).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Grad(a) => cli::commands::grad(a).map(|_| ExitCode::SUCCESS),
         Command::Info => cli::commands::info().map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => cli::bench::bench(a).map(|_| ExitCode::SUCCESS),
@@ -89,7 +86,12 @@ fn clap_error(e: clap::Error) -> ExitCode {
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("error: invalid arguments");
-    eprintln!("{line} (see --help)");
+    // clap lists the allowed values of an enumerated flag on a line of their own
+    let allowed = match e.get(clap::error::ContextKind::ValidValue) {
+        Some(clap::error::ContextValue::Strings(v)) if !v.is_empty() => format!(": allowed: {}", v.join(" | ")),
+        _ => String::new(),
+    };
+    eprintln!("{line}{allowed} (see --help)");
     ExitCode::from(2)
 }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::str_enum;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -12,36 +13,45 @@ pub enum OptimKind {
     Adagrad { eps: f32 },
 }
 
-impl OptimKind {
-    pub const NAMES: &'static [&'static str] = &["sgd", "adam", "adagrad"];
+str_enum!(
+    /// The `--optimizer` flag.
+    Optimizer("optimizer") { Sgd => "sgd", Adam => "adam", Adagrad => "adagrad" }
+);
 
+impl Optimizer {
     /// PyTorch's defaults, except Adagrad's eps: 1e-8 as in the classic char-rnn (PyTorch
     /// uses 1e-10; both are far below sqrt(s) after the first step).
-    pub fn parse(name: &str, momentum: f32) -> Result<Self> {
-        Ok(match name {
-            "sgd" => OptimKind::Sgd { momentum },
-            "adam" => OptimKind::Adam {
+    pub fn kind(self, momentum: f32) -> OptimKind {
+        match self {
+            Optimizer::Sgd => OptimKind::Sgd { momentum },
+            Optimizer::Adam => OptimKind::Adam {
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-8,
             },
-            "adagrad" => OptimKind::Adagrad { eps: 1e-8 },
-            _ => {
-                return Err(Error::config(
-                    "optimizer",
-                    name,
-                    format!("allowed: {}", Self::NAMES.join(" | ")),
-                ))
-            }
-        })
+            Optimizer::Adagrad => OptimKind::Adagrad { eps: 1e-8 },
+        }
+    }
+}
+
+impl OptimKind {
+    pub const NAMES: &'static [&'static str] = Optimizer::ALL;
+
+    /// `Optimizer::kind` by name.
+    pub fn parse(name: &str, momentum: f32) -> Result<Self> {
+        Ok(name.parse::<Optimizer>()?.kind(momentum))
+    }
+
+    pub fn optimizer(&self) -> Optimizer {
+        match self {
+            OptimKind::Sgd { .. } => Optimizer::Sgd,
+            OptimKind::Adam { .. } => Optimizer::Adam,
+            OptimKind::Adagrad { .. } => Optimizer::Adagrad,
+        }
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            OptimKind::Sgd { .. } => "sgd",
-            OptimKind::Adam { .. } => "adam",
-            OptimKind::Adagrad { .. } => "adagrad",
-        }
+        self.optimizer().as_str()
     }
 
     /// Number of state buffers of the parameter layout's size.

@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};
 use std::path::{Path, PathBuf};
 
-use wgrnn::checkpoint::{read_batch_file, Checkpoint, TrainMeta};
+use wgrnn::batch_file::read_batch_file;
+use wgrnn::checkpoint::{Checkpoint, TrainMeta};
 use wgrnn::data::csv::{CsvLayout, CsvOptions};
 use wgrnn::data::{CsvData, DataSpec, Vocab};
 use wgrnn::{CpuEngine, Engine, Head, Input, ModelConfig, OptimConfig, OptimKind, OptimState, ParamLayout, SeqShape};

@@ -6,7 +6,8 @@ mod cli_util;
 use cli_util::*;
 use std::path::{Path, PathBuf};
 
-use wgrnn::checkpoint::{read_batch_file, Checkpoint};
+use wgrnn::batch_file::read_batch_file;
+use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::{CsvLayout, CsvOptions};
 use wgrnn::data::CsvData;
 use wgrnn::{Head, ModelConfig};

@@ -1,51 +1,78 @@
 //! Flag groups shared by several commands.
+//!
+//! A flag whose absence matters (a resumed run checks the typed ones against the checkpoint;
+//! `check` has smaller defaults) is an `Option`, with its default applied by the accessor
+//! beside it and stated in its help.
 
-use clap::{ArgMatches, Args};
+use clap::Args;
 
 use wgrnn::device::DeviceChoice;
-use wgrnn::{Activation, Clip, Head, Init, OptimConfig, OptimKind, Reduction, Result};
+use wgrnn::{Activation, Clip, Head, Init, OptimConfig, Optimizer, Reduction, Result};
 
 /// Model flags; the data decides what they leave open (V, I, O, the head for CSV and tasks).
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Hidden width H of every recurrent layer
-    #[arg(long, default_value_t = 256)]
-    pub hidden: usize,
-    /// Number of stacked recurrent layers L
-    #[arg(long, default_value_t = 1)]
-    pub layers: usize,
-    /// Cell non-linearity: tanh | sigmoid | relu
-    #[arg(long, default_value_t = Activation::Tanh)]
-    pub activation: Activation,
-    /// Embedding width E for token inputs (0: one-hot inputs, no embedding table)
-    #[arg(long, default_value_t = 0)]
-    pub embed: usize,
-    /// Output head and loss: softmax (cross-entropy) | linear (MSE) | sigmoid (MSE); text is always softmax
-    #[arg(long, default_value_t = Head::Softmax)]
-    pub head: Head,
-    /// Output width O (classes V for softmax); 0: inferred from the data
-    #[arg(long, default_value_t = 0)]
-    pub output_size: usize,
+    /// Hidden width H of every recurrent layer [default: 256; check: 32]
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Number of stacked recurrent layers L [default: 1]
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Cell non-linearity [default: tanh]
+    #[arg(long)]
+    pub activation: Option<Activation>,
+    /// Embedding width E for token inputs (0: one-hot inputs, no embedding table) [default: 0]
+    #[arg(long)]
+    pub embed: Option<usize>,
+    /// Output head and loss: softmax (cross-entropy), linear or sigmoid (MSE); text is always softmax [default: softmax]
+    #[arg(long)]
+    pub head: Option<Head>,
+    /// Output width O (classes V for softmax) [default: inferred from the data]
+    #[arg(long)]
+    pub output_size: Option<usize>,
     /// Input width I of a CSV with one sequence per row; 0: 1
     #[arg(long, default_value_t = 0)]
     pub input_size: usize,
-    /// Loss reduction over (sequence, step) targets: mean | sum
-    #[arg(long, default_value_t = Reduction::Mean)]
-    pub reduction: Reduction,
-    /// Initialisation: default (PyTorch's) | irnn (identity W_hh, for relu)
+    /// Loss reduction over (sequence, step) targets [default: mean]
+    #[arg(long)]
+    pub reduction: Option<Reduction>,
+    /// Initialisation: default (PyTorch's) or irnn (identity W_hh, for relu)
     #[arg(long, default_value_t = Init::Default)]
     pub init: Init,
+}
+
+impl ModelArgs {
+    pub fn layers(&self) -> usize {
+        self.layers.unwrap_or(1)
+    }
+
+    pub fn activation(&self) -> Activation {
+        self.activation.unwrap_or(Activation::Tanh)
+    }
+
+    /// E, or None for one-hot inputs
+    pub fn embed(&self) -> Option<usize> {
+        self.embed.filter(|&e| e > 0)
+    }
+
+    pub fn head(&self) -> Head {
+        self.head.unwrap_or(Head::Softmax)
+    }
+
+    pub fn reduction(&self) -> Reduction {
+        self.reduction.unwrap_or(Reduction::Mean)
+    }
 }
 
 /// Optimiser flags.
 #[derive(Args, Clone, Debug)]
 pub struct OptimArgs {
-    /// Optimiser: sgd | adam | adagrad
-    #[arg(long, default_value = "adam")]
-    pub optimizer: String,
-    /// Learning rate
-    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
-    pub lr: f32,
+    /// Optimiser [default: adam]
+    #[arg(long)]
+    pub optimizer: Option<Optimizer>,
+    /// Learning rate [default: 0.002]
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
     /// SGD momentum (0: plain SGD)
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub momentum: f32,
@@ -61,10 +88,14 @@ pub struct OptimArgs {
 }
 
 impl OptimArgs {
+    pub fn optimizer(&self) -> Optimizer {
+        self.optimizer.unwrap_or(Optimizer::Adam)
+    }
+
     pub fn config(&self) -> Result<OptimConfig> {
-        let kind = OptimKind::parse(&self.optimizer, self.momentum)?;
+        let kind = self.optimizer().kind(self.momentum);
         // only SGD has momentum; ignoring the flag would silently train something else
-        if self.momentum != 0.0 && !matches!(kind, OptimKind::Sgd { .. }) {
+        if self.momentum != 0.0 && self.optimizer() != Optimizer::Sgd {
             return Err(wgrnn::Error::config(
                 "momentum",
                 self.momentum,
@@ -74,7 +105,7 @@ impl OptimArgs {
         let off = |v: f32| (v != 0.0).then_some(v);
         let cfg = OptimConfig {
             kind,
-            lr: self.lr,
+            lr: self.lr.unwrap_or(2e-3),
             weight_decay: self.weight_decay,
             clip: Clip {
                 norm: off(self.clip_norm),
@@ -89,12 +120,7 @@ impl OptimArgs {
 /// The path that computes.
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArgs {
-    /// auto (a hardware GPU if there is one, else the CPU path) | gpu (wgpu on any adapter) | cpu
+    /// auto: a hardware GPU if there is one, else the CPU path; gpu: wgpu on any adapter
     #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-}
-
-/// Whether the user typed this flag (as opposed to its default).
-pub fn explicit(m: &ArgMatches, id: &str) -> bool {
-    matches!(m.value_source(id), Some(clap::parser::ValueSource::CommandLine))
 }

@@ -5,11 +5,11 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::DeviceArgs;
-use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchReport};
-use wgrnn::device::DeviceChoice;
+use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchLoss, BenchReport, GemmKernel};
+use wgrnn::device::{select_device, Device};
 use wgrnn::gpu::kernels::Kernel;
-use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
-use wgrnn::{CpuEngine, Error, Head, Input, ModelConfig, OptimKind, ParamLayout, Reduction, Result, SeqShape};
+use wgrnn::gpu::GpuEngine;
+use wgrnn::{CpuEngine, Error, Head, Input, ModelConfig, Optimizer, ParamLayout, Reduction, Result, SeqShape};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -37,12 +37,12 @@ pub struct BenchArgs {
     /// Batch size B
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Loss: ce (softmax cross-entropy) | mse (linear head)
-    #[arg(long, default_value = "ce")]
-    pub loss: String,
-    /// Optimiser: sgd | adam | adagrad
-    #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
+    /// Loss: ce (softmax cross-entropy) or mse (linear head)
+    #[arg(long, default_value_t = BenchLoss::Ce)]
+    pub loss: BenchLoss,
+    /// Optimiser
+    #[arg(long, default_value_t = Optimizer::Sgd)]
+    pub optimizer: Optimizer,
     /// Timed steps (the report uses their median)
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
@@ -55,10 +55,9 @@ pub struct BenchArgs {
     /// Time the matrix-product kernel alone on N×N×N instead: the device's ceiling
     #[arg(long)]
     pub gemm: Option<usize>,
-    /// With --gemm on the GPU: time only this kernel (naive | blocked | sg); default: every
-    /// kernel the adapter runs
+    /// With --gemm on the GPU: time only this kernel [default: every kernel the adapter runs]
     #[arg(long)]
-    pub kernel: Option<String>,
+    pub kernel: Option<GemmKernel>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -68,10 +67,9 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     fn config(&self) -> Result<ModelConfig> {
-        let (head, default_o) = match self.loss.as_str() {
-            "ce" => (Head::Softmax, self.vocab),
-            "mse" => (Head::Linear, 1),
-            other => return Err(Error::config("loss", other, "allowed: ce | mse")),
+        let (head, default_o) = match self.loss {
+            BenchLoss::Ce => (Head::Softmax, self.vocab),
+            BenchLoss::Mse => (Head::Linear, 1),
         };
         let input = match self.input_size {
             Some(size) => Input::Dense { size },
@@ -100,16 +98,14 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::config("steps", 0, "time at least one step"));
     }
-    let gpu = match a.device.device {
-        DeviceChoice::Cpu => None,
-        DeviceChoice::Gpu => Some(GpuContext::new(&GpuOptions::from_env())?),
-        DeviceChoice::Auto => match GpuContext::new(&GpuOptions::from_env()) {
-            Ok(ctx) if !ctx.is_software() => Some(ctx),
-            _ => {
-                eprintln!("device auto: no hardware GPU; benchmarking the CPU path (--device gpu forces wgpu)");
-                None
+    let gpu = match select_device(a.device.device)? {
+        (Device::Gpu(ctx), _) => Some(ctx),
+        (Device::Cpu, why) => {
+            if let Some(why) = why {
+                eprintln!("{why}");
             }
-        },
+            None
+        }
     };
 
     if let Some(n) = a.gemm {
@@ -120,13 +116,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
             None => vec![gemm_cpu(n, a.steps)],
             Some(ctx) => {
                 let kernels = ctx.kernels()?;
-                let only = match a.kernel.as_deref() {
-                    None => None,
-                    Some("naive") => Some(Kernel::Matmul),
-                    Some("blocked") => Some(Kernel::MatmulBlocked),
-                    Some("sg") => Some(Kernel::MatmulSg),
-                    Some(other) => return Err(Error::config("kernel", other, "allowed: naive | blocked | sg")),
-                };
+                let only = a.kernel.map(GemmKernel::kernel);
                 [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg]
                     .into_iter()
                     .filter(|&k| kernels.available(k) && only.is_none_or(|o| o == k))
@@ -148,7 +138,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     }
 
     let cfg = a.config()?;
-    let opt = wgrnn::OptimConfig::new(OptimKind::parse(&a.optimizer, 0.0)?, 1e-3);
+    let opt = wgrnn::OptimConfig::new(a.optimizer.kind(0.0), 1e-3);
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
     let (report, gpu_stats) = match gpu {
         None => (

@@ -1,21 +1,19 @@
 //! `sample`, `eval`, `check`, `grad`, `info`.
 
-use clap::ArgMatches;
-
-use super::args::explicit;
 use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
-use wgrnn::checkpoint::{read_batch_file, write_grads, Checkpoint};
+use wgrnn::batch_file::{read_batch_file, write_grads};
+use wgrnn::checkpoint::Checkpoint;
 use wgrnn::compare::cross_check;
 use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
-use wgrnn::device::{make_engine, DeviceChoice};
-use wgrnn::engine::Engine;
+use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
+use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{check_host_memory, evaluate, sample_text, MAX_BATCH_OR_STEPS};
+use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
-fn note(s: &str) {
-    eprintln!("{s}");
+fn note(why: &Fallback) {
+    eprintln!("{why}");
 }
 
 fn engine_for(ck: &Checkpoint, device: DeviceChoice) -> Result<Box<dyn Engine>> {
@@ -129,42 +127,38 @@ pub fn grad(a: &GradArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn check(a: &CheckArgs, m: &ArgMatches) -> Result<bool> {
+pub fn check(a: &CheckArgs) -> Result<bool> {
     let ma = &a.model;
-    for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
-        if v == 0 || v > MAX_BATCH_OR_STEPS {
-            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
-        }
-    }
+    check_batch_and_seq_len(a.batch, a.seq_len)?;
     // tokens unless --input-size is given; V and O default to a small character vocabulary
+    let output_size = ma.output_size.filter(|&o| o > 0);
     let input = if ma.input_size > 0 {
         Input::Dense { size: ma.input_size }
     } else {
-        let vocab = if ma.output_size > 0 { ma.output_size } else { 65 };
         Input::Tokens {
-            vocab,
-            embed: (ma.embed > 0).then_some(ma.embed),
+            vocab: output_size.unwrap_or(65),
+            embed: ma.embed(),
         }
     };
-    let output = match (ma.output_size, ma.head, input) {
-        (o, _, _) if o > 0 => o,
+    let output = match (output_size, ma.head(), input) {
+        (Some(o), _, _) => o,
         (_, Head::Softmax, Input::Tokens { vocab, .. }) => vocab,
         (_, Head::Softmax, _) => 10,
         _ => 1,
     };
     let cfg = ModelConfig {
         input,
-        hidden: if explicit(m, "hidden") { ma.hidden } else { 32 },
-        layers: ma.layers,
-        activation: ma.activation,
+        hidden: ma.hidden.unwrap_or(32),
+        layers: ma.layers(),
+        activation: ma.activation(),
         output,
-        head: ma.head,
-        reduction: ma.reduction,
+        head: ma.head(),
+        reduction: ma.reduction(),
         seq: a.seq,
         init: ma.init,
     };
     cfg.validate()?;
-    check_host_memory(&cfg, a.batch, a.seq_len, true)?;
+    check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;
     let opt = a.optim.config()?;
     let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
     let ctx = GpuContext::new(&GpuOptions::from_env())?;
@@ -227,13 +221,9 @@ pub fn info() -> Result<()> {
             a.max_storage_buffer_binding_size, a.max_buffer_size, a.max_compute_workgroup_storage_size, a.max_compute_invocations_per_workgroup
         );
     }
-    let pick = match GpuContext::new(&GpuOptions::from_env()) {
-        Ok(ctx) if ctx.is_software() => format!(
-            "cpu (the only adapter is software: {}; --device gpu forces it)",
-            ctx.describe()
-        ),
-        Ok(ctx) => format!("gpu ({})", ctx.describe()),
-        Err(e) => format!("cpu (no adapter could be opened: {e})"),
+    let pick = match select_device(DeviceChoice::Auto)? {
+        (Device::Gpu(ctx), _) => format!("gpu ({})", ctx.describe()),
+        (Device::Cpu, why) => format!("cpu ({})", why.map(|w| w.reason()).unwrap_or_default()),
     };
     println!("--device auto picks: {pick}");
     println!(

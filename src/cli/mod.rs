@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use args::{DeviceArgs, ModelArgs, OptimArgs};
+use wgrnn::train::PlotScale;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,7 +49,7 @@ pub struct TrainArgs {
     /// Training data: a text file (character-level) or a .csv file; default: the bundled corpus
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// A built-in synthetic task instead of a file: adding | sine
+    /// A built-in synthetic task instead of a file
     #[arg(long)]
     pub task: Option<wgrnn::data::Task>,
     /// CSV with one time step per row: predict the next row's columns (header names or 0-based indices, comma-separated)
@@ -63,15 +64,15 @@ pub struct TrainArgs {
     /// Total optimiser steps (a resumed run continues up to this count)
     #[arg(long, default_value_t = 4000)]
     pub steps: u64,
-    /// Batch size B (sequences per step)
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// Sequence length T (steps per window; for a CSV with one sequence per row: T·I features per row)
-    #[arg(long, default_value_t = 64)]
-    pub seq_len: usize,
-    /// Seed of the initialisation and of the batch sampler
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Batch size B (sequences per step) [default: 32]
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Sequence length T (steps per window; for a CSV with one sequence per row: T·I features per row) [default: 64]
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Seed of the initialisation and of the batch sampler [default: 1]
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Validate and save a checkpoint every this many steps (0: only at the end)
     #[arg(long, default_value_t = 500)]
     pub eval_every: u64,
@@ -96,6 +97,9 @@ pub struct TrainArgs {
     /// Write an SVG of the training and validation loss curves to this file
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// The plot's loss axis
+    #[arg(long, default_value_t = PlotScale::Linear)]
+    pub plot_scale: PlotScale,
     /// Print the final summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -104,6 +108,20 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+impl TrainArgs {
+    pub fn batch(&self) -> usize {
+        self.batch.unwrap_or(32)
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.seq_len.unwrap_or(64)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -157,7 +175,7 @@ pub struct CheckArgs {
     /// Sequence length T
     #[arg(long, default_value_t = 16)]
     pub seq_len: usize,
-    /// Sequence shape: many-to-many | many-to-one | one-to-many
+    /// Sequence shape
     #[arg(long, default_value_t = wgrnn::SeqShape::ManyToMany)]
     pub seq: wgrnn::SeqShape,
     /// Seed of the weights and the random batches

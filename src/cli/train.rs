@@ -1,18 +1,15 @@
 //! `wgrnn train`: flags → data, model, engine; then `wgrnn::train::train`.
 
-use clap::ArgMatches;
-
-use super::args::explicit;
 use super::TrainArgs;
 use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
-use wgrnn::device::make_engine;
-use wgrnn::train::{install_interrupt, train, Resume, Summary, TrainOptions, MAX_BATCH_OR_STEPS};
+use wgrnn::device::{make_engine, Fallback};
+use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train, Resume, Summary, TrainOptions};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 /// Returns the summary; `interrupted` tells the caller to exit with 130.
-pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
+pub fn run(a: &TrainArgs) -> Result<Summary> {
     if a.data.is_some() && a.task.is_some() {
         return Err(Error::config(
             "task",
@@ -20,17 +17,13 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
             "pass either --data or --task, not both",
         ));
     }
-    for (flag, v) in [("batch", a.batch), ("seq-len", a.seq_len)] {
-        if v == 0 || v > MAX_BATCH_OR_STEPS {
-            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
-        }
-    }
+    check_batch_and_seq_len(a.batch(), a.seq_len())?;
     let stop = install_interrupt()?;
     let quiet = a.quiet || a.json;
-    // a warning (auto falling back to the CPU path) is shown even to --quiet / --json runs
-    let mut note = |s: &str| {
-        if !quiet || s.starts_with("warning:") {
-            eprintln!("{s}");
+    // a missing driver is worth a warning even to --quiet / --json runs
+    let mut note = |why: &Fallback| {
+        if !quiet || why.no_adapter {
+            eprintln!("{why}");
         }
     };
 
@@ -45,7 +38,7 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
                     "the checkpoint holds no training state",
                 ));
             };
-            check_resume_flags(a, m, &ck, path)?;
+            check_resume_flags(a, &ck, path)?;
             let spec = if a.data.is_some() || a.task.is_some() {
                 data_spec(a)?.0
             } else {
@@ -80,13 +73,13 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
         }
         None => {
             let (spec, data) = data_spec(a)?;
-            let cfg = model_config(a, m, &data)?;
+            let cfg = model_config(a, &data)?;
             let opt = a.optim.config()?;
             let seq_len = match &data {
-                Dataset::Csv(d) => d.fixed_seq_len().unwrap_or(a.seq_len),
-                _ => a.seq_len,
+                Dataset::Csv(d) => d.fixed_seq_len().unwrap_or(a.seq_len()),
+                _ => a.seq_len(),
             };
-            data.check_len(a.batch, seq_len, a.stateful, &spec.name())?;
+            data.check_len(a.batch(), seq_len, a.stateful, &spec.name())?;
             if a.stateful && !matches!(data, Dataset::Text(_)) {
                 return Err(Error::config(
                     "stateful",
@@ -94,7 +87,7 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
                     "--stateful applies to text data only",
                 ));
             }
-            let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
+            let params = ParamLayout::new(&cfg).init(&cfg, a.seed());
             let engine = make_engine(a.device.device, cfg, opt, params, &mut note)?;
             let opts = TrainOptions {
                 seq_len,
@@ -110,9 +103,9 @@ pub fn run(a: &TrainArgs, m: &ArgMatches) -> Result<Summary> {
 fn options(a: &TrainArgs) -> TrainOptions {
     TrainOptions {
         steps: a.steps,
-        batch: a.batch,
-        seq_len: a.seq_len,
-        seed: a.seed,
+        batch: a.batch(),
+        seq_len: a.seq_len(),
+        seed: a.seed(),
         eval_every: a.eval_every,
         val_batches: a.val_batches.max(1),
         sample_every: a.sample_every,
@@ -120,6 +113,7 @@ fn options(a: &TrainArgs) -> TrainOptions {
         out: Some(a.out.clone()),
         log: a.log.clone(),
         plot: a.plot.clone(),
+        plot_scale: a.plot_scale,
         quiet: a.quiet || a.json,
         stateful: a.stateful,
         val_fraction: a.val_fraction,
@@ -147,10 +141,10 @@ fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
     }
     if is_csv {
         let opts = CsvOptions {
-            seq_len: Some(a.seq_len),
+            seq_len: Some(a.seq_len()),
             input_size: (a.model.input_size > 0).then_some(a.model.input_size),
-            head: a.model.head,
-            output: (a.model.output_size > 0).then_some(a.model.output_size),
+            head: a.model.head(),
+            output: a.model.output_size.filter(|&o| o > 0),
             target_cols: a.target_cols.clone(),
         };
         let d = CsvData::load(path, &opts, a.val_fraction)?;
@@ -166,34 +160,34 @@ fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
     }
 }
 
-fn model_config(a: &TrainArgs, m: &ArgMatches, data: &Dataset) -> Result<ModelConfig> {
+fn model_config(a: &TrainArgs, data: &Dataset) -> Result<ModelConfig> {
     let ma = &a.model;
     let is_text = matches!(data, Dataset::Text(_));
-    if !is_text && ma.embed > 0 {
+    if let (false, Some(e)) = (is_text, ma.embed()) {
         return Err(Error::config(
             "embed",
-            ma.embed,
+            e,
             "an embedding table needs token (text) inputs",
         ));
     }
-    let io = data.model_io((ma.embed > 0).then_some(ma.embed));
-    if is_text && explicit(m, "head") && ma.head != Head::Softmax {
+    let io = data.model_io(ma.embed());
+    if let (true, Some(head @ (Head::Linear | Head::Sigmoid))) = (is_text, ma.head) {
         return Err(Error::config(
             "head",
-            ma.head,
+            head,
             "text models predict characters: use --head softmax",
         ));
     }
-    if explicit(m, "output_size") && ma.output_size != io.output {
+    if let Some(o) = ma.output_size.filter(|&o| o != io.output) {
         return Err(Error::config(
             "output-size",
-            ma.output_size,
+            o,
             format!("the data has {} outputs; drop the flag to infer it", io.output),
         ));
     }
     let head = match data {
         // a task is a regression; a sigmoid head keeps predictions in (0, 1) if asked for
-        Dataset::Task(_) if explicit(m, "head") && ma.head != Head::Softmax => ma.head,
+        Dataset::Task(_) if ma.head.is_some_and(|h| h != Head::Softmax) => ma.head(),
         _ => io.head,
     };
     if matches!(io.input, Input::Dense { .. }) && head == Head::Softmax && !matches!(data, Dataset::Csv(_)) {
@@ -205,12 +199,12 @@ fn model_config(a: &TrainArgs, m: &ArgMatches, data: &Dataset) -> Result<ModelCo
     }
     let cfg = ModelConfig {
         input: io.input,
-        hidden: ma.hidden,
-        layers: ma.layers,
-        activation: ma.activation,
+        hidden: ma.hidden.unwrap_or(256),
+        layers: ma.layers(),
+        activation: ma.activation(),
         output: io.output,
         head,
-        reduction: ma.reduction,
+        reduction: ma.reduction(),
         seq: io.seq,
         init: ma.init,
     };
@@ -220,31 +214,31 @@ fn model_config(a: &TrainArgs, m: &ArgMatches, data: &Dataset) -> Result<ModelCo
 
 /// Flags typed on a resumed run must agree with the checkpoint (the run would not be the
 /// continuation it claims to be otherwise).
-fn check_resume_flags(a: &TrainArgs, m: &ArgMatches, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+fn check_resume_flags(a: &TrainArgs, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
     let c = &ck.config;
     let tm = ck.train.as_ref();
-    let checks: [(&str, bool); 12] = [
-        ("hidden", a.model.hidden == c.hidden),
-        ("layers", a.model.layers == c.layers),
-        ("activation", a.model.activation == c.activation),
-        ("embed", (a.model.embed > 0).then_some(a.model.embed) == c.embed()),
-        ("head", a.model.head == c.head),
-        ("reduction", a.model.reduction == c.reduction),
-        ("optimizer", a.optim.optimizer == ck.optim.kind.name()),
-        ("lr", a.optim.lr == ck.optim.lr),
-        ("batch", Some(a.batch) == tm.map(|t| t.batch)),
-        ("seq_len", Some(a.seq_len) == tm.map(|t| t.seq_len)),
-        ("seed", Some(a.seed) == tm.map(|t| t.seed)),
-        ("stateful", Some(a.stateful) == tm.map(|t| t.stateful)),
+    let (ma, oa) = (&a.model, &a.optim);
+    // None: not typed
+    let agrees: [(&str, Option<bool>); 12] = [
+        ("hidden", ma.hidden.map(|v| v == c.hidden)),
+        ("layers", ma.layers.map(|v| v == c.layers)),
+        ("activation", ma.activation.map(|v| v == c.activation)),
+        ("embed", ma.embed.map(|_| ma.embed() == c.embed())),
+        ("head", ma.head.map(|v| v == c.head)),
+        ("reduction", ma.reduction.map(|v| v == c.reduction)),
+        ("optimizer", oa.optimizer.map(|v| v == ck.optim.kind.optimizer())),
+        ("lr", oa.lr.map(|v| v == ck.optim.lr)),
+        ("batch", a.batch.map(|v| Some(v) == tm.map(|t| t.batch))),
+        ("seq-len", a.seq_len.map(|v| Some(v) == tm.map(|t| t.seq_len))),
+        ("seed", a.seed.map(|v| Some(v) == tm.map(|t| t.seed))),
+        ("stateful", a.stateful.then(|| tm.is_some_and(|t| t.stateful))),
     ];
-    for (id, ok) in checks {
-        if explicit(m, id) && !ok {
-            return Err(Error::file(
-                path,
-                format!("--{} does not match the checkpoint (model: {c})", id.replace('_', "-")),
-                "drop the flag when resuming, or start a new run without --resume",
-            ));
-        }
+    if let Some((flag, _)) = agrees.iter().find(|(_, ok)| *ok == Some(false)) {
+        return Err(Error::file(
+            path,
+            format!("--{flag} does not match the checkpoint (model: {c})"),
+            "drop the flag when resuming, or start a new run without --resume",
+        ));
     }
     Ok(())
 }

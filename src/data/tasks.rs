@@ -9,26 +9,18 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
 use super::ModelIo;
 use crate::batch::{Batch, Inputs, Targets};
-use crate::config::{Head, Input, SeqShape};
-use crate::error::{Error, Result};
+use crate::config::{str_enum, Head, Input, SeqShape};
 use crate::params::normal;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    Adding,
-    Sine,
-}
+str_enum!(
+    /// The `--task` flag, stored in checkpoints by name.
+    Task("task") { Adding => "adding", Sine => "sine" }
+);
 
 impl Task {
-    pub const ALL: &'static [&'static str] = &["adding", "sine"];
-
     pub fn model_io(self) -> ModelIo {
         match self {
             Task::Adding => ModelIo {
@@ -65,26 +57,6 @@ impl Task {
     pub fn val_batches(self, b: usize, t: usize, seed: u64, n: usize) -> Vec<Batch<f32>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7a1d);
         (0..n.min(4)).map(|_| self.batch(&mut rng, b, t)).collect()
-    }
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Task::Adding => "adding",
-            Task::Sine => "sine",
-        })
-    }
-}
-
-impl FromStr for Task {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "adding" => Ok(Task::Adding),
-            "sine" => Ok(Task::Sine),
-            _ => Err(Error::config("task", s, format!("allowed: {}", Task::ALL.join(" | ")))),
-        }
     }
 }
 

@@ -148,7 +148,7 @@ impl TextData {
     /// B windows at random offsets (uniform over every valid start).
     pub fn random_batch(&self, rng: &mut ChaCha8Rng, b: usize, t: usize) -> Batch<f32> {
         let starts: Vec<usize> = (0..b).map(|_| rng.random_range(0..self.train.len() - t)).collect();
-        windows(&self.train, &starts, t, None)
+        windows(&self.train, &starts, t)
     }
 
     /// Cross-entropy of the validation split (the training split if there is none) under the
@@ -168,7 +168,7 @@ impl TextData {
 }
 
 /// Windows of T inputs and their next-character targets starting at `starts`: (T, B).
-pub fn windows(tokens: &[u32], starts: &[usize], t: usize, h0: Option<Vec<f32>>) -> Batch<f32> {
+pub fn windows(tokens: &[u32], starts: &[usize], t: usize) -> Batch<f32> {
     let b = starts.len();
     let mut x = vec![0u32; t * b];
     let mut y = vec![0u32; t * b];
@@ -183,7 +183,7 @@ pub fn windows(tokens: &[u32], starts: &[usize], t: usize, h0: Option<Vec<f32>>)
         steps: t,
         inputs: Inputs::Tokens(x),
         targets: Targets::Classes(y),
-        h0,
+        h0: None,
     }
 }
 
@@ -195,7 +195,7 @@ pub fn eval_batches(tokens: &[u32], b: usize, t: usize) -> Vec<Batch<f32>> {
     }
     let t = t.min(tokens.len() - 1);
     let starts: Vec<usize> = (0..(tokens.len() - 1) / t).map(|w| w * t).collect();
-    starts.chunks(b).map(|s| windows(tokens, s, t, None)).collect()
+    starts.chunks(b).map(|s| windows(tokens, s, t)).collect()
 }
 
 /// B streams over equal segments of the training split, each advancing by T per step: the
@@ -224,18 +224,18 @@ impl Streams {
         Ok(())
     }
 
-    /// The next batch; `carried` is the (L, B, H) state after the previous window, or None at
-    /// the start of a pass.
-    pub fn next(&mut self, data: &TextData, b: usize, t: usize, carried: Option<Vec<f32>>) -> Batch<f32> {
+    /// The next batch (`h0` None), and whether it continues the previous window: false at
+    /// the start of a pass, whose windows start from a zero state.
+    pub fn next(&mut self, data: &TextData, b: usize, t: usize) -> (Batch<f32>, bool) {
         let per_pass = Self::windows_per_pass(data.train.len(), b, t);
         if self.pos >= per_pass {
             self.pos = 0;
         }
-        let h0 = if self.pos == 0 { None } else { carried };
+        let continues = self.pos > 0;
         let seg = data.train.len() / b;
         let starts: Vec<usize> = (0..b).map(|i| i * seg + self.pos * t).collect();
         self.pos += 1;
-        windows(&data.train, &starts, t, h0)
+        (windows(&data.train, &starts, t), continues)
     }
 }
 

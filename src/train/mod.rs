@@ -1,0 +1,199 @@
+//! The training loop shared by both paths. Each step: the next batch, one optimiser step,
+//! the report; every `eval_every` steps and at the end a validation and a checkpoint; a
+//! text sample every `sample_every` steps; Ctrl-C stops after a step, with a checkpoint.
+
+mod batches;
+mod checkpoint;
+mod evaluate;
+mod interrupt;
+mod memory;
+mod plot;
+mod report;
+mod sample;
+
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::batch::Batch;
+use crate::data::{DataSpec, Dataset};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use batches::{Batches, Start};
+pub use checkpoint::Resume;
+pub use evaluate::{evaluate, EvalResult};
+pub use interrupt::install_interrupt;
+pub use memory::{check_batch_and_seq_len, check_host_memory, MAX_BATCH_OR_STEPS};
+pub use plot::{write_plot, PlotScale};
+use report::Report;
+pub use sample::sample_text;
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// total optimiser steps, counting those of a resumed checkpoint
+    pub steps: u64,
+    /// B
+    pub batch: usize,
+    /// T
+    pub seq_len: usize,
+    pub seed: u64,
+    /// validate (and save) every this many steps; 0: only at the end
+    pub eval_every: u64,
+    /// at most this many validation batches
+    pub val_batches: usize,
+    /// print a text sample every this many steps; 0: never
+    pub sample_every: u64,
+    pub sample_len: usize,
+    pub out: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub plot_scale: PlotScale,
+    pub quiet: bool,
+    pub stateful: bool,
+    pub val_fraction: f64,
+    pub data: DataSpec,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub engine: String,
+    pub first_step: u64,
+    pub steps: u64,
+    pub seconds: f64,
+    pub tokens_per_s: f64,
+    /// mean training loss of the last (up to) 50 steps
+    pub train_loss: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    /// text only: the loss of a context-free unigram model on the validation split
+    pub unigram_baseline: Option<f64>,
+    pub checkpoint: Option<PathBuf>,
+    pub interrupted: bool,
+}
+
+/// Runs from `resume.step` (0 for a fresh run) to `opts.steps`.
+pub fn train(
+    engine: &mut dyn Engine,
+    data: &Dataset,
+    opts: &TrainOptions,
+    resume: Resume,
+    stop: &AtomicBool,
+) -> Result<Summary> {
+    // the GPU engine reports its own limits when it allocates; the CPU engine would abort
+    check_host_memory(engine.config(), opts.batch, opts.seq_len, engine.kind())?;
+    let first = resume.step;
+    let mut batches = Batches::new(data, opts, resume);
+    let val = data.val_batches(opts.batch, opts.seq_len, opts.seed, opts.val_batches);
+    let unigram = match data {
+        Dataset::Text(d) => Some(d.unigram_baseline()),
+        _ => None,
+    };
+    let mut report = Report::new(opts, first, unigram.is_some())?;
+    report.println(&format!(
+        "engine: {} | model: {} | {}",
+        engine.describe(),
+        engine.config(),
+        data.describe()
+    ));
+    if let Some(u) = unigram {
+        report.println(&format!("unigram baseline: {u:.4} nats/char"));
+    }
+
+    let mut last_val = None;
+    let mut last_saved = None;
+    let mut step = first;
+    let mut interrupted = false;
+    while step < opts.steps {
+        let (batch, start) = batches.next();
+        let validates = |s: u64| due(s, opts.eval_every) || s == opts.steps;
+        // the GPU path syncs to read a loss back: every 10 steps, or when it is recorded
+        let want_loss = report.wants_every_loss() || step.is_multiple_of(10) || validates(step + 1);
+        let loss = match train_step(engine, &batch, start, want_loss, step + 1) {
+            Err(e @ Error::NonFinite { .. }) => return Err(stopped(e, &mut report, &last_saved)),
+            r => r?,
+        };
+        step += 1;
+        report.train_step(step, loss)?;
+
+        if validates(step) {
+            if let Some(r) = evaluate(engine, &val)? {
+                report.validation(step, &r)?;
+                last_val = Some(r);
+            }
+            match checkpoint::save(engine, data, opts, &batches, step) {
+                Err(e @ Error::NonFinite { .. }) => return Err(stopped(e, &mut report, &last_saved)),
+                r => last_saved = r?,
+            }
+        }
+        if let (Some(vocab), true) = (data.vocab(), due(step, opts.sample_every)) {
+            // forward does not touch the training state, so sampling needs no engine of its own
+            let s = sample_text(engine, vocab, "", opts.sample_len, 0.8, opts.seed ^ step)?;
+            report.println(&format!("--- sample at step {step} ---\n{s}\n---"));
+        }
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            if last_saved.as_ref().map(|l| l.1) != Some(step) {
+                last_saved = checkpoint::save(engine, data, opts, &batches, step)?;
+            }
+            report.println(&format!("interrupted at step {step}; checkpoint saved"));
+            break;
+        }
+    }
+    report.finish()?;
+    if let (Some(p), Some(c)) = (&opts.plot, &report.curves) {
+        write_plot(p, &c.train, &c.val, unigram, opts.plot_scale)?;
+    }
+    Ok(Summary {
+        engine: engine.describe(),
+        first_step: first,
+        steps: step,
+        seconds: report.seconds(),
+        tokens_per_s: report.tokens_per_s(step),
+        train_loss: report.smoothed_loss(),
+        val_loss: last_val.map(|r| r.loss),
+        val_accuracy: last_val.and_then(|r| r.accuracy),
+        unigram_baseline: unigram,
+        checkpoint: last_saved.map(|l| l.0),
+        interrupted,
+    })
+}
+
+/// Whether something done every `every` steps (0: never) is due after `step`.
+fn due(step: u64, every: u64) -> bool {
+    every > 0 && step.is_multiple_of(every)
+}
+
+/// One optimiser step from the initial state `start` says; a non-finite loss is an error.
+fn train_step(
+    engine: &mut dyn Engine,
+    batch: &Batch<f32>,
+    start: Start,
+    want_loss: bool,
+    step: u64,
+) -> Result<Option<f32>> {
+    let loss = match start {
+        Start::Given => engine.train_step(batch, want_loss)?,
+        Start::Carried => engine.train_step_carried(batch, want_loss)?,
+    };
+    match loss {
+        Some(l) if !l.is_finite() => Err(Error::NonFinite {
+            what: "loss".into(),
+            step,
+        }),
+        l => Ok(l),
+    }
+}
+
+/// A non-finite loss or weight ends the run; the error names the checkpoint kept.
+fn stopped(e: Error, report: &mut Report, last_saved: &Option<(PathBuf, u64)>) -> Error {
+    // the run is over either way; the error being returned matters more than the log's tail
+    let _ = report.finish();
+    let checkpoint = match last_saved {
+        Some((p, s)) => format!("{} (step {s})", p.display()),
+        None => "none written yet".into(),
+    };
+    Error::Stopped {
+        source: Box::new(e),
+        checkpoint,
+    }
+}

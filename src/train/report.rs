@@ -1,0 +1,222 @@
+//! What a run shows and records: the progress display on stderr, the JSONL log, the smoothed
+//! training loss and the curves the plot is drawn from.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::evaluate::EvalResult;
+use super::TrainOptions;
+use crate::error::{Error, Result};
+
+/// How many of the losses read back the smoothed training loss averages.
+const SMOOTHING: usize = 50;
+
+/// One run's reporting; `first` is the step the run starts at (a resumed run's checkpoint).
+pub(super) struct Report {
+    progress: Progress,
+    log: Option<Log>,
+    start: Instant,
+    first: u64,
+    total: u64,
+    tokens_per_step: f64,
+    text: bool,
+    recent: VecDeque<f64>,
+    /// (step, loss) of every loss read back and of every validation; only a plot needs the
+    /// whole curve, so without one a long run keeps no per-step data
+    pub curves: Option<Curves>,
+}
+
+#[derive(Default)]
+pub(super) struct Curves {
+    pub train: Vec<(u64, f64)>,
+    pub val: Vec<(u64, f64)>,
+}
+
+impl Report {
+    pub fn new(opts: &TrainOptions, first: u64, text: bool) -> Result<Self> {
+        let log = match &opts.log {
+            Some(p) => Some(Log::open(p, first > 0)?),
+            None => None,
+        };
+        Ok(Report {
+            progress: Progress::new(opts.quiet, first, opts.steps),
+            log,
+            start: Instant::now(),
+            first,
+            total: opts.steps,
+            tokens_per_step: (opts.batch * opts.seq_len) as f64,
+            text,
+            recent: VecDeque::with_capacity(SMOOTHING + 1),
+            curves: opts.plot.is_some().then(Curves::default),
+        })
+    }
+
+    /// Whether every step's loss is wanted (the GPU path syncs to read one back).
+    pub fn wants_every_loss(&self) -> bool {
+        self.log.is_some()
+    }
+
+    pub fn println(&self, s: &str) {
+        self.progress.println(s);
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    pub fn tokens_per_s(&self, step: u64) -> f64 {
+        (step - self.first) as f64 * self.tokens_per_step / self.seconds().max(1e-9)
+    }
+
+    /// Mean of the last losses read: steadier than one batch's loss, and the loss is only
+    /// read back every few steps anyway.
+    pub fn smoothed_loss(&self) -> Option<f64> {
+        (!self.recent.is_empty()).then(|| self.recent.iter().sum::<f64>() / self.recent.len() as f64)
+    }
+
+    /// After optimiser step `step`; `loss` when it was read back.
+    pub fn train_step(&mut self, step: u64, loss: Option<f32>) -> Result<()> {
+        let (secs, tok_s) = (self.seconds(), self.tokens_per_s(step));
+        if let Some(l) = loss.map(f64::from) {
+            self.recent.push_back(l);
+            if self.recent.len() > SMOOTHING {
+                self.recent.pop_front();
+            }
+            if let Some(c) = &mut self.curves {
+                c.train.push((step, l));
+            }
+            if let Some(log) = &mut self.log {
+                log.write(serde_json::json!({"type": "train", "step": step, "loss": l, "tokens_per_s": tok_s, "seconds": secs}))?;
+            }
+        }
+        let eta = (self.total - step) as f64 * secs / (step - self.first) as f64;
+        self.progress.step(step, self.total, self.smoothed_loss(), tok_s, eta);
+        Ok(())
+    }
+
+    pub fn validation(&mut self, step: u64, r: &EvalResult) -> Result<()> {
+        let mut line = format!("step {step}: val loss {:.4}", r.loss);
+        if self.text {
+            line += &format!(" ({:.3} bits/char)", r.loss / std::f64::consts::LN_2);
+        }
+        if let Some(a) = r.accuracy {
+            line += &format!(", accuracy {:.3}", a);
+        }
+        self.progress.println(&line);
+        if let Some(c) = &mut self.curves {
+            c.val.push((step, r.loss));
+        }
+        if let Some(log) = &mut self.log {
+            log.write(serde_json::json!({"type": "val", "step": step, "loss": r.loss, "accuracy": r.accuracy}))?;
+        }
+        Ok(())
+    }
+
+    /// Clears the progress bar; called before any error or summary is printed.
+    pub fn finish(&mut self) -> Result<()> {
+        self.progress.finish();
+        match &mut self.log {
+            Some(log) => log.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Log {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl Log {
+    fn open(path: &Path, append: bool) -> Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .map_err(|e| {
+                Error::file(
+                    path,
+                    format!("cannot open the log: {e}"),
+                    "check that the directory exists and is writable",
+                )
+            })?;
+        Ok(Log {
+            path: path.to_path_buf(),
+            w: BufWriter::new(f),
+        })
+    }
+
+    fn write(&mut self, v: serde_json::Value) -> Result<()> {
+        writeln!(self.w, "{v}")
+            .map_err(|e| Error::file(&self.path, format!("cannot write the log: {e}"), "check free space"))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.w
+            .flush()
+            .map_err(|e| Error::file(&self.path, format!("cannot write the log: {e}"), "check free space"))
+    }
+}
+
+enum Progress {
+    Bar(ProgressBar),
+    Lines { every: u64 },
+    Quiet,
+}
+
+impl Progress {
+    fn new(quiet: bool, first: u64, total: u64) -> Self {
+        if quiet {
+            return Progress::Quiet;
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_position(first);
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines {
+                every: (total / 20).max(1),
+            }
+        }
+    }
+
+    fn println(&self, s: &str) {
+        match self {
+            Progress::Bar(b) => b.println(s),
+            Progress::Lines { .. } => eprintln!("{s}"),
+            Progress::Quiet => {}
+        }
+    }
+
+    fn step(&self, step: u64, total: u64, loss: Option<f64>, tok_s: f64, eta_secs: f64) {
+        let msg = match loss {
+            Some(l) => format!("loss {l:.4} | {tok_s:.0} tok/s"),
+            None => format!("{tok_s:.0} tok/s"),
+        };
+        match self {
+            Progress::Bar(b) => {
+                b.set_position(step);
+                b.set_message(msg);
+            }
+            Progress::Lines { every } if step.is_multiple_of(*every) || step == total => {
+                eprintln!("step {step}/{total} {msg} | eta {eta_secs:.0} s")
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(b) = self {
+            b.finish_and_clear();
+        }
+    }
+}

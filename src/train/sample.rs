@@ -1,0 +1,71 @@
+//! Text generation from a character-level model.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::batch::{Batch, Inputs, Targets};
+use crate::config::Head;
+use crate::data::Vocab;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// Generates `len` characters after `prime` (empty: start after a newline) by sampling the
+/// softmax at `temperature`.
+pub fn sample_text(
+    engine: &mut dyn Engine,
+    vocab: &Vocab,
+    prime: &str,
+    len: usize,
+    temperature: f64,
+    seed: u64,
+) -> Result<String> {
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(Error::config("temperature", temperature, "must be a finite number > 0"));
+    }
+    let cfg = *engine.config();
+    if !cfg.is_tokens() || cfg.head != Head::Softmax || cfg.vocab() != Some(cfg.output) {
+        return Err(Error::config(
+            "checkpoint",
+            cfg,
+            "sampling needs a character-level language model",
+        ));
+    }
+    let mut ids = vocab.encode(prime, "--prime")?;
+    if ids.is_empty() {
+        ids = vocab.encode("\n", "--prime").unwrap_or_else(|_| vec![0]);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(len);
+    let mut h0 = None;
+    let mut feed = ids;
+    for _ in 0..len {
+        let t = feed.len();
+        let batch = Batch {
+            batch: 1,
+            steps: t,
+            inputs: Inputs::Tokens(feed.clone()),
+            targets: Targets::Classes(vec![0; t]),
+            h0,
+        };
+        let o = engine.forward(&batch)?;
+        let last = &o.out[(t - 1) * cfg.output..t * cfg.output]; // (V)
+        let w: Vec<f64> = last
+            .iter()
+            .map(|&p| (p.max(0.0) as f64).powf(1.0 / temperature))
+            .collect();
+        let total: f64 = w.iter().sum();
+        let mut r = rng.random_range(0.0..1.0) * total;
+        let mut next = w.len() - 1;
+        for (i, &wi) in w.iter().enumerate() {
+            if r < wi {
+                next = i;
+                break;
+            }
+            r -= wi;
+        }
+        out.push(next as u32);
+        feed = vec![next as u32];
+        h0 = Some(o.final_state);
+    }
+    Ok(vocab.decode(&out))
+}
