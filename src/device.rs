@@ -69,9 +69,10 @@ impl fmt::Display for Fallback {
     }
 }
 
-/// Resolves `--device`; the fallback says why `auto` did not take a GPU.
-pub fn select_device(choice: DeviceChoice) -> Result<(Device, Option<Fallback>)> {
-    let open = || GpuContext::new(&GpuOptions::from_env());
+/// Resolves `--device`; the fallback says why `auto` did not take a GPU. `gpu_index` picks
+/// among equally good adapters (see `GpuContext::open`): 0 for a single process.
+pub fn select_device(choice: DeviceChoice, gpu_index: usize) -> Result<(Device, Option<Fallback>)> {
+    let open = || GpuContext::open(&GpuOptions::from_env(), gpu_index);
     Ok(match choice {
         DeviceChoice::Cpu => (Device::Cpu, None),
         DeviceChoice::Gpu => (Device::Gpu(open()?), None),
@@ -103,7 +104,19 @@ pub fn make_engine(
     params: Vec<f32>,
     note: &mut dyn FnMut(&Fallback),
 ) -> Result<Box<dyn Engine>> {
-    let (device, why) = select_device(choice)?;
+    make_engine_at(choice, 0, cfg, opt, params, note)
+}
+
+/// `make_engine` on the `gpu_index`-th of the equally good GPU adapters.
+pub fn make_engine_at(
+    choice: DeviceChoice,
+    gpu_index: usize,
+    cfg: ModelConfig,
+    opt: OptimConfig,
+    params: Vec<f32>,
+    note: &mut dyn FnMut(&Fallback),
+) -> Result<Box<dyn Engine>> {
+    let (device, why) = select_device(choice, gpu_index)?;
     if let Some(why) = why {
         note(&why);
     }

@@ -7,6 +7,7 @@
 //! the cluster's network, and a launcher (`mpirun`) that places processes and tears the
 //! whole job down when one of them dies, so no rank is left waiting in a collective.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
@@ -20,6 +21,7 @@ use crate::engine::{Engine, EngineKind, Grads, Outputs, Want};
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimState};
 use crate::params::ParamLayout;
+use crate::train::Group;
 
 /// The MPI job this process belongs to (also a job of one process when started without
 /// `mpirun`). MPI is finalised when this is dropped, so it lives as long as `main`.
@@ -27,6 +29,8 @@ pub struct World {
     _universe: Universe,
     comm: SimpleCommunicator,
     local_rank: usize,
+    /// all-reduces of gradients done and the time spent in them, for `bench`
+    reduced: Cell<(u64, Duration)>,
 }
 
 impl World {
@@ -47,6 +51,7 @@ impl World {
             _universe: universe,
             comm,
             local_rank,
+            reduced: Cell::new((0, Duration::ZERO)),
         })
     }
 
@@ -65,9 +70,28 @@ impl World {
 
     /// Sums `buf` element-wise over all ranks, in place.
     pub fn sum(&self, buf: &mut [f32], scratch: &mut Vec<f32>) {
+        let start = Instant::now();
         scratch.clear();
         scratch.extend_from_slice(buf);
         self.comm.all_reduce_into(&scratch[..], buf, SystemOperation::sum());
+        let (n, t) = self.reduced.get();
+        self.reduced.set((n + 1, t + start.elapsed()));
+    }
+
+    /// Mean milliseconds of the gradient all-reduces so far (0 before the first).
+    pub fn reduce_ms(&self) -> f64 {
+        let (n, t) = self.reduced.get();
+        t.as_secs_f64() * 1e3 / n.max(1) as f64
+    }
+
+    /// Every rank's `v`, in rank order.
+    pub fn gather(&self, v: f64) -> Vec<f64> {
+        let mut mine = vec![0.0f64; self.size()];
+        mine[self.rank()] = v;
+        let mut all = vec![0.0f64; self.size()];
+        self.comm
+            .all_reduce_into(&mine[..], &mut all[..], SystemOperation::sum());
+        all
     }
 
     /// Rank 0's values of `buf` on every rank.
@@ -99,6 +123,25 @@ impl World {
     }
 }
 
+impl Group for World {
+    fn leads(&self) -> bool {
+        self.rank() == 0
+    }
+    fn stop_requested(&self, here: bool) -> bool {
+        self.any(here)
+    }
+    fn verify(&self, engine: &mut dyn Engine, step: u64) -> Result<()> {
+        if !self.all_equal(checksum(&engine.params()?)) {
+            return Err(Error::config(
+                "mpi",
+                format!("step {step}"),
+                "the ranks' weights differ (parameter checksums disagree); run the same binary and flags on every rank",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// FNV-1a over the bits of the parameters: equal on every rank exactly when the weights are.
 pub fn checksum(params: &[f32]) -> u64 {
     params.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
@@ -119,8 +162,6 @@ pub struct DistEngine<'w> {
     /// [grads…, loss], summed in one all-reduce
     buf: Vec<f32>,
     scratch: Vec<f32>,
-    /// time spent in the all-reduce of the latest step
-    reduce_time: Duration,
     /// updates done
     step: u64,
 }
@@ -143,26 +184,7 @@ impl<'w> DistEngine<'w> {
             world,
             buf: Vec::new(),
             scratch: Vec::new(),
-            reduce_time: Duration::ZERO,
         })
-    }
-
-    /// Milliseconds of the latest step's all-reduce.
-    pub fn last_reduce_ms(&self) -> f64 {
-        self.reduce_time.as_secs_f64() * 1e3
-    }
-
-    /// Errors unless every rank holds bit-identical weights.
-    pub fn verify_replicas(&mut self, step: u64) -> Result<()> {
-        let sum = checksum(&self.local.params()?);
-        if !self.world.all_equal(sum) {
-            return Err(Error::config(
-                "mpi",
-                format!("step {step}"),
-                "the ranks' weights differ (parameter checksums disagree); the ranks must run the same binary and flags",
-            ));
-        }
-        Ok(())
     }
 
     /// This rank's sequences of a global batch of `b`.
@@ -204,9 +226,7 @@ impl Engine for DistEngine<'_> {
         buf.clear();
         buf.extend_from_slice(&grads.params);
         buf.push(loss);
-        let start = Instant::now();
         self.world.sum(&mut buf, &mut self.scratch);
-        self.reduce_time = start.elapsed();
         // a mean over the global batch is the mean of the ranks' equal-sized shard means
         if self.local.config().reduction == Reduction::Mean {
             let inv = 1.0 / self.world.size() as f32;

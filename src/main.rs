@@ -24,10 +24,11 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Train(a) => cli::train::run(a).map(|s| {
-            if a.json {
-                println!("{}", serde_json::to_string(&s).unwrap_or_default());
-            } else {
-                print_summary(&s);
+            // in a data-parallel run only one process reports
+            match (s.leads, a.json) {
+                (false, _) => {}
+                (true, true) => println!("{}", serde_json::to_string(&s).unwrap_or_default()),
+                (true, false) => print_summary(&s),
             }
             if s.interrupted {
                 ExitCode::from(130)

@@ -20,7 +20,8 @@ use wgrnn::ParamLayout;
 
 fn mpirun(np: usize, args: &[&str]) -> Command {
     let mut c = Command::new("mpirun");
-    c.args(["-np", &np.to_string(), "--oversubscribe"]);
+    // --quiet: no launcher banners, so a failing rank's stderr is its own one line
+    c.args(["-np", &np.to_string(), "--oversubscribe", "--quiet"]);
     c.arg(env!("CARGO_BIN_EXE_wgrnn")).args(args);
     let xdg = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into());
     c.env("XDG_RUNTIME_DIR", xdg);

@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::DeviceArgs;
+use super::job::Job;
 use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchLoss, BenchReport, GemmKernel};
 use wgrnn::device::{select_device, Device};
 use wgrnn::gpu::kernels::Kernel;
@@ -95,10 +96,16 @@ impl BenchArgs {
 }
 
 pub fn bench(a: &BenchArgs) -> Result<()> {
+    let job = Job::start()?;
+    let result = bench_in(a, &job);
+    job.finish(result)
+}
+
+fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::config("steps", 0, "time at least one step"));
     }
-    let gpu = match select_device(a.device.device)? {
+    let gpu = match select_device(a.device.device, job.gpu_index())? {
         (Device::Gpu(ctx), _) => Some(ctx),
         (Device::Cpu, why) => {
             if let Some(why) = why {
@@ -124,9 +131,9 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
                     .collect::<Result<Vec<_>>>()?
             }
         };
-        if a.json {
+        if job.group().leads() && a.json {
             println!("{}", serde_json::to_string(&reports).unwrap_or_default());
-        } else {
+        } else if job.group().leads() {
             for r in &reports {
                 println!(
                     "gemm {n}^3 {:<14} {:>9.3} ms  {:>8.2} GFLOP/s  on {}",
@@ -140,18 +147,16 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     let cfg = a.config()?;
     let opt = wgrnn::OptimConfig::new(a.optimizer.kind(0.0), 1e-3);
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
+    job.check_train(a.batch, false)?;
     let (report, gpu_stats) = match gpu {
-        None => (
-            run(
-                &mut CpuEngine::new(cfg, opt, params)?,
-                a.batch,
-                a.seq_len,
-                a.steps,
-                a.warmup,
-                a.infer,
-            )?,
-            None,
-        ),
+        None => {
+            let mut e = job.engine(Box::new(CpuEngine::new(cfg, opt, params)?))?;
+            (run(e.as_mut(), a.batch, a.seq_len, a.steps, a.warmup, a.infer)?, None)
+        }
+        Some(ctx) if job.ranks() > 1 => {
+            let mut e = job.engine(Box::new(GpuEngine::new(ctx, cfg, opt, params)?))?;
+            (run(e.as_mut(), a.batch, a.seq_len, a.steps, a.warmup, a.infer)?, None)
+        }
         Some(ctx) => {
             let mut e = GpuEngine::new(ctx, cfg, opt, params)?;
             let dispatches = e.dispatches_per_step(a.batch, a.seq_len)?;
@@ -164,7 +169,11 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
             (report, Some(stats))
         }
     };
-    print_report(a, &cfg, &report, gpu_stats);
+    let tokens = (a.batch * a.seq_len) as f64;
+    let extras = job.bench_extras(report.step_ms_median, tokens);
+    if job.group().leads() {
+        print_report(a, &cfg, &report, gpu_stats, extras);
+    }
     Ok(())
 }
 
@@ -177,9 +186,19 @@ struct GpuStats {
     buffer_bytes: u64,
 }
 
-fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, gpu: Option<GpuStats>) {
+/// `extras`: a data-parallel run's figures (`Job::bench_extras`).
+fn print_report(
+    a: &BenchArgs,
+    cfg: &ModelConfig,
+    r: &BenchReport,
+    gpu: Option<GpuStats>,
+    extras: Option<serde_json::Value>,
+) {
     if a.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let (Some(obj), Some(serde_json::Value::Object(more))) = (v.as_object_mut(), extras) {
+            obj.extend(more);
+        }
         v["config"] = json!(cfg.to_string());
         v["layers"] = json!(cfg.layers);
         v["hidden"] = json!(cfg.hidden);
@@ -216,6 +235,15 @@ fn print_report(a: &BenchArgs, cfg: &ModelConfig, r: &BenchReport, gpu: Option<G
     }
     if let Some(mb) = r.peak_rss_mb {
         line += &format!(", peak RSS {mb:.0} MiB");
+    }
+    if let Some(x) = extras {
+        line += &format!(
+            " | {} MPI ranks: {:.0} global tokens/s, step ms per rank {}, all-reduce {:.3} ms/step",
+            x["ranks"],
+            x["global_tokens_per_s"].as_f64().unwrap_or(0.0),
+            x["per_rank_step_ms"],
+            x["allreduce_ms_per_step"].as_f64().unwrap_or(0.0)
+        );
     }
     println!("{line}");
 }

@@ -221,7 +221,7 @@ pub fn info() -> Result<()> {
             a.max_storage_buffer_binding_size, a.max_buffer_size, a.max_compute_workgroup_storage_size, a.max_compute_invocations_per_workgroup
         );
     }
-    let pick = match select_device(DeviceChoice::Auto)? {
+    let pick = match select_device(DeviceChoice::Auto, 0)? {
         (Device::Gpu(ctx), _) => format!("gpu ({})", ctx.describe()),
         (Device::Cpu, why) => format!("cpu ({})", why.map(|w| w.reason()).unwrap_or_default()),
     };

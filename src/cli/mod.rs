@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod commands;
+pub mod job;
 pub mod train;
 
 use clap::{Args, Parser, Subcommand};

@@ -1,15 +1,22 @@
 //! `wgrnn train`: flags → data, model, engine; then `wgrnn::train::train`.
 
+use super::job::Job;
 use super::TrainArgs;
 use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
-use wgrnn::device::{make_engine, Fallback};
-use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train, Resume, Summary, TrainOptions};
+use wgrnn::device::{make_engine_at, Fallback};
+use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train_in, Resume, Summary, TrainOptions};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 /// Returns the summary; `interrupted` tells the caller to exit with 130.
 pub fn run(a: &TrainArgs) -> Result<Summary> {
+    let job = Job::start()?;
+    let result = run_in(a, &job);
+    job.finish(result)
+}
+
+fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
     if a.data.is_some() && a.task.is_some() {
         return Err(Error::config(
             "task",
@@ -19,7 +26,7 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
     }
     check_batch_and_seq_len(a.batch(), a.seq_len())?;
     let stop = install_interrupt()?;
-    let quiet = a.quiet || a.json;
+    let quiet = a.quiet || a.json || !job.group().leads();
     // a missing driver is worth a warning even to --quiet / --json runs
     let mut note = |why: &Fallback| {
         if !quiet || why.no_adapter {
@@ -27,7 +34,7 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
         }
     };
 
-    let (mut engine, data, opts, resume) = match &a.resume {
+    let (engine, data, opts, resume) = match &a.resume {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
             let resume = Resume::from_checkpoint(&ck)?;
@@ -57,7 +64,15 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
                     "resume with the data it was trained on",
                 ));
             }
-            let mut engine = make_engine(a.device.device, ck.config, ck.optim, ck.params.clone(), &mut note)?;
+            job.check_train(tm.batch, tm.stateful)?;
+            let mut engine = make_engine_at(
+                a.device.device,
+                job.gpu_index(),
+                ck.config,
+                ck.optim,
+                ck.params.clone(),
+                &mut note,
+            )?;
             engine.set_optim_state(&ck.optim_state)?;
             let opts = TrainOptions {
                 steps: a.steps,
@@ -87,8 +102,9 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
                     "--stateful applies to text data only",
                 ));
             }
+            job.check_train(a.batch(), a.stateful)?;
             let params = ParamLayout::new(&cfg).init(&cfg, a.seed());
-            let engine = make_engine(a.device.device, cfg, opt, params, &mut note)?;
+            let engine = make_engine_at(a.device.device, job.gpu_index(), cfg, opt, params, &mut note)?;
             let opts = TrainOptions {
                 seq_len,
                 data: spec,
@@ -97,7 +113,20 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
             (engine, data, opts, Resume::default())
         }
     };
-    train(engine.as_mut(), &data, &opts, resume, &stop)
+    let mut engine = job.engine(engine)?;
+    let opts = if job.group().leads() {
+        opts
+    } else {
+        // the leader alone reports and writes
+        TrainOptions {
+            out: None,
+            log: None,
+            plot: None,
+            quiet: true,
+            ..opts
+        }
+    };
+    train_in(engine.as_mut(), &data, &opts, resume, &stop, job.group())
 }
 
 fn options(a: &TrainArgs) -> TrainOptions {

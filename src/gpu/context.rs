@@ -79,6 +79,13 @@ fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
 
 impl GpuContext {
     pub fn new(opts: &GpuOptions) -> Result<Arc<GpuContext>> {
+        Self::open(opts, 0)
+    }
+
+    /// `new`, taking the `index`-th (modulo their count) of the equally preferred adapters:
+    /// each process of a data-parallel run passes its rank on the node, so that the
+    /// processes of a node with several GPUs use one each. An adapter named in `opts` wins.
+    pub fn open(opts: &GpuOptions, index: usize) -> Result<Arc<GpuContext>> {
         let backends = parse_backends(opts.backend.as_deref())?;
         let mut found = adapters(backends);
         let listed: Vec<String> = found.iter().map(|a| a.get_info().name).collect();
@@ -87,6 +94,13 @@ impl GpuContext {
             found.retain(|a| a.get_info().name.to_lowercase().contains(&want));
         }
         found.sort_by_key(|a| preference(a.get_info().device_type));
+        if opts.adapter.is_none() {
+            if let Some(best) = found.first().map(|a| preference(a.get_info().device_type)) {
+                found.retain(|a| preference(a.get_info().device_type) == best);
+                let k = index % found.len();
+                found.rotate_left(k);
+            }
+        }
         let Some(adapter) = found.into_iter().next() else {
             return Err(match (&opts.adapter, listed.is_empty()) {
                 (_, true) => Error::gpu(format!("no GPU adapter found for backends {backends:?}"), DRIVER_HINT),

@@ -5,6 +5,7 @@
 mod batches;
 mod checkpoint;
 mod evaluate;
+mod group;
 mod interrupt;
 mod memory;
 mod plot;
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use batches::{Batches, Start};
 pub use checkpoint::Resume;
 pub use evaluate::{evaluate, EvalResult};
+pub use group::{Group, Solo};
 pub use interrupt::install_interrupt;
 pub use memory::{check_batch_and_seq_len, check_host_memory, MAX_BATCH_OR_STEPS};
 pub use plot::{write_plot, PlotScale};
@@ -69,6 +71,9 @@ pub struct Summary {
     pub unigram_baseline: Option<f64>,
     pub checkpoint: Option<PathBuf>,
     pub interrupted: bool,
+    /// whether this process reports the run (false on the other processes of a group)
+    #[serde(skip)]
+    pub leads: bool,
 }
 
 /// Runs from `resume.step` (0 for a fresh run) to `opts.steps`.
@@ -78,6 +83,19 @@ pub fn train(
     opts: &TrainOptions,
     resume: Resume,
     stop: &AtomicBool,
+) -> Result<Summary> {
+    train_in(engine, data, opts, resume, stop, &Solo)
+}
+
+/// `train` as one process of `group`: every process runs this loop with the same options,
+/// the leader alone validates, reports and writes (the others get no `out`, `log`, `plot`).
+pub fn train_in(
+    engine: &mut dyn Engine,
+    data: &Dataset,
+    opts: &TrainOptions,
+    resume: Resume,
+    stop: &AtomicBool,
+    group: &dyn Group,
 ) -> Result<Summary> {
     // the GPU engine reports its own limits when it allocates; the CPU engine would abort
     check_host_memory(engine.config(), opts.batch, opts.seq_len, engine.kind())?;
@@ -116,6 +134,9 @@ pub fn train(
         report.train_step(step, loss)?;
 
         if validates(step) {
+            group.verify(engine, step)?;
+        }
+        if validates(step) && group.leads() {
             if let Some(r) = evaluate(engine, &val)? {
                 report.validation(step, &r)?;
                 last_val = Some(r);
@@ -125,12 +146,12 @@ pub fn train(
                 r => last_saved = r?,
             }
         }
-        if let (Some(vocab), true) = (data.vocab(), due(step, opts.sample_every)) {
+        if let (Some(vocab), true) = (data.vocab(), due(step, opts.sample_every) && group.leads()) {
             // forward does not touch the training state, so sampling needs no engine of its own
             let s = sample_text(engine, vocab, "", opts.sample_len, 0.8, opts.seed ^ step)?;
             report.println(&format!("--- sample at step {step} ---\n{s}\n---"));
         }
-        if stop.load(Ordering::SeqCst) {
+        if group.stop_requested(stop.load(Ordering::SeqCst)) {
             interrupted = true;
             if last_saved.as_ref().map(|l| l.1) != Some(step) {
                 last_saved = checkpoint::save(engine, data, opts, &batches, step)?;
@@ -155,6 +176,7 @@ pub fn train(
         unigram_baseline: unigram,
         checkpoint: last_saved.map(|l| l.0),
         interrupted,
+        leads: group.leads(),
     })
 }
 

@@ -1,0 +1,136 @@
+//! How this process takes part in a command: alone, or as one rank of an MPI job
+//! (`mpirun -np N wgrnn train …`, cargo feature `mpi`). The commands ask the job for the
+//! device index, the engine wrapper and the training group, so they need no MPI code.
+
+use wgrnn::engine::Engine;
+use wgrnn::train::{Group, Solo};
+use wgrnn::{Error, Result};
+
+#[cfg(feature = "mpi")]
+use wgrnn::dist::{DistEngine, World};
+
+pub struct Job {
+    #[cfg(feature = "mpi")]
+    world: Option<World>,
+}
+
+impl Job {
+    /// Joins the MPI job when the process was started by an MPI launcher, else runs alone.
+    pub fn start() -> Result<Job> {
+        #[cfg(feature = "mpi")]
+        {
+            // Open MPI, MPICH and PMIx launchers all set one of these
+            let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some());
+            let world = if launched { Some(World::init()?) } else { None };
+            Ok(Job {
+                world: world.filter(|w| w.size() > 1),
+            })
+        }
+        #[cfg(not(feature = "mpi"))]
+        Ok(Job {})
+    }
+
+    pub fn ranks(&self) -> usize {
+        #[cfg(feature = "mpi")]
+        if let Some(w) = &self.world {
+            return w.size();
+        }
+        1
+    }
+
+    /// Which of a node's equally good GPUs this process takes: its rank on the node.
+    pub fn gpu_index(&self) -> usize {
+        #[cfg(feature = "mpi")]
+        if let Some(w) = &self.world {
+            return w.local_rank();
+        }
+        0
+    }
+
+    pub fn group(&self) -> &dyn Group {
+        #[cfg(feature = "mpi")]
+        if let Some(w) = &self.world {
+            return w;
+        }
+        &Solo
+    }
+
+    /// Refuses what data-parallel training does not support, before any rank does work.
+    pub fn check_train(&self, batch: usize, stateful: bool) -> Result<()> {
+        let n = self.ranks();
+        if n == 1 {
+            return Ok(());
+        }
+        if stateful {
+            return Err(Error::config(
+                "stateful",
+                "true",
+                format!("--stateful is not supported with MPI ({n} ranks): each rank would carry only its own streams; drop --stateful or run one process"),
+            ));
+        }
+        if batch % n != 0 {
+            return Err(Error::config(
+                "batch",
+                batch,
+                format!("the global batch must divide by the {n} MPI ranks; use a multiple of {n}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine this process trains with: `local` itself, or, in an MPI job, `local`
+    /// running this rank's shard and summing gradients with the other ranks.
+    pub fn engine<'a>(&'a self, local: Box<dyn Engine>) -> Result<Box<dyn Engine + 'a>> {
+        #[cfg(feature = "mpi")]
+        if let Some(w) = &self.world {
+            return Ok(Box::new(DistEngine::new(local, w)?));
+        }
+        Ok(local)
+    }
+
+    /// What a data-parallel `bench` adds to its report: every rank's median step time, the
+    /// global tokens/s at the slowest rank's pace and the mean all-reduce time. `None` for a
+    /// single process. Every rank must call this (it gathers).
+    pub fn bench_extras(&self, step_ms: f64, tokens_per_step: f64) -> Option<serde_json::Value> {
+        #[cfg(feature = "mpi")]
+        if let Some(w) = &self.world {
+            let per_rank = w.gather(step_ms);
+            let slowest = per_rank.iter().copied().fold(0.0f64, f64::max);
+            return Some(serde_json::json!({
+                "ranks": w.size(),
+                "per_rank_step_ms": per_rank,
+                "global_tokens_per_s": tokens_per_step / (slowest * 1e-3),
+                "allreduce_ms_per_step": w.reduce_ms(),
+            }));
+        }
+        let _ = (step_ms, tokens_per_step);
+        None
+    }
+
+    /// Hands a command's result back to `main`, except for a failure in an MPI job: that
+    /// process exits here, without finalising MPI (the other ranks may be waiting in a
+    /// collective, and the launcher ends them when one rank exits non-zero). An error every
+    /// rank meets alike (bad flags or data, a non-finite loss) is printed by rank 0 only.
+    pub fn finish<T>(&self, result: Result<T>) -> Result<T> {
+        #[cfg(feature = "mpi")]
+        if let (Err(e), Some(w)) = (&result, &self.world) {
+            let alike = matches!(
+                e,
+                Error::Config { .. }
+                    | Error::Data { .. }
+                    | Error::File { .. }
+                    | Error::NonFinite { .. }
+                    | Error::Stopped { .. }
+            );
+            if w.rank() == 0 {
+                eprintln!("error: {e}");
+            } else if !alike {
+                eprintln!("error: rank {}: {e}", w.rank());
+            }
+            std::process::exit(if matches!(e, Error::Interrupted) { 130 } else { 1 });
+        }
+        result
+    }
+}
