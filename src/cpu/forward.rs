@@ -3,6 +3,7 @@
 use super::for_each_row_shard;
 use super::loss::{mse_forward, sigmoid, softmax_ce_forward};
 use super::matmul::{gemm, Op};
+use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Activation, ModelConfig, SeqShape};
 use crate::params::ParamLayout;
@@ -50,6 +51,8 @@ pub struct Activations<F> {
     pub out: Vec<F>,
     /// the reduced loss (SPEC §1 reduction)
     pub loss: f64,
+    /// W_hh^T of the layer being swept, packed for the f32 kernels
+    packed: PackedW,
 }
 
 impl<F: Real> Activations<F> {
@@ -112,6 +115,19 @@ pub fn forward_into<F: Real>(
     batch: &Batch<F>,
     act: &mut Activations<F>,
 ) {
+    forward_into_with(cfg, layout, params, batch, act, Kernel::best());
+}
+
+/// `forward_into` with the recurrent product on `kernel` (f32 only; f64 always runs the
+/// reference).
+pub fn forward_into_with<F: Real>(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[F],
+    batch: &Batch<F>,
+    act: &mut Activations<F>,
+    kernel: Kernel,
+) {
     let (b, t, hd) = (batch.batch, batch.steps, cfg.hidden);
     let t_in = cfg.input_steps(t);
     let bh = b * hd;
@@ -171,13 +187,29 @@ pub fn forward_into<F: Real>(
 
         // The recurrence: h_t = f(pre_t + h_{t-1} · W_hh^T), each shard of sequences on its
         // own thread.
-        for_each_row_shard(h, b, hd, |rows, _, nb| {
-            for s in 1..=t {
-                let (past, now) = rows.split_at_mut(s);
-                gemm(nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
-                activate(cfg.activation, now[0]);
+        match F::as_f32(w_hh).filter(|_| kernel != Kernel::Reference) {
+            Some(w) => {
+                // W_hh^T packed once for all T steps of both shards.
+                act.packed.pack(kernel, w, hd, Side::Forward);
+                let w = &act.packed;
+                let epi = Epilogue::Activate(cfg.activation);
+                for_each_row_shard(h, b, hd, |rows, _, _| {
+                    for s in 1..=t {
+                        let (past, now) = rows.split_at_mut(s);
+                        let prev = F::as_f32(past[s - 1]).expect("f32 states"); // (nb, H)
+                        let now = F::as_f32_mut(now[0]).expect("f32 states"); // (nb, H)
+                        packed::step(w, Some(prev), now, epi);
+                    }
+                });
             }
-        });
+            None => for_each_row_shard(h, b, hd, |rows, _, nb| {
+                for s in 1..=t {
+                    let (past, now) = rows.split_at_mut(s);
+                    gemm(nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
+                    activate(cfg.activation, now[0]);
+                }
+            }),
+        }
     }
 
     let o = cfg.output;
