@@ -4,7 +4,7 @@
 use super::for_each_row_shard;
 use super::forward::{activation_grad, head_rows, resize, Activations};
 use super::loss::{mse_backward, softmax_ce_backward};
-use super::matmul::{gemm, Op};
+use super::matmul::{gemm_with, Op};
 use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{ModelConfig, SeqShape};
@@ -113,7 +113,8 @@ pub fn backward_into_with<F: Real>(
         Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, g),
     }
     let rows = head_rows(cfg, &act.h[cfg.layers - 1], b, t); // (N, H)
-    gemm(
+    gemm_with(
+        kernel,
         o,
         hd,
         n,
@@ -135,7 +136,8 @@ pub fn backward_into_with<F: Real>(
         }
         _ => &mut dh[..],
     };
-    gemm(
+    gemm_with(
+        kernel,
         n,
         hd,
         o,
@@ -177,7 +179,7 @@ pub fn backward_into_with<F: Real>(
                     let (cur, future) = rows.split_at_mut(s);
                     let cur = &mut *cur[s - 1];
                     if s < t {
-                        gemm(nb, hd, hd, future[0], Op::N, w_hh, Op::N, F::ONE, cur);
+                        gemm_with(kernel, nb, hd, hd, future[0], Op::N, w_hh, Op::N, F::ONE, cur);
                     }
                     let h_rows = &h[s * bh + r0 * hd..s * bh + (r0 + nb) * hd];
                     for (d, &hv) in cur.iter_mut().zip(h_rows) {
@@ -190,7 +192,8 @@ pub fn backward_into_with<F: Real>(
 
         // Weight gradients over all (t, b) pairs at once.
         // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H)
-        gemm(
+        gemm_with(
+            kernel,
             hd,
             hd,
             t * b,
@@ -206,7 +209,8 @@ pub fn backward_into_with<F: Real>(
         dw.copy_within(db_ih, db_hh.start);
         if want.dh0 {
             // dh0 = W_hh^T dz_1
-            gemm(
+            gemm_with(
+                kernel,
                 b,
                 hd,
                 hd,
@@ -223,10 +227,10 @@ pub fn backward_into_with<F: Real>(
         let dw_ih = layout.range(li.w_ih);
         if l > 0 {
             let x = &act.h[l - 1][bh..]; // (T, B, H)
-            gemm(hd, inw, t * b, dz, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
+            gemm_with(kernel, hd, inw, t * b, dz, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
             // dh for the layer below = dz · W_ih (T·B, H)
             resize(below, t * bh);
-            gemm(t * b, inw, hd, dz, Op::N, w_ih, Op::N, F::ZERO, below);
+            gemm_with(kernel, t * b, inw, hd, dz, Op::N, w_ih, Op::N, F::ZERO, below);
             std::mem::swap(dh, below);
             continue;
         }
@@ -235,11 +239,22 @@ pub fn backward_into_with<F: Real>(
         let need_dx = want.dx || layout.embed.is_some();
         if need_dx {
             resize(d_in, t_in * b * inw); // (T_in, B, in_0)
-            gemm(t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, d_in);
+            gemm_with(kernel, t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, d_in);
         }
         match &batch.inputs {
             Inputs::Dense(x) => {
-                gemm(hd, inw, t_in * b, dz_in, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
+                gemm_with(
+                    kernel,
+                    hd,
+                    inw,
+                    t_in * b,
+                    dz_in,
+                    Op::T,
+                    x,
+                    Op::N,
+                    F::ZERO,
+                    &mut dw[dw_ih],
+                );
             }
             Inputs::Tokens(tok) => match layout.embed {
                 None => {
@@ -252,7 +267,8 @@ pub fn backward_into_with<F: Real>(
                     }
                 }
                 Some(e_idx) => {
-                    gemm(
+                    gemm_with(
+                        kernel,
                         hd,
                         inw,
                         t_in * b,

@@ -2,7 +2,7 @@
 
 use super::for_each_row_shard;
 use super::loss::{mse_forward, sigmoid, softmax_ce_forward};
-use super::matmul::{gemm, Op};
+use super::matmul::{gemm_with, Op};
 use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Activation, ModelConfig, SeqShape};
@@ -90,9 +90,9 @@ pub fn head_rows<'a, F>(cfg: &ModelConfig, h_top: &'a [F], b: usize, t: usize) -
 }
 
 /// logits (N, O) = rows (N, H) · W_ho^T + b_o
-pub fn head_forward<F: Real>(rows: &[F], w: &[F], bias: &[F], h: usize, o: usize, logits: &mut [F]) {
+pub fn head_forward<F: Real>(kernel: Kernel, rows: &[F], w: &[F], bias: &[F], h: usize, o: usize, logits: &mut [F]) {
     let n = logits.len() / o;
-    gemm(n, o, h, rows, Op::N, w, Op::T, F::ZERO, logits);
+    gemm_with(kernel, n, o, h, rows, Op::N, w, Op::T, F::ZERO, logits);
     for row in logits.chunks_exact_mut(o) {
         for (v, &b) in row.iter_mut().zip(bias) {
             *v += b;
@@ -151,11 +151,11 @@ pub fn forward_into_with<F: Real>(
         let pre = &mut h[bh..]; // (T, B, H)
         if l > 0 {
             let x = &below[l - 1][bh..]; // (T, B, H)
-            gemm(t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
+            gemm_with(kernel, t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
         } else {
             let (with_input, without) = pre.split_at_mut(t_in * bh);
             match &batch.inputs {
-                Inputs::Dense(x) => gemm(t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, with_input),
+                Inputs::Dense(x) => gemm_with(kernel, t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, with_input),
                 Inputs::Tokens(tok) => match layout.embed {
                     None => {
                         // one-hot · W_ih^T is the column W_ih[:, tok]: a gather.
@@ -172,7 +172,7 @@ pub fn forward_into_with<F: Real>(
                         for &id in tok {
                             xe.extend_from_slice(&table[id as usize * inw..(id as usize + 1) * inw]);
                         }
-                        gemm(t_in * b, hd, inw, xe, Op::N, w_ih, Op::T, F::ZERO, with_input);
+                        gemm_with(kernel, t_in * b, hd, inw, xe, Op::N, w_ih, Op::T, F::ZERO, with_input);
                     }
                 },
             }
@@ -205,7 +205,7 @@ pub fn forward_into_with<F: Real>(
             None => for_each_row_shard(h, b, hd, |rows, _, nb| {
                 for s in 1..=t {
                     let (past, now) = rows.split_at_mut(s);
-                    gemm(nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
+                    gemm_with(kernel, nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
                     activate(cfg.activation, now[0]);
                 }
             }),
@@ -217,6 +217,7 @@ pub fn forward_into_with<F: Real>(
     resize(&mut act.logits, n * o);
     resize(&mut act.out, n * o);
     head_forward(
+        kernel,
         head_rows(cfg, &act.h[cfg.layers - 1], b, t),
         &params[layout.range(layout.head_w)],
         &params[layout.range(layout.head_b)],

@@ -77,6 +77,15 @@ impl Kernel {
         }
     }
 
+    /// Rows per micro-tile.
+    pub fn mr(self) -> usize {
+        match self {
+            Kernel::Avx512 => simd::AVX512_MR,
+            Kernel::Avx2 => simd::AVX2_MR,
+            Kernel::Reference | Kernel::Portable => PORTABLE_MR,
+        }
+    }
+
     /// Columns per packed panel (the micro-tile's width).
     fn nr(self) -> usize {
         match self {
@@ -92,14 +101,15 @@ const PORTABLE_NR: usize = 16;
 /// Largest MR·NR of any kernel: the size of the write-back buffer.
 pub(crate) const MAX_TILE: usize = 8 * 32;
 
-/// B (H, H) in column panels for one kernel: panel p holds, for k = 0..H, the NR values
-/// B[k, p·NR .. p·NR + NR] side by side, zero past column H. Reused from step to step.
+/// B (K, N) in column panels for one kernel: panel p holds, for k = 0..K, the NR values
+/// B[k, p·NR .. p·NR + NR] side by side, zero past column N. Reused from step to step.
 #[derive(Clone, Debug, Default)]
 pub struct PackedW {
     kernel: Option<Kernel>,
-    h: usize,
+    k: usize,
+    n: usize,
     nr: usize,
-    /// (ceil(H/NR), H, NR) from `off`; over-allocated so the panels start 64-byte aligned
+    /// (ceil(N/NR), K, NR) from `off`; over-allocated so the panels start 64-byte aligned
     buf: Vec<f32>,
     off: usize,
 }
@@ -116,49 +126,113 @@ pub enum Side {
 impl PackedW {
     /// Packs `w` (H, H) for `kernel` (not `Reference`, which runs unpacked).
     pub fn pack(&mut self, kernel: Kernel, w: &[f32], h: usize, side: Side) {
+        assert_eq!(w.len(), h * h, "PackedW::pack: W_hh is (H, H)");
+        match side {
+            Side::Forward => self.pack_strided(kernel, w, h, h, 1, h),
+            Side::Backward => self.pack_strided(kernel, w, h, h, h, 1),
+        }
+    }
+
+    /// Packs B (K, N) with B[k, j] = b[k·rs + j·cs]. Each panel is written in the order
+    /// that reads `b` contiguously.
+    pub fn pack_strided(&mut self, kernel: Kernel, b: &[f32], k: usize, n: usize, rs: usize, cs: usize) {
         assert!(
             kernel != Kernel::Reference,
             "PackedW::pack: the reference kernel is unpacked"
         );
-        assert_eq!(w.len(), h * h, "PackedW::pack: W_hh is (H, H)");
+        assert!(
+            k == 0 || n == 0 || (k - 1) * rs + (n - 1) * cs < b.len(),
+            "PackedW::pack: B is shorter than its strides reach"
+        );
         let nr = kernel.nr();
-        let panels = h.div_ceil(nr);
-        let len = panels * h * nr;
-        self.buf.clear();
+        let len = n.div_ceil(nr) * k * nr;
+        // Every element is written below (padding included): no need to zero the buffer.
         self.buf.resize(len + 16, 0.0);
         self.off = self.buf.as_ptr().align_offset(64).min(16);
-        let dst = &mut self.buf[self.off..self.off + len]; // (panels, H, NR)
-        for (p, panel) in dst.chunks_exact_mut(h * nr).enumerate() {
-            for (k, row) in panel.chunks_exact_mut(nr).enumerate() {
-                for (jj, v) in row.iter_mut().enumerate() {
-                    let j = p * nr + jj;
-                    if j < h {
-                        *v = match side {
-                            Side::Forward => w[j * h + k],
-                            Side::Backward => w[k * h + j],
-                        };
+        let dst = &mut self.buf[self.off..self.off + len]; // (ceil(N/NR), K, NR)
+        for (p, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
+            let (j0, ncols) = (p * nr, nr.min(n - p * nr));
+            if ncols < nr {
+                panel.fill(0.0);
+            }
+            if cs == 1 {
+                for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
+                    copy_short(&mut row[..ncols], &b[kk * rs + j0..kk * rs + j0 + ncols]);
+                }
+            } else {
+                for jj in 0..ncols {
+                    let col = &b[(j0 + jj) * cs..];
+                    for kk in 0..k {
+                        panel[kk * nr + jj] = col[kk * rs];
                     }
                 }
             }
         }
         self.kernel = Some(kernel);
-        self.h = h;
-        self.nr = nr;
+        (self.k, self.n, self.nr) = (k, n, nr);
     }
 
     pub fn kernel(&self) -> Option<Kernel> {
         self.kernel
     }
 
-    /// (panels, H, NR)
+    /// (ceil(N/NR), K, NR)
     fn panels(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.h.div_ceil(self.nr) * self.h * self.nr]
+        &self.buf[self.off..self.off + self.n.div_ceil(self.nr) * self.k * self.nr]
     }
 }
 
-/// What the write-back does with z = c + a·B for one element of c.
+/// The left operand as the kernels read it.
+#[derive(Clone, Copy, Debug)]
+pub enum Lhs<'a> {
+    /// (m, K) row-major
+    Rows(&'a [f32]),
+    /// (ceil(m/MR), K, MR): A in MR-row tiles, k-major (`pack_lhs_t`, same kernel)
+    Tiles(&'a [f32]),
+}
+
+/// dst (ceil(m/MR), K, MR) = the MR-row tiles of a^T, for a (K, m) row-major: a transposed
+/// operand (dz^T in the weight gradients) read by rows would touch a cache line per k.
+/// Rows past m are zero.
+pub fn pack_lhs_t(kernel: Kernel, a: &[f32], k: usize, m: usize, dst: &mut Vec<f32>) {
+    assert_eq!(a.len(), k * m, "pack_lhs_t: a is (K, m)");
+    let mr = kernel.mr();
+    // Every element is written below (the zero rows included): no need to zero the buffer.
+    dst.resize(m.div_ceil(mr) * k * mr, 0.0);
+    for (t, tile) in dst.chunks_exact_mut(k * mr).enumerate() {
+        let (i0, rows) = (t * mr, mr.min(m - t * mr));
+        if rows < mr {
+            tile.fill(0.0);
+        }
+        for (kk, dst_row) in tile.chunks_exact_mut(mr).enumerate() {
+            copy_short(&mut dst_row[..rows], &a[kk * m + i0..kk * m + i0 + rows]);
+        }
+    }
+}
+
+/// dst = src for the few floats of a tile row: `copy_from_slice` of a run-time length is a
+/// call to memmove, which costs more than these copies.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_short: lengths differ");
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().expect("chunks of 8");
+        *<&mut [f32; 8]>::try_from(d).expect("chunks of 8") = *s;
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// What the write-back does with s = a·B for one element of c.
 #[derive(Clone, Copy, Debug)]
 pub enum Epilogue<'a> {
+    /// c = s
+    Store,
+    /// c = c + s
+    Add,
     /// c = f(z): the forward step, c holding the pre-activation (input projection + biases)
     Activate(Activation),
     /// c = z · f'(h): the backward step, c holding dh_t, `h` the states h_t (nb, H)
@@ -168,45 +242,64 @@ pub enum Epilogue<'a> {
 /// One recurrent step on a shard of nb rows: c (nb, H) = epilogue(c + a (nb, H) · B (H, H)),
 /// B packed in `w`. With `a = None` there is no product (the last backward step): c = epilogue(c).
 pub fn step(w: &PackedW, a: Option<&[f32]>, c: &mut [f32], epi: Epilogue) {
-    let h = w.h;
-    let kernel = w.kernel.expect("recurrent step: W_hh is not packed");
-    assert!(h > 0 && c.len().is_multiple_of(h), "recurrent step: c is (nb, H)");
-    let nb = c.len() / h;
-    if let Some(a) = a {
-        assert_eq!(a.len(), nb * h, "recurrent step: a is (nb, H)");
-    }
-    if let Epilogue::Grad(_, hs) = epi {
-        assert_eq!(hs.len(), nb * h, "recurrent step: h is (nb, H)");
-    }
-    let Some(a) = a else {
-        match epi {
+    assert_eq!(w.k, w.n, "recurrent step: W_hh is square");
+    match a {
+        Some(a) => product(w, Lhs::Rows(a), c, epi),
+        None => match epi {
+            Epilogue::Store | Epilogue::Add => {}
             Epilogue::Activate(act) => activate(act, c),
             Epilogue::Grad(act, hs) => {
+                assert_eq!(hs.len(), c.len(), "recurrent step: h is (nb, H)");
                 for (v, &hv) in c.iter_mut().zip(hs) {
                     *v *= activation_grad(act, hv);
                 }
             }
+        },
+    }
+}
+
+/// c (m, N) = epilogue(a (m, K) · B (K, N)), B packed in `w`, c dense row-major.
+pub fn product(w: &PackedW, a: Lhs, c: &mut [f32], epi: Epilogue) {
+    let (k, n) = (w.k, w.n);
+    let kernel = w.kernel.expect("packed product: B is not packed");
+    assert!(n > 0 && c.len().is_multiple_of(n), "packed product: c is (m, N)");
+    let m = c.len() / n;
+    let mr = kernel.mr();
+    match a {
+        Lhs::Rows(a) => assert_eq!(a.len(), m * k, "packed product: a is (m, K)"),
+        Lhs::Tiles(a) => assert_eq!(a.len(), m.div_ceil(mr) * k * mr, "packed product: a is (m/MR, K, MR)"),
+    }
+    if let Epilogue::Grad(_, hs) = epi {
+        assert_eq!(hs.len(), m * n, "packed product: h is (m, N)");
+    }
+    if k == 0 {
+        // An empty sum: every kernel's accumulators stay zero.
+        let zero = [0.0; MAX_TILE];
+        for i in 0..m {
+            for j0 in (0..n).step_by(MAX_TILE) {
+                write_back(epi, c, i, j0, (n - j0).min(MAX_TILE), &zero, 1, MAX_TILE, n);
+            }
         }
         return;
-    };
+    }
     match kernel {
         Kernel::Reference => unreachable!("PackedW::pack refuses the reference kernel"),
-        Kernel::Portable => portable_product(w.panels(), h, a, c, epi),
+        Kernel::Portable => portable_product(w.panels(), k, n, a, c, epi),
         Kernel::Avx2 => {
-            assert!(simd::has_avx2(), "recurrent step: this CPU has no AVX2/FMA");
+            assert!(simd::has_avx2(), "packed product: this CPU has no AVX2/FMA");
             // SAFETY: AVX2 and FMA are present (checked above); the operand lengths match
             // the shapes (checked above and by `panels`), which is all the kernel relies on.
-            unsafe { simd::avx2_product(w.panels(), h, a, c, epi) }
+            unsafe { simd::avx2_product(w.panels(), k, n, a, c, epi) }
         }
         Kernel::Avx512 => {
-            assert!(simd::has_avx512(), "recurrent step: this CPU has no AVX-512F");
+            assert!(simd::has_avx512(), "packed product: this CPU has no AVX-512F");
             // SAFETY: as above, for AVX-512F.
-            unsafe { simd::avx512_product(w.panels(), h, a, c, epi) }
+            unsafe { simd::avx512_product(w.panels(), k, n, a, c, epi) }
         }
     }
 }
 
-/// Writes rows i0.. (`rows` of them) and columns j0..j0+ncols of c (nb, H) from the
+/// Writes rows i0.. (`rows` of them) and columns j0..j0+ncols of c (m, ldc) from the
 /// accumulators `acc` (rows, nr): the fused epilogue. Inlined into each kernel, so it is
 /// compiled (and vectorised) with that kernel's instruction set; the operations are the
 /// scalar reference's, so every kernel rounds alike.
@@ -221,13 +314,19 @@ pub(crate) fn write_back(
     acc: &[f32; MAX_TILE],
     rows: usize,
     nr: usize,
-    h: usize,
+    ldc: usize,
 ) {
     for r in 0..rows {
-        let at = (i0 + r) * h + j0;
+        let at = (i0 + r) * ldc + j0;
         let c_row = &mut c[at..at + ncols];
         let acc_row = &acc[r * nr..r * nr + ncols];
         match epi {
+            Epilogue::Store => c_row.copy_from_slice(acc_row),
+            Epilogue::Add => {
+                for (v, &s) in c_row.iter_mut().zip(acc_row) {
+                    *v += s;
+                }
+            }
             Epilogue::Activate(Activation::Tanh) => {
                 for (v, &s) in c_row.iter_mut().zip(acc_row) {
                     *v = tanh_f32(*v + s);
@@ -254,25 +353,30 @@ pub(crate) fn write_back(
 }
 
 /// The portable kernel: the same tiling and FMA order as the SIMD ones, in plain Rust.
-fn portable_product(panels: &[f32], h: usize, a: &[f32], c: &mut [f32], epi: Epilogue) {
-    let nb = c.len() / h;
+fn portable_product(panels: &[f32], k: usize, n: usize, a: Lhs, c: &mut [f32], epi: Epilogue) {
+    let m = c.len() / n;
     let nr = PORTABLE_NR;
+    // A[i, kk] for either layout
+    let a_at = |i: usize, kk: usize| match a {
+        Lhs::Rows(a) => a[i * k + kk],
+        Lhs::Tiles(a) => a[(i / PORTABLE_MR * k + kk) * PORTABLE_MR + i % PORTABLE_MR],
+    };
     let mut acc = [0.0f32; MAX_TILE];
-    for (p, panel) in panels.chunks_exact(h * nr).enumerate() {
+    for (p, panel) in panels.chunks_exact(k * nr).enumerate() {
         let j0 = p * nr;
-        let ncols = nr.min(h - j0);
-        for i0 in (0..nb).step_by(PORTABLE_MR) {
-            let rows = PORTABLE_MR.min(nb - i0);
+        let ncols = nr.min(n - j0);
+        for i0 in (0..m).step_by(PORTABLE_MR) {
+            let rows = PORTABLE_MR.min(m - i0);
             acc[..rows * nr].fill(0.0);
-            for (k, b_row) in panel.chunks_exact(nr).enumerate() {
+            for (kk, b_row) in panel.chunks_exact(nr).enumerate() {
                 for r in 0..rows {
-                    let av = a[(i0 + r) * h + k];
+                    let av = a_at(i0 + r, kk);
                     for (s, &bv) in acc[r * nr..(r + 1) * nr].iter_mut().zip(b_row) {
                         *s = av.mul_add(bv, *s);
                     }
                 }
             }
-            write_back(epi, c, i0, j0, ncols, &acc, rows, nr, h);
+            write_back(epi, c, i0, j0, ncols, &acc, rows, nr, n);
         }
     }
 }

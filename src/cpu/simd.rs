@@ -2,9 +2,11 @@
 //! and the determinism argument). Each kernel keeps an MR×NR tile of c in registers, runs
 //! k = 0..H as one FMA per element and k, then hands the tile to the shared write-back.
 
-use super::packed::{write_back, Epilogue, MAX_TILE};
+use super::packed::{write_back, Epilogue, Lhs, MAX_TILE};
 
+pub const AVX512_MR: usize = 8;
 pub const AVX512_NR: usize = 32;
+pub const AVX2_MR: usize = 6;
 pub const AVX2_NR: usize = 16;
 
 /// AVX2 and FMA, detected at run time (std caches the answer).
@@ -31,35 +33,44 @@ pub fn has_avx512() -> bool {
     }
 }
 
-/// Tiles c (nb, H) into MR×NR blocks, panel by panel so one panel of B stays in L1 while
-/// every row tile of the shard passes over it. `tile(rows, a, b, acc)` fills acc (rows, NR)
-/// with a (rows, H) · panel (H, NR).
+/// Tiles c (m, N) into MR×NR blocks, panel by panel so one panel of B stays in cache while
+/// every row tile passes over it. `tile(rows, a, rs, cs, b, acc)` fills acc (rows, NR) with
+/// A (rows, K) · panel (K, NR), A[r, kk] at a + r·rs + kk·cs.
 ///
 /// # Safety
-/// `tile` may read rows·H values from `a` and H·NR from `b` and write rows·NR into acc,
-/// with rows ≤ MR; the asserts here keep those reads inside the slices.
+/// `tile` may read A[r, kk] for r < rows ≤ MR, kk < K, K·NR values from `b`, and write
+/// rows·NR into acc; the asserts here keep those reads inside the slices.
 #[inline(always)]
 unsafe fn drive<const MR: usize, const NR: usize>(
     panels: &[f32],
-    h: usize,
-    a: &[f32],
+    k: usize,
+    n: usize,
+    a: Lhs,
     c: &mut [f32],
     epi: Epilogue,
-    tile: impl Fn(usize, *const f32, *const f32, &mut [f32; MAX_TILE]),
+    tile: impl Fn(usize, *const f32, usize, usize, *const f32, &mut [f32; MAX_TILE]),
 ) {
-    let nb = c.len() / h;
+    let m = c.len() / n;
     assert!(MR * NR <= MAX_TILE, "micro-tile larger than its buffer");
-    assert_eq!(panels.len(), h.div_ceil(NR) * h * NR, "packed W_hh has the wrong shape");
-    assert_eq!(a.len(), nb * h, "a is (nb, H)");
+    assert_eq!(panels.len(), n.div_ceil(NR) * k * NR, "packed B has the wrong shape");
+    match a {
+        Lhs::Rows(a) => assert_eq!(a.len(), m * k, "a is (m, K)"),
+        Lhs::Tiles(a) => assert_eq!(a.len(), m.div_ceil(MR) * k * MR, "a is (m/MR, K, MR)"),
+    }
     let mut acc = [0.0f32; MAX_TILE];
-    for (p, panel) in panels.chunks_exact(h * NR).enumerate() {
+    for (p, panel) in panels.chunks_exact(k * NR).enumerate() {
         let j0 = p * NR;
-        let ncols = NR.min(h - j0);
-        for i0 in (0..nb).step_by(MR) {
-            let rows = MR.min(nb - i0);
-            // rows (≤ MR) rows of a from row i0 (in bounds: i0 + rows ≤ nb), the whole panel.
-            tile(rows, a[i0 * h..].as_ptr(), panel.as_ptr(), &mut acc);
-            write_back(epi, c, i0, j0, ncols, &acc, rows, NR, h);
+        let ncols = NR.min(n - j0);
+        for i0 in (0..m).step_by(MR) {
+            let rows = MR.min(m - i0);
+            // rows (≤ MR) rows of A from row i0 (in bounds: i0 + rows ≤ m), the whole panel.
+            // i0 is a multiple of MR, so a tile of `Tiles` starts at i0·K.
+            let (a0, rs, cs) = match a {
+                Lhs::Rows(a) => (a[i0 * k..].as_ptr(), k, 1),
+                Lhs::Tiles(a) => (a[i0 * k..].as_ptr(), 1, MR),
+            };
+            tile(rows, a0, rs, cs, panel.as_ptr(), &mut acc);
+            write_back(epi, c, i0, j0, ncols, &acc, rows, NR, n);
         }
     }
 }
@@ -67,42 +78,49 @@ unsafe fn drive<const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// c = epilogue(c + a · B), B packed as (ceil(H/32), H, 32).
+/// c = epilogue(c + a · B), B packed as (ceil(N/32), K, 32).
 ///
 /// # Safety
 /// The CPU has AVX-512F. (Shapes are asserted in `drive`.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_product(panels: &[f32], h: usize, a: &[f32], c: &mut [f32], epi: Epilogue) {
-    drive::<8, AVX512_NR>(panels, h, a, c, epi, |rows, a, b, acc| match rows {
-        8 => tile512::<8>(a, h, b, acc),
-        7 => tile512::<7>(a, h, b, acc),
-        6 => tile512::<6>(a, h, b, acc),
-        5 => tile512::<5>(a, h, b, acc),
-        4 => tile512::<4>(a, h, b, acc),
-        3 => tile512::<3>(a, h, b, acc),
-        2 => tile512::<2>(a, h, b, acc),
-        _ => tile512::<1>(a, h, b, acc),
+pub unsafe fn avx512_product(panels: &[f32], k: usize, n: usize, a: Lhs, c: &mut [f32], epi: Epilogue) {
+    drive::<AVX512_MR, AVX512_NR>(panels, k, n, a, c, epi, |rows, a, rs, cs, b, acc| match rows {
+        8 => tile512::<8>(a, rs, cs, k, b, acc),
+        7 => tile512::<7>(a, rs, cs, k, b, acc),
+        6 => tile512::<6>(a, rs, cs, k, b, acc),
+        5 => tile512::<5>(a, rs, cs, k, b, acc),
+        4 => tile512::<4>(a, rs, cs, k, b, acc),
+        3 => tile512::<3>(a, rs, cs, k, b, acc),
+        2 => tile512::<2>(a, rs, cs, k, b, acc),
+        _ => tile512::<1>(a, rs, cs, k, b, acc),
     })
 }
 
-/// acc (R, 32) = a (R, H, row stride H) · b (H, 32).
+/// acc (R, 32) = A (R, K) · b (K, 32), A[r, kk] at a + r·rs + kk·cs.
 ///
 /// # Safety
-/// AVX-512F is present; R rows of H values at `a`, H·32 values at `b`.
+/// AVX-512F is present; A[r, kk] readable for r < R, kk < K; K·32 values at `b`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn tile512<const R: usize>(a: *const f32, h: usize, b: *const f32, acc: &mut [f32; MAX_TILE]) {
+unsafe fn tile512<const R: usize>(
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    k: usize,
+    b: *const f32,
+    acc: &mut [f32; MAX_TILE],
+) {
     // SAFETY: only called from `avx512_product` (AVX-512F present), through `drive`, which
-    // guarantees R rows of H values at `a` and H·32 values at `b`; acc holds ≥ R·32.
+    // guarantees A[r, kk] for r < R, kk < K and K·32 values at `b`; acc holds ≥ R·32.
     unsafe {
         let mut c0 = [_mm512_setzero_ps(); R];
         let mut c1 = [_mm512_setzero_ps(); R];
-        for k in 0..h {
-            let b0 = _mm512_loadu_ps(b.add(k * 32));
-            let b1 = _mm512_loadu_ps(b.add(k * 32 + 16));
+        for kk in 0..k {
+            let b0 = _mm512_loadu_ps(b.add(kk * 32));
+            let b1 = _mm512_loadu_ps(b.add(kk * 32 + 16));
             for r in 0..R {
-                let av = _mm512_set1_ps(*a.add(r * h + k));
+                let av = _mm512_set1_ps(*a.add(r * rs + kk * cs));
                 c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
                 c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
             }
@@ -114,40 +132,47 @@ unsafe fn tile512<const R: usize>(a: *const f32, h: usize, b: *const f32, acc: &
     }
 }
 
-/// c = epilogue(c + a · B), B packed as (ceil(H/16), H, 16).
+/// c = epilogue(c + a · B), B packed as (ceil(N/16), K, 16).
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA. (Shapes are asserted in `drive`.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_product(panels: &[f32], h: usize, a: &[f32], c: &mut [f32], epi: Epilogue) {
-    drive::<6, AVX2_NR>(panels, h, a, c, epi, |rows, a, b, acc| match rows {
-        6 => tile256::<6>(a, h, b, acc),
-        5 => tile256::<5>(a, h, b, acc),
-        4 => tile256::<4>(a, h, b, acc),
-        3 => tile256::<3>(a, h, b, acc),
-        2 => tile256::<2>(a, h, b, acc),
-        _ => tile256::<1>(a, h, b, acc),
+pub unsafe fn avx2_product(panels: &[f32], k: usize, n: usize, a: Lhs, c: &mut [f32], epi: Epilogue) {
+    drive::<AVX2_MR, AVX2_NR>(panels, k, n, a, c, epi, |rows, a, rs, cs, b, acc| match rows {
+        6 => tile256::<6>(a, rs, cs, k, b, acc),
+        5 => tile256::<5>(a, rs, cs, k, b, acc),
+        4 => tile256::<4>(a, rs, cs, k, b, acc),
+        3 => tile256::<3>(a, rs, cs, k, b, acc),
+        2 => tile256::<2>(a, rs, cs, k, b, acc),
+        _ => tile256::<1>(a, rs, cs, k, b, acc),
     })
 }
 
-/// acc (R, 16) = a (R, H, row stride H) · b (H, 16).
+/// acc (R, 16) = A (R, K) · b (K, 16), A[r, kk] at a + r·rs + kk·cs.
 ///
 /// # Safety
-/// AVX2 and FMA are present; R rows of H values at `a`, H·16 values at `b`.
+/// AVX2 and FMA are present; A[r, kk] readable for r < R, kk < K; K·16 values at `b`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn tile256<const R: usize>(a: *const f32, h: usize, b: *const f32, acc: &mut [f32; MAX_TILE]) {
+unsafe fn tile256<const R: usize>(
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    k: usize,
+    b: *const f32,
+    acc: &mut [f32; MAX_TILE],
+) {
     // SAFETY: only called from `avx2_product` (AVX2 + FMA present), through `drive`, which
-    // guarantees R rows of H values at `a` and H·16 values at `b`; acc holds ≥ R·16.
+    // guarantees A[r, kk] for r < R, kk < K and K·16 values at `b`; acc holds ≥ R·16.
     unsafe {
         let mut c0 = [_mm256_setzero_ps(); R];
         let mut c1 = [_mm256_setzero_ps(); R];
-        for k in 0..h {
-            let b0 = _mm256_loadu_ps(b.add(k * 16));
-            let b1 = _mm256_loadu_ps(b.add(k * 16 + 8));
+        for kk in 0..k {
+            let b0 = _mm256_loadu_ps(b.add(kk * 16));
+            let b1 = _mm256_loadu_ps(b.add(kk * 16 + 8));
             for r in 0..R {
-                let av = _mm256_set1_ps(*a.add(r * h + k));
+                let av = _mm256_set1_ps(*a.add(r * rs + kk * cs));
                 c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
                 c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
             }
@@ -161,11 +186,11 @@ unsafe fn tile256<const R: usize>(a: *const f32, h: usize, b: *const f32, acc: &
 
 /// Non-x86 targets never detect these kernels; the stubs keep `packed` free of cfgs.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn avx512_product(_: &[f32], _: usize, _: &[f32], _: &mut [f32], _: Epilogue) {
+pub unsafe fn avx512_product(_: &[f32], _: usize, _: usize, _: Lhs, _: &mut [f32], _: Epilogue) {
     unreachable!("AVX-512 kernel on a non-x86 target")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn avx2_product(_: &[f32], _: usize, _: &[f32], _: &mut [f32], _: Epilogue) {
+pub unsafe fn avx2_product(_: &[f32], _: usize, _: usize, _: Lhs, _: &mut [f32], _: Epilogue) {
     unreachable!("AVX2 kernel on a non-x86 target")
 }
