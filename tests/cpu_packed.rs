@@ -233,3 +233,45 @@ fn kernel_names_parse_and_the_chosen_one_runs_here() {
     assert!(Kernel::best().available());
     assert!(Kernel::detect().available());
 }
+
+/// The big products (`cpu::gemm` on the packed kernels: op(B) packed per call, k in blocks,
+/// tall A in row blocks, a transposed A read in place) against the `gemm` crate, bitwise
+/// equal across kernels and thread counts, on shapes past every block size and off every
+/// SIMD width.
+#[test]
+fn gemm_on_packed_kernels_matches_reference() {
+    use wgrnn::cpu::matmul::gemm_with;
+    use wgrnn::cpu::Op;
+    let serial = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for (m, n, k) in [(1, 16, 1), (7, 17, 300), (250, 45, 600), (130, 33, 70), (300, 64, 257)] {
+        let a = values(m * k, 8);
+        let b = values(k * n, 9);
+        let c0 = values(m * n, 10);
+        for (op_a, op_b) in [(Op::N, Op::N), (Op::N, Op::T), (Op::T, Op::N), (Op::T, Op::T)] {
+            for beta in [0.0f32, 1.0] {
+                let what = format!("m={m} n={n} k={k} {op_a:?}{op_b:?} beta={beta}");
+                let mut want = c0.clone();
+                gemm_with(Kernel::Reference, m, n, k, &a, op_a, &b, op_b, beta, &mut want);
+                let mut first: Option<Vec<u32>> = None;
+                for kernel in kernels() {
+                    // On a pool thread a product runs serially; from outside the pool a large
+                    // one splits its rows over the global pool (unequal chunks here).
+                    for split in [false, true] {
+                        let mut c = c0.clone();
+                        let mut run = || gemm_with(kernel, m, n, k, &a, op_a, &b, op_b, beta, &mut c);
+                        if split {
+                            run()
+                        } else {
+                            serial.install(run)
+                        }
+                        close(&format!("{what} {kernel:?}"), &c, &want);
+                        match &first {
+                            None => first = Some(bits(&c)),
+                            Some(f) => assert_eq!(f, &bits(&c), "{what} {kernel:?} split={split}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

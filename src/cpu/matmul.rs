@@ -4,7 +4,7 @@
 //! output element's sum over k runs in an order fixed by the shapes alone, so results do not
 //! depend on thread scheduling or on how the rows are split over threads.
 
-use super::packed::{pack_lhs_t, product, Epilogue, Kernel, Lhs, PackedW};
+use super::packed::{product, Epilogue, Kernel, Lhs, PackedW};
 use crate::real::Real;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -19,6 +19,9 @@ pub enum Op {
 /// Below this many multiply-adds a product runs on the calling thread: waking the pool
 /// costs more than it saves (measured: 64×256×256 is no faster on 2 threads).
 const PARALLEL_MIN_MACS: usize = 1 << 22;
+
+/// Narrowest C the packed kernels compute (narrower goes to the `gemm` crate).
+const MIN_PACKED_N: usize = 16;
 
 /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n), all row-major and densely packed.
 /// beta is 0 (overwrite; C is never read) or 1 (accumulate).
@@ -54,7 +57,8 @@ pub fn gemm_with<F: Real>(
         }
         return;
     }
-    if kernel != Kernel::Reference {
+    // Narrow outputs (a regression head, O = 1) would waste most of a 16- or 32-wide tile.
+    if kernel != Kernel::Reference && n >= MIN_PACKED_N {
         if let (Some(a), Some(b), Some(c)) = (F::as_f32(a), F::as_f32(b), F::as_f32_mut(c)) {
             let epi = if beta == F::ZERO {
                 Epilogue::Store
@@ -108,9 +112,9 @@ pub fn gemm_with<F: Real>(
 }
 
 thread_local! {
-    /// op(B) packed and a transposed A in row tiles, reused by every product of this thread: the
-    /// training loop allocates nothing once the shapes are known.
-    static PACK: RefCell<(PackedW, Vec<f32>)> = RefCell::default();
+    /// op(B) packed, reused by every product of this thread: the training loop allocates
+    /// nothing once the shapes are known.
+    static PACK: RefCell<PackedW> = RefCell::default();
 }
 
 /// C (m, n) = epi(op(A) (m, k) · op(B) (k, n)) on a packed kernel; the rows of C split over
@@ -128,40 +132,30 @@ fn packed_gemm(
     epi: Epilogue,
     c: &mut [f32],
 ) {
-    PACK.with_borrow_mut(|(w, rows)| {
+    PACK.with_borrow_mut(|w| {
         match op_b {
             Op::N => w.pack_strided(kernel, b, k, n, n, 1),
             Op::T => w.pack_strided(kernel, b, k, n, 1, k),
         }
-        let mr = kernel.mr();
-        let a = match op_a {
-            Op::N => a,
-            Op::T => {
-                pack_lhs_t(kernel, a, k, m, rows);
-                &rows[..]
-            }
+        // Rows i0..i0+rows of op(A): a slice of rows, or of columns read in place.
+        let lhs = |i0: usize, rows: usize| match op_a {
+            Op::N => Lhs::Rows(&a[i0 * k..(i0 + rows) * k]),
+            Op::T => Lhs::Cols(&a[i0..], m),
         };
         let threads = rayon::current_num_threads();
         let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS
             && rayon::current_thread_index().is_none()
             && threads > 1;
         if parallel {
-            // Whole row tiles per thread: no thread runs a ragged tile it could avoid, and
-            // the chunks of a tiled A line up with its tiles.
-            let per = m.div_ceil(threads).next_multiple_of(mr);
+            // Whole row tiles per thread, so no thread runs a ragged tile it could avoid.
+            let per = m.div_ceil(threads).next_multiple_of(kernel.mr());
             let w = &*w;
-            c.par_chunks_mut(per * n)
-                .zip(a.par_chunks(per * k))
-                .for_each(|(c, a)| product(w, lhs(op_a, a), c, epi));
+            c.par_chunks_mut(per * n).enumerate().for_each(|(t, c)| {
+                let rows = c.len() / n;
+                product(w, lhs(t * per, rows), c, epi)
+            });
         } else {
-            product(w, lhs(op_a, a), c, epi);
+            product(w, lhs(0, m), c, epi);
         }
     });
-}
-
-fn lhs(op_a: Op, a: &[f32]) -> Lhs<'_> {
-    match op_a {
-        Op::N => Lhs::Rows(a),
-        Op::T => Lhs::Tiles(a),
-    }
 }

@@ -187,33 +187,15 @@ impl PackedW {
 pub enum Lhs<'a> {
     /// (m, K) row-major
     Rows(&'a [f32]),
-    /// (ceil(m/MR), K, MR): A in MR-row tiles, k-major (`pack_lhs_t`, same kernel)
-    Tiles(&'a [f32]),
-}
-
-/// dst (ceil(m/MR), K, MR) = the MR-row tiles of a^T, for a (K, m) row-major: a transposed
-/// operand (dz^T in the weight gradients) read by rows would touch a cache line per k.
-/// Rows past m are zero.
-pub fn pack_lhs_t(kernel: Kernel, a: &[f32], k: usize, m: usize, dst: &mut Vec<f32>) {
-    assert_eq!(a.len(), k * m, "pack_lhs_t: a is (K, m)");
-    let mr = kernel.mr();
-    // Every element is written below (the zero rows included): no need to zero the buffer.
-    dst.resize(m.div_ceil(mr) * k * mr, 0.0);
-    for (t, tile) in dst.chunks_exact_mut(k * mr).enumerate() {
-        let (i0, rows) = (t * mr, mr.min(m - t * mr));
-        if rows < mr {
-            tile.fill(0.0);
-        }
-        for (kk, dst_row) in tile.chunks_exact_mut(mr).enumerate() {
-            copy_short(&mut dst_row[..rows], &a[kk * m + i0..kk * m + i0 + rows]);
-        }
-    }
+    /// A stored transposed, A[i, kk] = a[kk·ld + i] (the weight gradients' dz^T): read
+    /// in place, k-block by k-block, so its lines stay cached across the panels.
+    Cols(&'a [f32], usize),
 }
 
 /// dst = src for the few floats of a tile row: `copy_from_slice` of a run-time length is a
 /// call to memmove, which costs more than these copies.
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "copy_short: lengths differ");
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
@@ -264,10 +246,12 @@ pub fn product(w: &PackedW, a: Lhs, c: &mut [f32], epi: Epilogue) {
     let kernel = w.kernel.expect("packed product: B is not packed");
     assert!(n > 0 && c.len().is_multiple_of(n), "packed product: c is (m, N)");
     let m = c.len() / n;
-    let mr = kernel.mr();
     match a {
         Lhs::Rows(a) => assert_eq!(a.len(), m * k, "packed product: a is (m, K)"),
-        Lhs::Tiles(a) => assert_eq!(a.len(), m.div_ceil(mr) * k * mr, "packed product: a is (m/MR, K, MR)"),
+        Lhs::Cols(a, ld) => assert!(
+            ld >= m && (k == 0 || a.len() >= (k - 1) * ld + m),
+            "packed product: a is (K, ld ≥ m)"
+        ),
     }
     if let Epilogue::Grad(_, hs) = epi {
         assert_eq!(hs.len(), m * n, "packed product: h is (m, N)");
@@ -359,7 +343,7 @@ fn portable_product(panels: &[f32], k: usize, n: usize, a: Lhs, c: &mut [f32], e
     // A[i, kk] for either layout
     let a_at = |i: usize, kk: usize| match a {
         Lhs::Rows(a) => a[i * k + kk],
-        Lhs::Tiles(a) => a[(i / PORTABLE_MR * k + kk) * PORTABLE_MR + i % PORTABLE_MR],
+        Lhs::Cols(a, ld) => a[kk * ld + i],
     };
     let mut acc = [0.0f32; MAX_TILE];
     for (p, panel) in panels.chunks_exact(k * nr).enumerate() {
