@@ -6,8 +6,9 @@
 //! NR columns (zero-padded past H), and a register-tiled micro-kernel runs all T steps against
 //! the packed copy. The activation (forward) or f'(h) (backward) is applied in the tile's
 //! write-back, as the GPU step kernels do, so a step reads and writes its rows once.
+//! `product` is the general form: the other f32 products (`matmul::gemm`) run on it too.
 //!
-//! Determinism: each output element is one FMA chain over k = 0..H in order, from zero, then
+//! Determinism: each output element is one FMA chain over k = 0..K in order, from zero, then
 //! added to the pre-activation (or the incoming gradient). Rows never mix, so the bits depend
 //! neither on the tile a row falls into nor on the shard; and the AVX-512, AVX2 and portable
 //! kernels perform the same IEEE operations in the same order, so they agree bit for bit.
@@ -19,7 +20,7 @@ use crate::config::Activation;
 use crate::real::tanh_f32;
 use std::sync::OnceLock;
 
-/// Which code runs the per-step recurrent product of the f32 path.
+/// Which code runs the f32 path's products (the recurrent steps and `matmul::gemm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     /// `gemm` crate per step, then the activation: the f64 path, and x86 CPUs without FMA
