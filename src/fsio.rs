@@ -1,8 +1,9 @@
-//! Every file the program writes goes through `write_atomic`: a crash at any moment leaves
-//! either the old or the new file, never a mix, and a second Ctrl-C in the middle of a write
-//! leaves no temporary file behind.
+//! Every file the program reads goes through `read_file`: regular files only, bounded by
+//! their size and the memory available. Every file it writes goes through `write_atomic`: a
+//! crash at any moment leaves either the old or the new file, never a mix, and a second
+//! Ctrl-C in the middle of a write leaves no temporary file behind.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,6 +22,25 @@ fn set_pending(tmp: Option<PathBuf>) {
 pub fn remove_pending_write() {
     if let Some(tmp) = PENDING.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// What kind of non-regular file `m` is, for messages.
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -56,4 +76,66 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Reads a whole input file. Opened without blocking (a FIFO without a writer would hang the
+/// open), then only a regular file is read: a device such as /dev/zero never ends, and a
+/// pipe has no size to check. The size is checked against the memory available before
+/// anything is allocated, and at most that many bytes (+1, to notice growth) are read.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => "check the path (relative paths start at the current directory)",
+                std::io::ErrorKind::NotADirectory => {
+                    "a component of the path is a file, not a directory; check the path"
+                }
+                std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+                _ => "check that the path names a readable file",
+            };
+            Error::file(path, format!("cannot read: {e}"), hint)
+        })?;
+    let fail = |e: std::io::Error| Error::file(path, format!("cannot read: {e}"), "check that the file is readable");
+    let m = f.metadata().map_err(fail)?;
+    if m.is_dir() {
+        return Err(Error::file(path, "is a directory", "pass a file inside it"));
+    }
+    if !m.is_file() {
+        return Err(Error::file(
+            path,
+            format!("is {}, not a regular file", kind_of(&m)),
+            "save the data to a regular file first: inputs are read whole and need a size",
+        ));
+    }
+    let size = m.len();
+    if size == 0 {
+        return Err(Error::file(path, "is empty", "pass a file with data in it"));
+    }
+    if let Some(avail) = crate::mem::available_memory().filter(|&a| size > a) {
+        let gib = |x: u64| x as f64 / (1u64 << 30) as f64;
+        return Err(Error::file(
+            path,
+            format!(
+                "is {:.1} GiB but only {:.1} GiB of memory are available",
+                gib(size),
+                gib(avail)
+            ),
+            "pass a smaller file or free memory",
+        ));
+    }
+    let cap = usize::try_from(size).map_err(|_| Error::file(path, "is too large", "pass a smaller file"))?;
+    let mut bytes = Vec::with_capacity(cap);
+    f.take(size + 1).read_to_end(&mut bytes).map_err(fail)?;
+    if bytes.len() as u64 != size {
+        return Err(Error::file(
+            path,
+            format!("changed size while being read ({size} bytes, then {})", bytes.len()),
+            "wait until whatever writes the file has finished",
+        ));
+    }
+    Ok(bytes)
 }
