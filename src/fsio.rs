@@ -1,27 +1,49 @@
-//! Every file the program reads goes through `read_file`: regular files only, bounded by
-//! their size and the memory available. Every file it writes goes through `write_atomic`: a
-//! crash at any moment leaves either the old or the new file, never a mix, and a second
-//! Ctrl-C in the middle of a write leaves no temporary file behind.
+//! Every file the program reads or writes goes through here. Inputs are read by `read_file`:
+//! regular files only, bounded by their size and the memory available. Outputs are checked
+//! by `Paths::check` before any work starts, locked by `OutputLock` for the whole run, and
+//! written by `write_atomic`: a crash at any moment leaves either the old or the new file,
+//! never a mix, and a second Ctrl-C in the middle of a write leaves no temporary file behind.
+
+mod lock;
+mod paths;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+pub use lock::OutputLock;
+pub use paths::Paths;
 
-/// The temporary file being written, so that an exit in the middle of a write (a second
-/// Ctrl-C) can remove it instead of leaving it behind.
-static PENDING: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Files to remove when the process exits without unwinding (a second Ctrl-C, a closed
+/// stdout): the temporary file of a write in progress and the lock files held.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-fn set_pending(tmp: Option<PathBuf>) {
-    *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = tmp;
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Removes the temporary file of a write in progress, if any; for an exit that cannot wait
-/// for the write to end. The target file is never touched.
-pub fn remove_pending_write() {
-    if let Some(tmp) = PENDING.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        let _ = std::fs::remove_file(tmp);
+fn set_pending(p: &Path, on: bool) {
+    let mut v = pending();
+    v.retain(|q| q != p);
+    if on {
+        v.push(p.to_path_buf());
+    }
+}
+
+/// Removes the temporary file of a write in progress and the lock files, for an exit that
+/// cannot wait for the write to end. No target file is ever touched.
+pub fn cleanup_before_exit() {
+    for p in pending().drain(..) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The directory a path's entry lives in.
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
@@ -46,13 +68,21 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
 
 /// temp file in the same directory + fsync + rename + fsync of the directory
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .ok_or_else(|| Error::file(path, "is not a file name", "pass a path like out/model.safetensors"))?;
+    // the rename would replace a device node, FIFO or socket by a regular file (and fail on
+    // a directory only after the whole write)
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() {
+            return Err(Error::file(
+                path,
+                format!("is {}, not a regular file", kind_of(&m)),
+                "name a regular file (or a new one) as the output",
+            ));
+        }
+    }
     let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     let hint = "check that the directory exists, is writable and has free space";
     let fail = |op: &str, e: std::io::Error| Error::file(path, format!("cannot {op}: {e}"), hint);
@@ -61,10 +91,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes)?;
         f.sync_all()
     };
-    set_pending(Some(tmp.clone()));
+    set_pending(&tmp, true);
     let written = write().map_err(|e| fail("write", e));
     let renamed = written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| fail("rename into place", e)));
-    set_pending(None);
+    set_pending(&tmp, false);
     if let Err(e) = renamed {
         // leave nothing half-written behind; the target itself was never touched
         let _ = std::fs::remove_file(&tmp);

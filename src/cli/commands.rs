@@ -8,6 +8,7 @@ use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
+use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
 use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
@@ -114,6 +115,12 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
 }
 
 pub fn grad(a: &GradArgs) -> Result<()> {
+    Paths::new()
+        .input("--checkpoint", Some(&a.checkpoint))
+        .input("--batch", Some(&a.batch))
+        .output("--out", Some(&a.out))
+        .check()?;
+    let _lock = OutputLock::acquire("--out", &a.out)?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let batch = read_batch_file(&a.batch, &ck.config)?;
     let mut engine = engine_for(&ck, a.device.device)?;

@@ -85,7 +85,7 @@ pub struct TrainArgs {
     /// Length of those samples in characters
     #[arg(long, default_value_t = 200)]
     pub sample_len: usize,
-    /// Checkpoint file (safetensors), written atomically at each validation, at the end and on Ctrl-C
+    /// Checkpoint file (safetensors), written atomically at each validation, at the end and on Ctrl-C; locked against a second run by <out>.lock
     #[arg(long, default_value = "wgrnn.safetensors")]
     pub out: PathBuf,
     /// Continue from this checkpoint (model, optimiser, data position); --steps is the total
