@@ -169,3 +169,29 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// One line on stdout. A reader that went away (`wgrnn info | head -1`) wanted no more: the
+/// process ends quietly with 0 instead of panicking as `println!` does. Any other failure
+/// (a full disk behind a redirection) is an error.
+pub fn stdout_line(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{s}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            cleanup_before_exit();
+            std::process::exit(0)
+        }
+        r => r.map_err(|e| {
+            Error::file(
+                "standard output",
+                format!("cannot write: {e}"),
+                "check where the output is redirected to",
+            )
+        }),
+    }
+}
+
+/// One line on stderr. A closed stderr must not stop a run (`eprintln!` would panic), and
+/// there is nowhere left to report it.
+pub fn stderr_line(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
+}

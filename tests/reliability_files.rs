@@ -1,8 +1,8 @@
-//! Issue 10's file cases: outputs that would replace an input or another output (also
-//! through symlinks and hard links), outputs and inputs that are not regular files,
-//! unwritable outputs found before the first step, and two runs writing one checkpoint.
-//! Every refused command leaves every file as it was, within seconds (no hang), with one
-//! error line and no panic.
+//! Issue 10's file and process cases: outputs that would replace an input or another output
+//! (also through symlinks and hard links), outputs and inputs that are not regular files,
+//! unwritable outputs found before the first step, a full disk under the log, a closed
+//! stdout, SIGTERM, and two runs writing one checkpoint. Every refused command leaves every
+//! file as it was, within seconds (no hang), with one error line and no panic.
 
 mod cli_util;
 use cli_util::*;
@@ -353,6 +353,70 @@ fn unwritable_outputs_found_before_the_first_step() {
     assert!(snapshot(&d) == before, "every file is as it was");
 }
 
+/// A log or plot that cannot be written costs one warning each, never the checkpoint.
+#[test]
+fn full_disk_under_log_and_plot_keeps_the_checkpoint() {
+    let d = dir("files-full-log");
+    let text = d.join("t.txt");
+    std::fs::write(&text, small_text()).unwrap();
+    let Some(fs) = Tmpfs::mount(&d.join("mnt"), "64k", "") else {
+        return;
+    };
+    let mut filler = std::fs::File::create(fs.0.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &[7u8; 4096]).is_ok() {}
+    drop(filler);
+    let out = d.join("m.safetensors");
+    let (log, plot) = (fs.0.join("log.jsonl"), fs.0.join("loss.svg"));
+    let o = run_within(
+        &train_args(&text, &out, &["--steps", "300", "--log", s(&log), "--plot", s(&plot)]),
+        120,
+    );
+    ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].contains("log.jsonl") && warnings[0].contains("No space left"),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].contains("loss.svg") && warnings[1].contains("cannot write the plot"),
+        "{stderr}"
+    );
+    assert_eq!(Checkpoint::load(&out).unwrap().step, 300);
+    assert!(!plot.exists());
+}
+
+#[test]
+fn closed_or_full_stdout() {
+    let d = dir("files-stdout");
+    let (_, model, _) = setup(&d);
+    let m = s(&model);
+    for args in [
+        vec!["info"],
+        vec!["sample", "--checkpoint", m, "--len", "5", "--device", "cpu"],
+    ] {
+        let mut child = bin()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let o = bin()
+        .args(["sample", "--checkpoint", m, "--len", "5", "--device", "cpu"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    fails(&o, &["standard output", "No space left", "hint"]);
+}
+
 /// A long CPU run on `out` that checkpoints every step; returns once it has written one.
 fn long_run(text: &Path, out: &Path) -> Child {
     let _ = std::fs::remove_file(out);
@@ -397,6 +461,21 @@ fn wait(child: &mut Child) -> (ExitStatus, String) {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     (st, stderr)
+}
+
+#[test]
+fn sigterm_saves_like_ctrl_c() {
+    let d = dir("files-sigterm");
+    let text = d.join("t.txt");
+    std::fs::write(&text, small_text()).unwrap();
+    let out = d.join("m.safetensors");
+    let mut child = long_run(&text, &out);
+    signal(&child, "-TERM");
+    let (st, stderr) = wait(&mut child);
+    assert_eq!(st.code(), Some(130), "{stderr}");
+    assert!(Checkpoint::load(&out).unwrap().step >= 1);
+    let names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "no temporary or lock file is left: {names:?}");
 }
 
 #[test]

@@ -28,7 +28,7 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
     // a missing driver is worth a warning even to --quiet / --json runs
     let mut note = |why: &Fallback| {
         if !quiet || why.no_adapter {
-            eprintln!("{why}");
+            wgrnn::fsio::stderr_line(&why.to_string());
         }
     };
 
