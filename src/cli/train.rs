@@ -1,15 +1,20 @@
 //! `wgrnn train`: flags → data, model, engine; then `wgrnn::train::train`.
 
+use std::path::Path;
+
 use super::TrainArgs;
 use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{make_engine, Fallback};
+use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train, Resume, Summary, TrainOptions};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 /// Returns the summary; `interrupted` tells the caller to exit with 130.
 pub fn run(a: &TrainArgs) -> Result<Summary> {
+    paths(a, None).check()?;
+    let _lock = OutputLock::acquire("--out", &a.out)?;
     if a.data.is_some() && a.task.is_some() {
         return Err(Error::config(
             "task",
@@ -23,7 +28,7 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
     // a missing driver is worth a warning even to --quiet / --json runs
     let mut note = |why: &Fallback| {
         if !quiet || why.no_adapter {
-            eprintln!("{why}");
+            wgrnn::fsio::stderr_line(&why.to_string());
         }
     };
 
@@ -42,6 +47,9 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
             let spec = if a.data.is_some() || a.task.is_some() {
                 data_spec(a)?.0
             } else {
+                if let DataSpec::Text { path } | DataSpec::Csv { path, .. } = &tm.data {
+                    paths(a, Some(path)).check()?;
+                }
                 tm.data.clone()
             };
             let data = Dataset::load(&spec, tm.val_fraction, ck.vocab.clone())?;
@@ -98,6 +106,18 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
         }
     };
     train(engine.as_mut(), &data, &opts, resume, &stop)
+}
+
+/// Every file the run reads or writes; `stored` is the data a resumed checkpoint names.
+fn paths<'a>(a: &'a TrainArgs, stored: Option<&'a Path>) -> Paths<'a> {
+    Paths::new()
+        .input("--data", a.data.as_deref())
+        .input("--resume", a.resume.as_deref())
+        .input("the data the checkpoint names", stored)
+        .output("--out", Some(&a.out))
+        .output("--log", a.log.as_deref())
+        .output("--plot", a.plot.as_deref())
+        .updates("--out", "--resume")
 }
 
 fn options(a: &TrainArgs) -> TrainOptions {
