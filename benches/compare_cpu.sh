@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # CPU path vs PyTorch on the issue-5 workloads, run back to back so both see the same
 # machine load. Needs python3 with torch. Usage: benches/compare_cpu.sh [A B C D E] [--infer]
+# WGRNN=path/to/wgrnn times another build (e.g. a copy of an older commit's binary) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-W=./target/release/wgrnn
+if [ -z "${WGRNN:-}" ]; then cargo build --release --quiet; fi
+W=${WGRNN:-./target/release/wgrnn}
 infer=""; names=()
 for a in "$@"; do if [ "$a" = "--infer" ]; then infer="--infer"; else names+=("$a"); fi; done
 [ ${#names[@]} -gt 0 ] || names=(A B C D E)

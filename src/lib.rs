@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod fsio;
 pub mod gpu;
+mod mem;
 pub mod optim;
 pub mod params;
 pub mod real;

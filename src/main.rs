@@ -1,6 +1,11 @@
 //! The `wgrnn` binary: parse flags, run a command, turn every failure into one line on stderr
-//! and a non-zero exit (2: bad flags, 1: anything else, 130: interrupted).
+//! and a non-zero exit (2: bad flags, 1: anything else, 130: interrupted by SIGINT, SIGTERM
+//! or SIGHUP). Output goes through `say!` rather than `println!`, so that a closed stdout
+//! ends the process quietly with 0 (the reader wanted no more) instead of a panic; resetting
+//! SIGPIPE to its default instead would kill the process by a signal, which callers under
+//! `set -o pipefail` report as a failure, and would skip the removal of lock files.
 
+#[macro_use]
 mod cli;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -23,18 +28,18 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     let result = match &cli.command {
-        Command::Train(a) => cli::train::run(a).map(|s| {
+        Command::Train(a) => cli::train::run(a).and_then(|s| {
             // in a data-parallel run only one process reports
-            match (s.leads, a.json) {
-                (false, _) => {}
-                (true, true) => println!("{}", serde_json::to_string(&s).unwrap_or_default()),
-                (true, false) => print_summary(&s),
+            if s.leads && a.json {
+                say!("{}", serde_json::to_string(&s).unwrap_or_default());
+            } else if s.leads {
+                print_summary(&s)?;
             }
-            if s.interrupted {
+            Ok(if s.interrupted {
                 ExitCode::from(130)
             } else {
                 ExitCode::SUCCESS
-            }
+            })
         }),
         Command::Sample(a) => cli::commands::sample(a).map(|_| ExitCode::SUCCESS),
         Command::Eval(a) => cli::commands::eval(a).map(|_| ExitCode::SUCCESS),
@@ -44,7 +49,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::bench::bench(a).map(|_| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("error: {e}");
+        wgrnn::fsio::stderr_line(&format!("error: {e}"));
         match e {
             wgrnn::Error::Interrupted => ExitCode::from(130),
             _ => ExitCode::FAILURE,
@@ -92,11 +97,11 @@ fn clap_error(e: clap::Error) -> ExitCode {
         Some(clap::error::ContextValue::Strings(v)) if !v.is_empty() => format!(": allowed: {}", v.join(" | ")),
         _ => String::new(),
     };
-    eprintln!("{line}{allowed} (see --help)");
+    wgrnn::fsio::stderr_line(&format!("{line}{allowed} (see --help)"));
     ExitCode::from(2)
 }
 
-fn print_summary(s: &wgrnn::train::Summary) {
+fn print_summary(s: &wgrnn::train::Summary) -> wgrnn::Result<()> {
     let mut line = format!(
         "{} steps ({} this run) in {:.1} s, {:.0} tokens/s on {}",
         s.steps,
@@ -117,8 +122,9 @@ fn print_summary(s: &wgrnn::train::Summary) {
     if let Some(u) = s.unigram_baseline {
         line += &format!(" | unigram baseline {u:.4}");
     }
-    println!("{line}");
+    say!("{line}");
     if let Some(p) = &s.checkpoint {
-        println!("checkpoint: {}", p.display());
+        say!("checkpoint: {}", p.display());
     }
+    Ok(())
 }

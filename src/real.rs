@@ -33,6 +33,10 @@ pub trait Real:
     fn tanh(self) -> Self;
     fn max(self, o: Self) -> Self;
     fn min(self, o: Self) -> Self;
+    /// The slice as f32 when Self is f32 (None for f64): lets generic code hand its f32
+    /// buffers to the f32-only SIMD kernels.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
     /// # Safety
     /// The strides must keep every index inside the buffers.
     #[allow(clippy::too_many_arguments)]
@@ -54,7 +58,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $tanh:path) => {
+    ($t:ty, $tanh:path, $as_f32:expr, $as_f32_mut:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -89,6 +93,14 @@ macro_rules! impl_real {
             #[inline]
             fn min(self, o: Self) -> Self {
                 <$t>::min(self, o)
+            }
+            #[inline]
+            fn as_f32(s: &[Self]) -> Option<&[f32]> {
+                $as_f32(s)
+            }
+            #[inline]
+            fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+                $as_f32_mut(s)
             }
             unsafe fn gemm_raw(
                 m: usize,
@@ -136,8 +148,8 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32, tanh_f32);
-impl_real!(f64, f64::tanh);
+impl_real!(f32, tanh_f32, Some, Some);
+impl_real!(f64, f64::tanh, |_| None, |_| None);
 
 /// tanh in f32 as a 13/6 rational function on [-7.9, 7.9] (Eigen's `generic_fast_tanh_float`
 /// coefficients), within 5e-7 of the exact value everywhere (a few ulp) and saturating, never NaN, for

@@ -218,3 +218,42 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_survives() {
     let ck = Checkpoint::load(&out).expect("the last checkpoint still loads");
     assert!(ck.step >= 5);
 }
+
+#[test]
+fn ctrl_c_on_mpirun_saves_once_from_rank_0() {
+    let d = dir("mpi-interrupt");
+    let (out, log) = (d.join("m.safetensors"), d.join("m.jsonl"));
+    let args = train_args(&d, "cpu", &out, &log, "100000000");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // no validation before the interrupt: the only checkpoint is the one Ctrl-C writes
+    let at = args.iter().position(|a| *a == "--eval-every").unwrap();
+    args[at + 1] = "100000000";
+    let mut job = mpirun(2, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mpirun starts");
+    let start = Instant::now();
+    while std::fs::read_to_string(&log).map_or(0, |l| l.lines().count()) < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no training steps after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!out.exists(), "a checkpoint before the interrupt");
+    Command::new("kill")
+        .args(["-INT", &job.id().to_string()])
+        .status()
+        .unwrap();
+    let sent = Instant::now();
+    while job.try_wait().unwrap().is_none() {
+        assert!(
+            sent.elapsed() < Duration::from_secs(30),
+            "the job outlived Ctrl-C by 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ck = Checkpoint::load(&out).expect("rank 0 saved on the interrupt");
+    assert!(ck.step >= 5, "saved at step {}", ck.step);
+}

@@ -8,12 +8,13 @@ use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
+use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
 use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 fn note(why: &Fallback) {
-    eprintln!("{why}");
+    wgrnn::fsio::stderr_line(&why.to_string());
 }
 
 fn engine_for(ck: &Checkpoint, device: DeviceChoice) -> Result<Box<dyn Engine>> {
@@ -31,7 +32,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     };
     let mut engine = engine_for(&ck, a.device.device)?;
     let text = sample_text(engine.as_mut(), vocab, &a.prime, a.len, a.temperature, a.seed)?;
-    println!("{}{}", a.prime, text);
+    say!("{}{}", a.prime, text);
     Ok(())
 }
 
@@ -96,30 +97,38 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             "mse": (ck.config.head != Head::Softmax).then_some(r.loss),
             "targets": r.targets,
         });
-        println!("{v}");
+        say!("{v}");
     } else if is_text {
-        println!(
+        say!(
             "{what}: {:.4} nats/char, {bits:.4} bits/char over {} characters",
-            r.loss, r.targets
+            r.loss,
+            r.targets
         );
     } else if let Some(acc) = r.accuracy {
-        println!(
+        say!(
             "{what}: loss {:.4}, accuracy {acc:.4} over {} sequences",
-            r.loss, r.targets
+            r.loss,
+            r.targets
         );
     } else {
-        println!("{what}: MSE {:.6} over {} targets", r.loss, r.targets);
+        say!("{what}: MSE {:.6} over {} targets", r.loss, r.targets);
     }
     Ok(())
 }
 
 pub fn grad(a: &GradArgs) -> Result<()> {
+    Paths::new()
+        .input("--checkpoint", Some(&a.checkpoint))
+        .input("--batch", Some(&a.batch))
+        .output("--out", Some(&a.out))
+        .check()?;
+    let _lock = OutputLock::acquire("--out", &a.out)?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let batch = read_batch_file(&a.batch, &ck.config)?;
     let mut engine = engine_for(&ck, a.device.device)?;
     let (loss, grads) = engine.loss_and_grads(&batch, wgrnn::Want::default())?;
     write_grads(&a.out, engine.layout(), loss, &grads.params)?;
-    println!(
+    say!(
         "loss {loss}; wrote {} gradient tensors to {}",
         engine.layout().tensors.len(),
         a.out.display()
@@ -173,25 +182,32 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
     let ok = diffs.iter().all(|d| d.ok);
     if a.json {
         let v = serde_json::json!({"device": device, "model": cfg.to_string(), "ok": ok, "diffs": diffs});
-        println!("{v}");
+        say!("{v}");
     } else {
-        println!(
+        say!(
             "check: {cfg} | B={} T={} | {steps} steps | gpu: {device}",
-            a.batch, a.seq_len
+            a.batch,
+            a.seq_len
         );
-        println!(
+        say!(
             "{:<44} {:>12} {:>12} {:>8}  result",
-            "quantity", "max |diff|", "rel diff", "bound"
+            "quantity",
+            "max |diff|",
+            "rel diff",
+            "bound"
         );
         for d in &diffs {
             let verdict = if d.ok { "ok" } else { "FAIL" };
-            println!(
+            say!(
                 "{:<44} {:>12.3e} {:>12.3e} {:>8.0e}  {verdict}",
-                d.what, d.max_abs, d.rel, d.bound
+                d.what,
+                d.max_abs,
+                d.rel,
+                d.bound
             );
         }
         let failed = diffs.iter().filter(|d| !d.ok).count();
-        println!(
+        say!(
             "{}",
             if ok {
                 "all within SPEC §5 bounds".to_string()
@@ -206,17 +222,17 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
 pub fn info() -> Result<()> {
     let adapters = list_adapters();
     if adapters.is_empty() {
-        println!("no GPU adapters found (install a Vulkan driver, e.g. apt-get install mesa-vulkan-drivers)");
+        say!("no GPU adapters found (install a Vulkan driver, e.g. apt-get install mesa-vulkan-drivers)");
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!(
+        say!(
             "adapter {i}: {} | backend {} | type {}{}",
             a.name,
             a.backend,
             a.device_type,
             if a.is_software { " (software)" } else { "" }
         );
-        println!(
+        say!(
             "  max_storage_buffer_binding_size {} | max_buffer_size {} | max_compute_workgroup_storage_size {} | max_compute_invocations_per_workgroup {}",
             a.max_storage_buffer_binding_size, a.max_buffer_size, a.max_compute_workgroup_storage_size, a.max_compute_invocations_per_workgroup
         );
@@ -225,8 +241,8 @@ pub fn info() -> Result<()> {
         (Device::Gpu(ctx), _) => format!("gpu ({})", ctx.describe()),
         (Device::Cpu, why) => format!("cpu ({})", why.map(|w| w.reason()).unwrap_or_default()),
     };
-    println!("--device auto picks: {pick}");
-    println!(
+    say!("--device auto picks: {pick}");
+    say!(
         "cpu path: {} threads available",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );

@@ -1,5 +1,13 @@
 //! The command line: flag definitions and the glue from flags to library calls.
 
+/// `println!` for results: a closed stdout (`wgrnn info | head -1`) ends the process quietly
+/// instead of panicking, and a failed write is an error of the command.
+macro_rules! say {
+    ($($t:tt)*) => {
+        wgrnn::fsio::stdout_line(&format!($($t)*))?
+    };
+}
+
 pub mod args;
 pub mod bench;
 pub mod commands;
@@ -86,7 +94,7 @@ pub struct TrainArgs {
     /// Length of those samples in characters
     #[arg(long, default_value_t = 200)]
     pub sample_len: usize,
-    /// Checkpoint file (safetensors), written atomically at each validation, at the end and on Ctrl-C
+    /// Checkpoint file (safetensors), written atomically at each validation, at the end and on Ctrl-C, SIGTERM or SIGHUP (then the exit code is 130); locked against a second run by <out>.lock
     #[arg(long, default_value = "wgrnn.safetensors")]
     pub out: PathBuf,
     /// Continue from this checkpoint (model, optimiser, data position); --steps is the total

@@ -1,11 +1,14 @@
 //! `wgrnn train`: flags → data, model, engine; then `wgrnn::train::train`.
 
+use std::path::Path;
+
 use super::job::Job;
 use super::TrainArgs;
 use wgrnn::checkpoint::Checkpoint;
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{make_engine_at, Fallback};
+use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train_in, Resume, Summary, TrainOptions};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
@@ -17,6 +20,15 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
 }
 
 fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
+    // the leader alone writes files (in an MPI job the others get none), so it alone checks
+    // and locks them
+    let leads = job.group().leads();
+    let _lock = if leads {
+        paths(a, None).check()?;
+        Some(OutputLock::acquire("--out", &a.out)?)
+    } else {
+        None
+    };
     if a.data.is_some() && a.task.is_some() {
         return Err(Error::config(
             "task",
@@ -26,11 +38,11 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
     }
     check_batch_and_seq_len(a.batch(), a.seq_len())?;
     let stop = install_interrupt()?;
-    let quiet = a.quiet || a.json || !job.group().leads();
+    let quiet = a.quiet || a.json || !leads;
     // a missing driver is worth a warning even to --quiet / --json runs
     let mut note = |why: &Fallback| {
         if !quiet || why.no_adapter {
-            eprintln!("{why}");
+            wgrnn::fsio::stderr_line(&why.to_string());
         }
     };
 
@@ -49,6 +61,11 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             let spec = if a.data.is_some() || a.task.is_some() {
                 data_spec(a)?.0
             } else {
+                if let DataSpec::Text { path } | DataSpec::Csv { path, .. } = &tm.data {
+                    if leads {
+                        paths(a, Some(path)).check()?;
+                    }
+                }
                 tm.data.clone()
             };
             let data = Dataset::load(&spec, tm.val_fraction, ck.vocab.clone())?;
@@ -127,6 +144,18 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
         }
     };
     train_in(engine.as_mut(), &data, &opts, resume, &stop, job.group())
+}
+
+/// Every file the run reads or writes; `stored` is the data a resumed checkpoint names.
+fn paths<'a>(a: &'a TrainArgs, stored: Option<&'a Path>) -> Paths<'a> {
+    Paths::new()
+        .input("--data", a.data.as_deref())
+        .input("--resume", a.resume.as_deref())
+        .input("the data the checkpoint names", stored)
+        .output("--out", Some(&a.out))
+        .output("--log", a.log.as_deref())
+        .output("--plot", a.plot.as_deref())
+        .updates("--out", "--resume")
 }
 
 fn options(a: &TrainArgs) -> TrainOptions {

@@ -4,7 +4,8 @@
 use super::for_each_row_shard;
 use super::forward::{activation_grad, head_rows, resize, Activations};
 use super::loss::{mse_backward, softmax_ce_backward};
-use super::matmul::{gemm, Op};
+use super::matmul::{gemm_with, Op};
+use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{ModelConfig, SeqShape};
 use crate::engine::{Grads, Want};
@@ -22,6 +23,8 @@ pub struct Scratch<F> {
     below: Vec<F>,
     /// (T_in, B, in_0) gradient with respect to layer 0's inputs
     d_in: Vec<F>,
+    /// W_hh of the layer being swept, packed for the f32 kernels
+    packed: PackedW,
 }
 
 /// column sums of a (rows, w) matrix added into `acc` (w)
@@ -67,11 +70,34 @@ pub fn backward_into<F: Real>(
     scratch: &mut Scratch<F>,
     grads: &mut Grads<F>,
 ) {
+    backward_into_with(cfg, layout, params, batch, act, want, scratch, grads, Kernel::best());
+}
+
+/// `backward_into` with the recurrent product on `kernel` (f32 only; f64 always runs the
+/// reference).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_into_with<F: Real>(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[F],
+    batch: &Batch<F>,
+    act: &Activations<F>,
+    want: Want,
+    scratch: &mut Scratch<F>,
+    grads: &mut Grads<F>,
+    kernel: Kernel,
+) {
     let (b, t, hd, o) = (batch.batch, batch.steps, cfg.hidden, cfg.output);
     let t_in = cfg.input_steps(t);
     let n = cfg.target_steps(t) * b;
     let bh = b * hd;
-    let Scratch { g, dh, below, d_in } = scratch;
+    let Scratch {
+        g,
+        dh,
+        below,
+        d_in,
+        packed: w_packed,
+    } = scratch;
     // Biases and token columns accumulate; the padding between tensors must stay zero.
     resize(&mut grads.params, layout.total);
     grads.params.fill(F::ZERO);
@@ -87,7 +113,8 @@ pub fn backward_into<F: Real>(
         Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, g),
     }
     let rows = head_rows(cfg, &act.h[cfg.layers - 1], b, t); // (N, H)
-    gemm(
+    gemm_with(
+        kernel,
         o,
         hd,
         n,
@@ -109,7 +136,8 @@ pub fn backward_into<F: Real>(
         }
         _ => &mut dh[..],
     };
-    gemm(
+    gemm_with(
+        kernel,
         n,
         hd,
         o,
@@ -130,24 +158,42 @@ pub fn backward_into<F: Real>(
 
         // Reverse sweep, in place: dh becomes dz (T, B, H).
         // dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t); as rows, W_hh^T dz is dz · W_hh.
-        for_each_row_shard(dh, b, hd, |rows, r0, nb| {
-            for s in (1..=t).rev() {
-                let (cur, future) = rows.split_at_mut(s);
-                let cur = &mut *cur[s - 1];
-                if s < t {
-                    gemm(nb, hd, hd, future[0], Op::N, w_hh, Op::N, F::ONE, cur);
-                }
-                let h_rows = &h[s * bh + r0 * hd..s * bh + (r0 + nb) * hd];
-                for (d, &hv) in cur.iter_mut().zip(h_rows) {
-                    *d *= activation_grad(cfg.activation, hv);
-                }
+        match F::as_f32(w_hh).filter(|_| kernel != Kernel::Reference) {
+            Some(w) => {
+                // W_hh packed once for all T steps of both shards.
+                w_packed.pack(kernel, w, hd, Side::Backward);
+                let w = &*w_packed;
+                let h = F::as_f32(h).expect("f32 states");
+                for_each_row_shard(dh, b, hd, |rows, r0, nb| {
+                    for s in (1..=t).rev() {
+                        let (cur, future) = rows.split_at_mut(s);
+                        let cur = F::as_f32_mut(cur[s - 1]).expect("f32 gradients"); // (nb, H)
+                        let next = future.first().map(|f| F::as_f32(f).expect("f32 gradients"));
+                        let h_rows = &h[s * bh + r0 * hd..s * bh + (r0 + nb) * hd]; // (nb, H)
+                        packed::step(w, next, cur, Epilogue::Grad(cfg.activation, h_rows));
+                    }
+                });
             }
-        });
+            None => for_each_row_shard(dh, b, hd, |rows, r0, nb| {
+                for s in (1..=t).rev() {
+                    let (cur, future) = rows.split_at_mut(s);
+                    let cur = &mut *cur[s - 1];
+                    if s < t {
+                        gemm_with(kernel, nb, hd, hd, future[0], Op::N, w_hh, Op::N, F::ONE, cur);
+                    }
+                    let h_rows = &h[s * bh + r0 * hd..s * bh + (r0 + nb) * hd];
+                    for (d, &hv) in cur.iter_mut().zip(h_rows) {
+                        *d *= activation_grad(cfg.activation, hv);
+                    }
+                }
+            }),
+        }
         let dz = &dh[..];
 
         // Weight gradients over all (t, b) pairs at once.
         // dW_hh (H, H) = dz^T (H, T·B) · h_{t-1} (T·B, H)
-        gemm(
+        gemm_with(
+            kernel,
             hd,
             hd,
             t * b,
@@ -163,7 +209,8 @@ pub fn backward_into<F: Real>(
         dw.copy_within(db_ih, db_hh.start);
         if want.dh0 {
             // dh0 = W_hh^T dz_1
-            gemm(
+            gemm_with(
+                kernel,
                 b,
                 hd,
                 hd,
@@ -180,10 +227,10 @@ pub fn backward_into<F: Real>(
         let dw_ih = layout.range(li.w_ih);
         if l > 0 {
             let x = &act.h[l - 1][bh..]; // (T, B, H)
-            gemm(hd, inw, t * b, dz, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
+            gemm_with(kernel, hd, inw, t * b, dz, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
             // dh for the layer below = dz · W_ih (T·B, H)
             resize(below, t * bh);
-            gemm(t * b, inw, hd, dz, Op::N, w_ih, Op::N, F::ZERO, below);
+            gemm_with(kernel, t * b, inw, hd, dz, Op::N, w_ih, Op::N, F::ZERO, below);
             std::mem::swap(dh, below);
             continue;
         }
@@ -192,11 +239,22 @@ pub fn backward_into<F: Real>(
         let need_dx = want.dx || layout.embed.is_some();
         if need_dx {
             resize(d_in, t_in * b * inw); // (T_in, B, in_0)
-            gemm(t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, d_in);
+            gemm_with(kernel, t_in * b, inw, hd, dz_in, Op::N, w_ih, Op::N, F::ZERO, d_in);
         }
         match &batch.inputs {
             Inputs::Dense(x) => {
-                gemm(hd, inw, t_in * b, dz_in, Op::T, x, Op::N, F::ZERO, &mut dw[dw_ih]);
+                gemm_with(
+                    kernel,
+                    hd,
+                    inw,
+                    t_in * b,
+                    dz_in,
+                    Op::T,
+                    x,
+                    Op::N,
+                    F::ZERO,
+                    &mut dw[dw_ih],
+                );
             }
             Inputs::Tokens(tok) => match layout.embed {
                 None => {
@@ -209,7 +267,8 @@ pub fn backward_into<F: Real>(
                     }
                 }
                 Some(e_idx) => {
-                    gemm(
+                    gemm_with(
+                        kernel,
                         hd,
                         inw,
                         t_in * b,

@@ -88,7 +88,7 @@ impl CpuEngine {
 
 impl Engine for CpuEngine {
     fn describe(&self) -> String {
-        "cpu (gemm)".into()
+        format!("cpu ({:?} kernels)", super::Kernel::best()).to_lowercase()
     }
     fn kind(&self) -> EngineKind {
         EngineKind::Cpu

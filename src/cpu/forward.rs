@@ -2,7 +2,8 @@
 
 use super::for_each_row_shard;
 use super::loss::{mse_forward, sigmoid, softmax_ce_forward};
-use super::matmul::{gemm, Op};
+use super::matmul::{gemm_with, Op};
+use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Activation, ModelConfig, SeqShape};
 use crate::params::ParamLayout;
@@ -50,6 +51,8 @@ pub struct Activations<F> {
     pub out: Vec<F>,
     /// the reduced loss (SPEC §1 reduction)
     pub loss: f64,
+    /// W_hh^T of the layer being swept, packed for the f32 kernels
+    packed: PackedW,
 }
 
 impl<F: Real> Activations<F> {
@@ -87,9 +90,9 @@ pub fn head_rows<'a, F>(cfg: &ModelConfig, h_top: &'a [F], b: usize, t: usize) -
 }
 
 /// logits (N, O) = rows (N, H) · W_ho^T + b_o
-pub fn head_forward<F: Real>(rows: &[F], w: &[F], bias: &[F], h: usize, o: usize, logits: &mut [F]) {
+pub fn head_forward<F: Real>(kernel: Kernel, rows: &[F], w: &[F], bias: &[F], h: usize, o: usize, logits: &mut [F]) {
     let n = logits.len() / o;
-    gemm(n, o, h, rows, Op::N, w, Op::T, F::ZERO, logits);
+    gemm_with(kernel, n, o, h, rows, Op::N, w, Op::T, F::ZERO, logits);
     for row in logits.chunks_exact_mut(o) {
         for (v, &b) in row.iter_mut().zip(bias) {
             *v += b;
@@ -111,6 +114,19 @@ pub fn forward_into<F: Real>(
     params: &[F],
     batch: &Batch<F>,
     act: &mut Activations<F>,
+) {
+    forward_into_with(cfg, layout, params, batch, act, Kernel::best());
+}
+
+/// `forward_into` with the recurrent product on `kernel` (f32 only; f64 always runs the
+/// reference).
+pub fn forward_into_with<F: Real>(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[F],
+    batch: &Batch<F>,
+    act: &mut Activations<F>,
+    kernel: Kernel,
 ) {
     let (b, t, hd) = (batch.batch, batch.steps, cfg.hidden);
     let t_in = cfg.input_steps(t);
@@ -135,11 +151,11 @@ pub fn forward_into<F: Real>(
         let pre = &mut h[bh..]; // (T, B, H)
         if l > 0 {
             let x = &below[l - 1][bh..]; // (T, B, H)
-            gemm(t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
+            gemm_with(kernel, t * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, pre);
         } else {
             let (with_input, without) = pre.split_at_mut(t_in * bh);
             match &batch.inputs {
-                Inputs::Dense(x) => gemm(t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, with_input),
+                Inputs::Dense(x) => gemm_with(kernel, t_in * b, hd, inw, x, Op::N, w_ih, Op::T, F::ZERO, with_input),
                 Inputs::Tokens(tok) => match layout.embed {
                     None => {
                         // one-hot · W_ih^T is the column W_ih[:, tok]: a gather.
@@ -156,7 +172,7 @@ pub fn forward_into<F: Real>(
                         for &id in tok {
                             xe.extend_from_slice(&table[id as usize * inw..(id as usize + 1) * inw]);
                         }
-                        gemm(t_in * b, hd, inw, xe, Op::N, w_ih, Op::T, F::ZERO, with_input);
+                        gemm_with(kernel, t_in * b, hd, inw, xe, Op::N, w_ih, Op::T, F::ZERO, with_input);
                     }
                 },
             }
@@ -171,13 +187,29 @@ pub fn forward_into<F: Real>(
 
         // The recurrence: h_t = f(pre_t + h_{t-1} · W_hh^T), each shard of sequences on its
         // own thread.
-        for_each_row_shard(h, b, hd, |rows, _, nb| {
-            for s in 1..=t {
-                let (past, now) = rows.split_at_mut(s);
-                gemm(nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
-                activate(cfg.activation, now[0]);
+        match F::as_f32(w_hh).filter(|_| kernel != Kernel::Reference) {
+            Some(w) => {
+                // W_hh^T packed once for all T steps of both shards.
+                act.packed.pack(kernel, w, hd, Side::Forward);
+                let w = &act.packed;
+                let epi = Epilogue::Activate(cfg.activation);
+                for_each_row_shard(h, b, hd, |rows, _, _| {
+                    for s in 1..=t {
+                        let (past, now) = rows.split_at_mut(s);
+                        let prev = F::as_f32(past[s - 1]).expect("f32 states"); // (nb, H)
+                        let now = F::as_f32_mut(now[0]).expect("f32 states"); // (nb, H)
+                        packed::step(w, Some(prev), now, epi);
+                    }
+                });
             }
-        });
+            None => for_each_row_shard(h, b, hd, |rows, _, nb| {
+                for s in 1..=t {
+                    let (past, now) = rows.split_at_mut(s);
+                    gemm_with(kernel, nb, hd, hd, past[s - 1], Op::N, w_hh, Op::T, F::ONE, now[0]);
+                    activate(cfg.activation, now[0]);
+                }
+            }),
+        }
     }
 
     let o = cfg.output;
@@ -185,6 +217,7 @@ pub fn forward_into<F: Real>(
     resize(&mut act.logits, n * o);
     resize(&mut act.out, n * o);
     head_forward(
+        kernel,
         head_rows(cfg, &act.h[cfg.layers - 1], b, t),
         &params[layout.range(layout.head_w)],
         &params[layout.range(layout.head_b)],

@@ -7,6 +7,8 @@ pub mod forward;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod packed;
+mod simd;
 
 pub use crate::engine::{Grads, Want};
 pub use crate::real::Real;
@@ -14,6 +16,7 @@ pub use backward::backward;
 pub use engine::CpuEngine;
 pub use forward::{forward, Activations};
 pub use matmul::{gemm, Op};
+pub use packed::{Kernel, PackedW};
 
 use rayon::prelude::*;
 

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::Batch;
 use crate::config::{Head, Input, SeqShape};
-use crate::error::{Error, Result};
+use crate::error::Result;
+// the one reader of input files, also used by the checkpoint and batch-file loaders
+pub use crate::fsio::read_file;
 pub use csv::{CsvData, CsvLayout};
 pub use tasks::Task;
 pub use text::{Streams, TextData, Vocab};
@@ -147,25 +149,4 @@ impl Dataset {
             Dataset::Task(t) => t.describe(),
         }
     }
-}
-
-/// Reads a whole file, with one-line errors for a missing file, a directory and an empty
-/// file.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    if path.is_dir() {
-        return Err(Error::file(path, "is a directory", "pass a file inside it"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => "check the path (relative paths start at the current directory)",
-            std::io::ErrorKind::NotADirectory => "a component of the path is a file, not a directory; check the path",
-            std::io::ErrorKind::PermissionDenied => "check the file's permissions",
-            _ => "check that the path names a readable file",
-        };
-        Error::file(path, format!("cannot read: {e}"), hint)
-    })?;
-    if bytes.is_empty() {
-        return Err(Error::file(path, "is empty", "pass a file with data in it"));
-    }
-    Ok(bytes)
 }

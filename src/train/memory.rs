@@ -3,6 +3,7 @@
 use crate::config::{Input, ModelConfig};
 use crate::engine::EngineKind;
 use crate::error::{Error, Result};
+use crate::mem::available_memory;
 
 /// Largest batch size B and sequence length T the flags may ask for; `check_host_memory`
 /// then bounds their product with the model's widths.
@@ -61,12 +62,4 @@ pub fn check_host_memory(cfg: &ModelConfig, b: usize, t: usize, path: EngineKind
         ));
     }
     Ok(())
-}
-
-/// MemAvailable from /proc/meminfo, in bytes; None where the kernel does not report it.
-fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
 }

@@ -97,6 +97,10 @@ pub fn train_in(
     stop: &AtomicBool,
     group: &dyn Group,
 ) -> Result<Summary> {
+    // a signal while the data and the engine were being set up: nothing trained, nothing to save
+    if group.stop_requested(stop.load(Ordering::SeqCst)) {
+        return Err(Error::Interrupted);
+    }
     // the GPU engine reports its own limits when it allocates; the CPU engine would abort
     check_host_memory(engine.config(), opts.batch, opts.seq_len, engine.kind())?;
     let first = resume.step;
@@ -131,14 +135,14 @@ pub fn train_in(
             r => r?,
         };
         step += 1;
-        report.train_step(step, loss)?;
+        report.train_step(step, loss);
 
         if validates(step) {
             group.verify(engine, step)?;
         }
         if validates(step) && group.leads() {
             if let Some(r) = evaluate(engine, &val)? {
-                report.validation(step, &r)?;
+                report.validation(step, &r);
                 last_val = Some(r);
             }
             match checkpoint::save(engine, data, opts, &batches, step) {
@@ -160,9 +164,12 @@ pub fn train_in(
             break;
         }
     }
-    report.finish()?;
+    report.finish();
     if let (Some(p), Some(c)) = (&opts.plot, &report.curves) {
-        write_plot(p, &c.train, &c.val, unigram, opts.plot_scale)?;
+        // the checkpoint is saved; a plot that cannot be written must not fail the run
+        if let Err(e) = write_plot(p, &c.train, &c.val, unigram, opts.plot_scale) {
+            report.warn(&format!("warning: cannot write the plot: {e}"));
+        }
     }
     Ok(Summary {
         engine: engine.describe(),
@@ -208,8 +215,7 @@ fn train_step(
 
 /// A non-finite loss or weight ends the run; the error names the checkpoint kept.
 fn stopped(e: Error, report: &mut Report, last_saved: &Option<(PathBuf, u64)>) -> Error {
-    // the run is over either way; the error being returned matters more than the log's tail
-    let _ = report.finish();
+    report.finish();
     let checkpoint = match last_saved {
         Some((p, s)) => format!("{} (step {s})", p.display()),
         None => "none written yet".into(),

@@ -79,7 +79,7 @@ impl Report {
     }
 
     /// After optimiser step `step`; `loss` when it was read back.
-    pub fn train_step(&mut self, step: u64, loss: Option<f32>) -> Result<()> {
+    pub fn train_step(&mut self, step: u64, loss: Option<f32>) {
         let (secs, tok_s) = (self.seconds(), self.tokens_per_s(step));
         if let Some(l) = loss.map(f64::from) {
             self.recent.push_back(l);
@@ -89,16 +89,15 @@ impl Report {
             if let Some(c) = &mut self.curves {
                 c.train.push((step, l));
             }
-            if let Some(log) = &mut self.log {
-                log.write(serde_json::json!({"type": "train", "step": step, "loss": l, "tokens_per_s": tok_s, "seconds": secs}))?;
-            }
+            self.log(
+                serde_json::json!({"type": "train", "step": step, "loss": l, "tokens_per_s": tok_s, "seconds": secs}),
+            );
         }
         let eta = (self.total - step) as f64 * secs / (step - self.first) as f64;
         self.progress.step(step, self.total, self.smoothed_loss(), tok_s, eta);
-        Ok(())
     }
 
-    pub fn validation(&mut self, step: u64, r: &EvalResult) -> Result<()> {
+    pub fn validation(&mut self, step: u64, r: &EvalResult) {
         let mut line = format!("step {step}: val loss {:.4}", r.loss);
         if self.text {
             line += &format!(" ({:.3} bits/char)", r.loss / std::f64::consts::LN_2);
@@ -110,18 +109,46 @@ impl Report {
         if let Some(c) = &mut self.curves {
             c.val.push((step, r.loss));
         }
-        if let Some(log) = &mut self.log {
-            log.write(serde_json::json!({"type": "val", "step": step, "loss": r.loss, "accuracy": r.accuracy}))?;
-        }
-        Ok(())
+        self.log(serde_json::json!({"type": "val", "step": step, "loss": r.loss, "accuracy": r.accuracy}));
     }
 
     /// Clears the progress bar; called before any error or summary is printed.
-    pub fn finish(&mut self) -> Result<()> {
+    pub fn finish(&mut self) {
         self.progress.finish();
-        match &mut self.log {
-            Some(log) => log.flush(),
-            None => Ok(()),
+        if let Some(log) = &mut self.log {
+            let flushed = log.w.flush();
+            self.log_failed(flushed);
+        }
+    }
+
+    /// A line on stderr that even a --quiet run prints.
+    pub fn warn(&self, s: &str) {
+        match &self.progress {
+            Progress::Bar(b) => b.suspend(|| crate::fsio::stderr_line(s)),
+            _ => crate::fsio::stderr_line(s),
+        }
+    }
+
+    fn log(&mut self, v: serde_json::Value) {
+        if let Some(log) = &mut self.log {
+            let written = writeln!(log.w, "{v}");
+            self.log_failed(written);
+        }
+    }
+
+    /// The log is a record of the run, not its result: a log that cannot be written (a full
+    /// disk) is dropped with one warning, and the run goes on to save its checkpoint.
+    fn log_failed(&mut self, r: std::io::Result<()>) {
+        if let (Err(e), Some(log)) = (r, &self.log) {
+            let line = format!(
+                "warning: cannot write the log {}: {e}; training goes on without it",
+                log.path.display()
+            );
+            // into_parts: dropping the writer would try to flush the unwritten tail again
+            if let Some(log) = self.log.take() {
+                let _ = log.w.into_parts();
+            }
+            self.warn(&line);
         }
     }
 }
@@ -150,17 +177,6 @@ impl Log {
             path: path.to_path_buf(),
             w: BufWriter::new(f),
         })
-    }
-
-    fn write(&mut self, v: serde_json::Value) -> Result<()> {
-        writeln!(self.w, "{v}")
-            .map_err(|e| Error::file(&self.path, format!("cannot write the log: {e}"), "check free space"))
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.w
-            .flush()
-            .map_err(|e| Error::file(&self.path, format!("cannot write the log: {e}"), "check free space"))
     }
 }
 
@@ -192,7 +208,7 @@ impl Progress {
     fn println(&self, s: &str) {
         match self {
             Progress::Bar(b) => b.println(s),
-            Progress::Lines { .. } => eprintln!("{s}"),
+            Progress::Lines { .. } => crate::fsio::stderr_line(s),
             Progress::Quiet => {}
         }
     }
@@ -208,7 +224,7 @@ impl Progress {
                 b.set_message(msg);
             }
             Progress::Lines { every } if step.is_multiple_of(*every) || step == total => {
-                eprintln!("step {step}/{total} {msg} | eta {eta_secs:.0} s")
+                crate::fsio::stderr_line(&format!("step {step}/{total} {msg} | eta {eta_secs:.0} s"))
             }
             _ => {}
         }
