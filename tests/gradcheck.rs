@@ -85,7 +85,7 @@ fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -
         });
         report(&spec.name, &g.params[r.clone()], &num);
     }
-    if let Inputs::Dense(x) = &batch.inputs {
+    if matches!(batch.inputs, Inputs::Dense(_)) {
         let num = numeric(g.dx.as_ref().unwrap(), eps, |i, d| {
             let mut bb = batch.clone();
             if let Inputs::Dense(v) = &mut bb.inputs {

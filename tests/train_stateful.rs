@@ -43,6 +43,9 @@ impl Engine for Counting {
         self.carried_steps += 1;
         self.inner.train_step_carried(batch, want_loss)
     }
+    fn apply_grads(&mut self, grads: &[f32]) -> wgrnn::Result<()> {
+        self.inner.apply_grads(grads)
+    }
     fn loss_and_grads(&mut self, batch: &Batch<f32>, want: Want) -> wgrnn::Result<(f32, Grads<f32>)> {
         self.inner.loss_and_grads(batch, want)
     }
