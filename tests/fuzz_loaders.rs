@@ -64,6 +64,7 @@ fn valid_checkpoint(dir: &Path) -> Vec<u8> {
             data: DataSpec::Bundled,
             rng_word_pos: "12".into(),
             stream_pos: 1,
+            data_fingerprint: None,
         }),
         carried: Some(vec![0.25; 2 * 2 * 3]),
     };

@@ -9,6 +9,7 @@ use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchLoss, BenchReport, GemmKernel};
 use wgrnn::device::{select_device, Device};
 use wgrnn::gpu::kernels::Kernel;
 use wgrnn::gpu::GpuEngine;
+use wgrnn::train::{check_batch_and_seq_len, check_model_memory};
 use wgrnn::{CpuEngine, Error, Head, Input, ModelConfig, Optimizer, ParamLayout, Reduction, Result, SeqShape};
 
 #[derive(Args, Debug)]
@@ -113,7 +114,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
             return Err(Error::config("gemm", 0, "give the matrix size N >= 1"));
         }
         let reports = match &gpu {
-            None => vec![gemm_cpu(n, a.steps)],
+            None => vec![gemm_cpu(n, a.steps)?],
             Some(ctx) => {
                 let kernels = ctx.kernels()?;
                 let only = a.kernel.map(GemmKernel::kernel);
@@ -138,6 +139,8 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     }
 
     let cfg = a.config()?;
+    check_batch_and_seq_len(a.batch, a.seq_len)?;
+    check_model_memory(&cfg)?;
     let opt = wgrnn::OptimConfig::new(a.optimizer.kind(0.0), 1e-3);
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
     let (report, gpu_stats) = match gpu {

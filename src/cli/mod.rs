@@ -108,6 +108,9 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }
 
 impl TrainArgs {
@@ -143,6 +146,9 @@ pub struct SampleArgs {
     pub seed: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +164,9 @@ pub struct EvalArgs {
     pub json: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }
 
 #[derive(Args, Debug)]
@@ -199,4 +208,7 @@ pub struct GradArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }

@@ -80,6 +80,7 @@ pub(super) fn save(
             data: opts.data.clone(),
             rng_word_pos: rng_word_pos.to_string(),
             stream_pos,
+            data_fingerprint: opts.data_fingerprint.clone(),
         }),
         carried: if batches.stateful() {
             Some(engine.last_state()?)
