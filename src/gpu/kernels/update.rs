@@ -104,14 +104,10 @@ pub fn adam(
     ))
 }
 
-/// Adam's bias corrections (1 - β1^k, 1 - β2^k) for update `k`: in f64, rounded once, as
-/// the CPU reference does.
+/// Adam's bias corrections for update `k` (`optim::adam_bias_corrections`), rounded once to
+/// the f32 the kernel reads.
 pub fn adam_bias_corrections(beta1: f32, beta2: f32, k: u64) -> [f32; 2] {
-    let k = i32::try_from(k).unwrap_or(i32::MAX);
-    [
-        (1.0 - (beta1 as f64).powi(k)) as f32,
-        (1.0 - (beta2 as f64).powi(k)) as f32,
-    ]
+    crate::optim::adam_bias_corrections(beta1, beta2, k).map(|c| c as f32)
 }
 
 /// Adagrad; `s` the running sum of g².
