@@ -151,7 +151,7 @@ fn gemm_report(device: String, kernel: String, n: usize, mut times: Vec<f64>) ->
 
 /// N², checked, and the host memory of `operands` N×N f32 matrices checked against what is
 /// available: the kernels below index N×N buffers without bounds checks of their own.
-fn gemm_size(n: usize, operands: u128) -> Result<usize> {
+pub fn gemm_size(n: usize, operands: u128) -> Result<usize> {
     let nn = checked_product("the --gemm matrix N×N", &[n, n])?;
     preflight(
         nn as u128 * 4 * operands,

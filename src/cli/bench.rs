@@ -5,7 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::DeviceArgs;
-use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchLoss, BenchReport, GemmKernel};
+use wgrnn::bench::{gemm_cpu, gemm_gpu, gemm_size, run, BenchLoss, BenchReport, GemmKernel};
 use wgrnn::device::{select_device, Device};
 use wgrnn::gpu::kernels::Kernel;
 use wgrnn::gpu::GpuEngine;
@@ -99,6 +99,16 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::config("steps", 0, "time at least one step"));
     }
+    // sizes first: setting up a device takes memory and time a refused size does not need
+    if let Some(n) = a.gemm {
+        if n == 0 {
+            return Err(Error::config("gemm", 0, "give the matrix size N >= 1"));
+        }
+        gemm_size(n, 3)?;
+    } else {
+        check_batch_and_seq_len(a.batch, a.seq_len)?;
+        check_model_memory(&a.config()?)?;
+    }
     let gpu = match select_device(a.device.device)? {
         (Device::Gpu(ctx), _) => Some(ctx),
         (Device::Cpu, why) => {
@@ -110,9 +120,6 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     };
 
     if let Some(n) = a.gemm {
-        if n == 0 {
-            return Err(Error::config("gemm", 0, "give the matrix size N >= 1"));
-        }
         let reports = match &gpu {
             None => vec![gemm_cpu(n, a.steps)?],
             Some(ctx) => {
@@ -139,8 +146,6 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     }
 
     let cfg = a.config()?;
-    check_batch_and_seq_len(a.batch, a.seq_len)?;
-    check_model_memory(&cfg)?;
     let opt = wgrnn::OptimConfig::new(a.optimizer.kind(0.0), 1e-3);
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
     let (report, gpu_stats) = match gpu {

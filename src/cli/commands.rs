@@ -181,14 +181,8 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
     };
     cfg.validate()?;
     check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;
-    let opt = a.optim.config()?;
-    let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
-    let ctx = GpuContext::new(&GpuOptions::from_env())?;
-    let device = ctx.describe();
-    let mut gpu = GpuEngine::new(ctx, cfg, opt, params.clone())?;
-    let mut cpu = CpuEngine::new(cfg, opt, params)?;
     let steps = a.steps.max(1);
-    // the batches are made up front: every step's inputs and targets (and their time-major
+    // the batches are made up front (before the GPU is set up): every step's inputs and targets (and their time-major
     // copies) for both paths
     let per_batch = (a.seq_len as u128 + 1) * a.batch as u128 * (cfg.in_width(0) + cfg.output + 1) as u128 * 8;
     preflight(
@@ -196,6 +190,12 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         &format!("{steps} check steps of --batch {} --seq-len {}", a.batch, a.seq_len),
         "use fewer --steps or a smaller --batch / --seq-len",
     )?;
+    let opt = a.optim.config()?;
+    let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
+    let ctx = GpuContext::new(&GpuOptions::from_env())?;
+    let device = ctx.describe();
+    let mut gpu = GpuEngine::new(ctx, cfg, opt, params.clone())?;
+    let mut cpu = CpuEngine::new(cfg, opt, params)?;
     let batches: Vec<_> = (0..steps)
         .map(|k| random_batch(&cfg, a.batch, a.seq_len, false, a.seed.wrapping_add(k)))
         .collect();
