@@ -609,7 +609,9 @@ fn checkpoint_resigned_metadata() {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let meta: std::collections::BTreeMap<String, String> = meta.metadata().clone().unwrap().into_iter().collect();
     let p = d.join("case.safetensors");
-    let meta_edit = header_edit().prop_filter("metadata edits", |e| !matches!(e, HeaderEdit::Tensor { .. } | HeaderEdit::RemoveTensor(_)));
+    let meta_edit = header_edit().prop_filter("metadata edits", |e| {
+        !matches!(e, HeaderEdit::Tensor { .. } | HeaderEdit::RemoveTensor(_))
+    });
     runner(300)
         .run(&prop::collection::vec(meta_edit, 1..4), |edits| {
             let mut h = serde_json::json!({ "__metadata__": meta });

@@ -344,30 +344,32 @@ fn adam_step_counter_past_2_31() {
     );
 }
 
-/// A huge weight decay makes Adam's second moment infinite with a finite loss and gradient:
-/// an error, never a run that exits 0 with frozen weights.
+/// A huge weight decay makes Adam's second moment (or SGD's velocity) infinite with a
+/// finite loss and gradient: an error at the same step on both paths, never a run that exits
+/// 0 with frozen weights. A huge learning rate ends the same way on both paths too.
 #[test]
-fn weight_decay_overflow_is_an_error() {
-    for device in ["cpu", "gpu"] {
-        let d = dir(&format!("state-wd-{device}"));
-        let data = d.join("text.txt");
-        std::fs::write(&data, small_text()).unwrap();
-        let out = d.join("m.safetensors");
-        let args = train_args(
-            &data,
-            &out,
-            &[
-                "--optimizer",
-                "adam",
-                "--weight-decay",
-                "1e30",
-                "--steps",
-                "10",
-                "--device",
-                device,
-            ],
-        );
-        fails(&run(&args), &["non-finite optimiser state", "hint"]);
-        assert!(!out.exists(), "{device}: no checkpoint of a broken state");
+fn overflowing_updates_same_error_on_both_paths() {
+    let cases: [&[&str]; 3] = [
+        &["--optimizer", "adam", "--weight-decay", "1e30"],
+        &["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "1e30"],
+        &["--lr", "1e30"],
+    ];
+    for (i, flags) in cases.iter().enumerate() {
+        let mut results = Vec::new();
+        for device in ["cpu", "gpu"] {
+            let d = dir(&format!("state-overflow-{i}-{device}"));
+            let data = d.join("text.txt");
+            std::fs::write(&data, small_text()).unwrap();
+            let out = d.join("m.safetensors");
+            let mut args = train_args(&data, &out, &["--steps", "25", "--device", device]);
+            args.extend_from_slice(flags);
+            let o = run(&args);
+            if i < 2 {
+                fails(&o, &["non-finite optimiser state at step", "hint"]);
+                assert!(!out.exists(), "{device}: no checkpoint of a broken state");
+            }
+            results.push((o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned()));
+        }
+        assert_eq!(results[0], results[1], "{flags:?}: the paths disagree");
     }
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels};
+use super::kernels::{adam_bias_corrections, Kernels, PROBE_RECORD};
 use super::program::Program;
-use super::schedule::{self, Model, BIAS_CORR, LOSS, NORM_SQ, SCALARS};
+use super::schedule::{self, Model, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::workspace::{Carried, Mode, Workspace, H0};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
@@ -174,6 +174,11 @@ impl GpuEngine {
         Ok(enc)
     }
 
+    /// New weights or state replace whatever the non-finite probe saw.
+    fn reset_probe(&self) {
+        upload(&self.ctx, &self.scalars, PROBE.counts, &[0.0f32; 2]);
+    }
+
     fn check_loss(&self, loss: f32) -> Result<f32> {
         if !loss.is_finite() {
             return Err(Error::NonFinite {
@@ -193,6 +198,8 @@ impl GpuEngine {
                 // lands before the submission below, like the batch upload
                 upload(&ctx, &self.scalars, BIAS_CORR, &adam_bias_corrections(beta1, beta2, k));
             }
+            // for the non-finite probe, which records the first bad step on the device
+            upload(&ctx, &self.scalars, PROBE.step, &step_parts(k));
             let enc = self.prepare(batch, Mode::Train, h0)?;
             let sh = self.ws.current()?;
             let carried = Carried::Device { b: sh.b, t: sh.t };
@@ -201,12 +208,28 @@ impl GpuEngine {
                 let scalars = self.scalars.clone();
                 let v = self
                     .staging
-                    .submit_and_read(&ctx, enc, &[(&scalars, LOSS, NORM_SQ + 1)])?;
-                let loss = self.check_loss(v[0][LOSS])?;
-                if !v[0][NORM_SQ].is_finite() {
+                    .submit_and_read(&ctx, enc, &[(&scalars, LOSS, READ_WITH_LOSS)])?;
+                let v = &v[0];
+                // the CPU path's order: an update that went bad before this step stopped it
+                // there; at this step the loss, the gradient, then the state and weights
+                let bad = probed(v);
+                if let Some((what, at)) = bad.filter(|&(_, at)| at < k) {
+                    return Err(Error::NonFinite {
+                        what: what.into(),
+                        step: at,
+                    });
+                }
+                let loss = self.check_loss(v[LOSS])?;
+                if !v[NORM_SQ].is_finite() {
                     return Err(Error::NonFinite {
                         what: "gradient".into(),
                         step: k,
+                    });
+                }
+                if let Some((what, at)) = bad {
+                    return Err(Error::NonFinite {
+                        what: what.into(),
+                        step: at,
                     });
                 }
                 Some(loss)
@@ -343,6 +366,7 @@ impl Engine for GpuEngine {
             ));
         }
         upload(&self.ctx, &self.params, 0, p);
+        self.reset_probe();
         Ok(())
     }
 
@@ -358,6 +382,39 @@ impl Engine for GpuEngine {
             upload(&self.ctx, buf, 0, v);
         }
         self.step = s.step;
+        self.reset_probe();
         Ok(())
     }
+}
+
+/// A step number as the 3 floats of 24 bits each that the probe copies (an f32 holds 24 bits
+/// exactly), least significant first.
+fn step_parts(k: u64) -> [f32; 3] {
+    [0, 24, 48].map(|s| ((k >> s) & 0xff_ffff) as f32)
+}
+
+/// The first non-finite step the probe recorded, from the floats read at LOSS, named as the
+/// CPU path names it: the loss, the gradient, the optimiser state, the weights, in the
+/// order it checks them at that step.
+fn probed(v: &[f32]) -> Option<(&'static str, u64)> {
+    let record = |k: usize| &v[PROBE.first - LOSS + PROBE_RECORD * k..][..PROBE_RECORD];
+    let step = |r: &[f32]| {
+        let parts = &r[PROBE.step - PROBE.record..][..3];
+        (0..3).map(|i| (parts[i] as u64) << (24 * i)).sum::<u64>()
+    };
+    let bad = |k: usize| (v[PROBE.counts - LOSS + k] > 0.0).then(|| (record(k), step(record(k))));
+    let (r, at, what) = match (bad(0), bad(1)) {
+        (Some((rw, w)), Some((_, s))) if w < s => (rw, w, "weights"),
+        (_, Some((rs, s))) => (rs, s, "optimiser state"),
+        (Some((rw, w)), None) => (rw, w, "weights"),
+        (None, None) => return None,
+    };
+    let what = if !r[LOSS - PROBE.record].is_finite() {
+        "loss"
+    } else if !r[NORM_SQ - PROBE.record].is_finite() {
+        "gradient"
+    } else {
+        what
+    };
+    Some((what, at))
 }
