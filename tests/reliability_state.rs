@@ -54,7 +54,8 @@ fn every_command_fails(d: &Path, ck: &Path, needles: &[&str]) {
 
 #[test]
 fn crafted_training_metadata_with_valid_checksum() {
-    let cases: [(&str, fn(&mut serde_json::Value), &str); 5] = [
+    type Case = (&'static str, fn(&mut serde_json::Value), &'static str);
+    let cases: [Case; 5] = [
         ("batch 0", |t| t["batch"] = 0.into(), "batch = 0"),
         ("seq-len 0", |t| t["seq_len"] = 0.into(), "seq-len = 0"),
         ("val fraction", |t| t["val_fraction"] = 0.9.into(), "val-fraction"),
