@@ -10,12 +10,13 @@ use crate::config::{Head, Input, ModelConfig, SeqShape};
 use crate::error::{Error, Result};
 use crate::params::ParamLayout;
 use crate::tensor_file::{bytes_f32, f32_bytes, write_tensors, TensorFile};
+use crate::train::check_batch_and_seq_len;
 
 /// Reads a `grad` batch file (batch-major, as PyTorch holds it) into a time-major batch:
 /// `inputs` int64 (B, T) or f32 (B, T, I); `targets` int64 (B, T) / (B) or f32 (B, T, O) /
 /// (B, O); optional `h0` f32 (L, B, H).
 pub fn read_batch_file(path: &Path, cfg: &ModelConfig) -> Result<Batch<f32>> {
-    let file = TensorFile::open(path)?;
+    let file = TensorFile::open(path, 3)?;
     let bad = |detail: String, hint: &str| Error::file(path, detail, hint.to_string());
     let names = file.names()?;
     if let Some(n) = names
@@ -48,6 +49,10 @@ pub fn read_batch_file(path: &Path, cfg: &ModelConfig) -> Result<Batch<f32>> {
             ))
         }
     };
+    // the ranges every command allows; the step's memory is checked against the engine's
+    // path by the caller before it runs
+    check_batch_and_seq_len(b, t)
+        .map_err(|e| bad(format!("\"inputs\" has shape {x_shape:?}: {e}"), "use a smaller batch"))?;
     let t_in = cfg.input_steps(t);
     let inputs = match (cfg.input, x_ty, x_shape.as_slice()) {
         (Input::Tokens { vocab, .. }, Dtype::I64, [_, _]) => {

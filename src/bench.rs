@@ -8,8 +8,9 @@ use serde::Serialize;
 use crate::batch::random_batch;
 use crate::config::{str_enum, Input, ModelConfig};
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{checked_product, Error, Result};
 use crate::gpu::kernels::Kernel;
+use crate::train::{check_host_memory, preflight};
 
 str_enum!(
     /// `--loss`: a softmax head with cross-entropy, or a linear head with MSE.
@@ -78,9 +79,18 @@ pub fn run(
     infer: bool,
 ) -> Result<BenchReport> {
     let cfg = *engine.config();
+    check_host_memory(&cfg, b, t, engine.kind())?;
+    let total = warmup
+        .checked_add(steps)
+        .ok_or_else(|| Error::config("steps", steps, "--steps plus --warmup is too large"))?;
+    preflight(
+        steps as u128 * 8,
+        &format!("the times of {steps} steps"),
+        "use fewer --steps",
+    )?;
     let batch = random_batch(&cfg, b, t, false, 0x5eed);
     let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
+    for i in 0..total {
         let start = Instant::now();
         if infer {
             engine.forward(&batch)?;
@@ -139,12 +149,25 @@ fn gemm_report(device: String, kernel: String, n: usize, mut times: Vec<f64>) ->
     }
 }
 
+/// N², checked, and the host memory of `operands` N×N f32 matrices checked against what is
+/// available: the kernels below index N×N buffers without bounds checks of their own.
+pub fn gemm_size(n: usize, operands: u128) -> Result<usize> {
+    let nn = checked_product("the --gemm matrix N×N", &[n, n])?;
+    preflight(
+        nn as u128 * 4 * operands,
+        &format!("{operands} matrices of {n}×{n} f32"),
+        "use a smaller --gemm N",
+    )?;
+    Ok(nn)
+}
+
 /// The CPU path's matrix product on N×N×N (C = A·B^T, the forward projection's layout).
-pub fn gemm_cpu(n: usize, reps: usize) -> GemmReport {
+pub fn gemm_cpu(n: usize, reps: usize) -> Result<GemmReport> {
     use crate::cpu::{gemm, Op};
-    let a = vec![0.5f32; n * n];
-    let b = vec![0.25f32; n * n];
-    let mut c = vec![0f32; n * n];
+    let nn = gemm_size(n, 3)?;
+    let a = vec![0.5f32; nn];
+    let b = vec![0.25f32; nn];
+    let mut c = vec![0f32; nn];
     gemm(n, n, n, &a, Op::N, &b, Op::T, 0.0, &mut c); // warm-up: thread pool, caches
     let times = (0..reps.max(1))
         .map(|_| {
@@ -153,7 +176,7 @@ pub fn gemm_cpu(n: usize, reps: usize) -> GemmReport {
             start.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    gemm_report("cpu (gemm)".into(), "gemm crate".into(), n, times)
+    Ok(gemm_report("cpu (gemm)".into(), "gemm crate".into(), n, times))
 }
 
 /// One GPU matrix-product kernel on N×N×N (C = A·B^T), one dispatch per submission, timed
@@ -167,9 +190,11 @@ pub fn gemm_gpu(
     use crate::gpu::buffers::{tensor, upload, Scale};
     use crate::gpu::kernels::{mat, matmul, Acc};
     use crate::gpu::program::{Op, Program};
+    // one host copy at a time goes up; software adapters hold the three operands in host memory
+    let nn = gemm_size(n, 3)?;
     let buf = |v: f32| -> Result<wgpu::Buffer> {
-        let b = tensor(ctx, "gemm bench operand", n * n, Scale::Model)?;
-        upload(ctx, &b, 0, &vec![v; n * n]);
+        let b = tensor(ctx, "gemm bench operand", nn, Scale::Model)?;
+        upload(ctx, &b, 0, &vec![v; nn]);
         Ok(b)
     };
     let (a, b, c) = (buf(0.5)?, buf(0.25)?, buf(0.0)?);

@@ -12,14 +12,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::ModelConfig;
-use crate::data::{DataSpec, Vocab};
+use crate::config::{ModelConfig, MAX_LAYERS};
+use crate::data::{read_file, DataSpec, Dataset, Streams, Vocab};
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimKind, OptimState};
 use crate::params::ParamLayout;
-use crate::tensor_file::{f32_bytes, write_tensors, TensorFile};
+use crate::tensor_file::{f32_bytes, write_tensors, Fnv, TensorFile};
+use crate::train::check_batch_and_seq_len;
 
 pub const FORMAT: &str = "wgrnn-checkpoint-1";
+
+/// Most tensors a checkpoint can hold: the model's (embedding, 4 per layer, head weight and
+/// bias) with up to two optimiser slots each, and the carried state. A header listing more
+/// is refused before it is parsed further.
+const MAX_TENSORS: usize = 3 * (1 + 4 * MAX_LAYERS + 2) + 1;
 
 /// How training was run, so that `--resume` continues exactly where it stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +42,49 @@ pub struct TrainMeta {
     pub rng_word_pos: String,
     /// windows served in the current pass of a stateful run
     pub stream_pos: usize,
+    /// size and hash of the data file the run read (`data_fingerprint`), so that a resumed
+    /// run or `eval` notices a changed or replaced file; None for bundled data and tasks
+    #[serde(default)]
+    pub data_fingerprint: Option<String>,
+}
+
+/// "<size> bytes, fnv1a64 <hash>" of the file a text or CSV spec names (its path stored
+/// absolute), None for bundled data and tasks. FNV-1a: fast, non-cryptographic; it detects a
+/// changed file, not a forged one.
+pub fn data_fingerprint(spec: &DataSpec) -> Result<Option<String>> {
+    let (DataSpec::Text { path } | DataSpec::Csv { path, .. }) = spec else {
+        return Ok(None);
+    };
+    let bytes = read_file(path)?;
+    let mut h = Fnv::new();
+    h.add(&bytes);
+    Ok(Some(format!("{} bytes, fnv1a64 {}", bytes.len(), h.hex())))
+}
+
+/// Refuses to read data whose file is no longer the one the checkpoint was trained on.
+pub fn check_data_fingerprint(tm: &TrainMeta) -> Result<()> {
+    let Some(stored) = &tm.data_fingerprint else {
+        return Ok(());
+    };
+    let hint = "pass --data FILE to use this (or another) file anyway";
+    let now = data_fingerprint(&tm.data).map_err(|e| {
+        Error::file(
+            tm.data.name(),
+            format!("the checkpoint's data file cannot be read ({e})"),
+            hint,
+        )
+    })?;
+    if now.as_deref() != Some(stored.as_str()) {
+        return Err(Error::file(
+            tm.data.name(),
+            format!(
+                "changed since the checkpoint was written (then: {stored}; now: {})",
+                now.unwrap_or_default()
+            ),
+            hint,
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -97,11 +146,17 @@ impl Checkpoint {
         write_tensors(path, &tensors, meta)
     }
 
-    /// Reads and validates everything: format, config, dtypes, shapes, missing tensors,
-    /// checksum.
+    /// `load_with(path, false)`: the checksum is required.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = TensorFile::open(path)?;
-        let meta = file.metadata()?;
+        Self::load_with(path, false)
+    }
+
+    /// Reads and validates everything: format, checksum (over the whole content; a file
+    /// without one only with `allow_unverified`), the metadata (`validate`), the tensor set,
+    /// dtypes and shapes, and finite values. Every command that reads a checkpoint comes here.
+    pub fn load_with(path: &Path, allow_unverified: bool) -> Result<Self> {
+        let file = TensorFile::open(path, MAX_TENSORS)?;
+        let meta = file.metadata();
         let bad = |detail: String| Error::file(path, detail, "the checkpoint is corrupt or was not written by wgrnn");
         match meta.get("format") {
             Some(f) if f == FORMAT => {}
@@ -141,10 +196,23 @@ impl Checkpoint {
             None => None,
         };
 
+        if let Some(tm) = &train {
+            validate_train(tm, &config).map_err(|e| bad(format!("stored training state: {e}")))?;
+        }
+
         let layout = ParamLayout::new(&config);
+        let slots = slot_names(&optim.kind);
+        // the exact tensor set, checked before any tensor is copied out
+        let mut expected: Vec<String> = layout.tensors.iter().map(|t| t.name.clone()).collect();
+        for slot in slots {
+            expected.extend(layout.tensors.iter().map(|t| format!("optim.{slot}.{}", t.name)));
+        }
+        expected.push("state.h".into());
+        if let Some(n) = file.names()?.into_iter().find(|n| !expected.contains(n)) {
+            return Err(bad(format!("unexpected tensor {n:?} for the stored model {config}")));
+        }
         // every tensor of the config must be in the file, so a config claiming more than the
         // file holds is rejected before the buffers are allocated
-        let slots = slot_names(&optim.kind);
         let needed = (layout.count() as u128) * 4 * (1 + slots.len() as u128);
         if needed > file.len() as u128 {
             return Err(bad(format!(
@@ -168,7 +236,14 @@ impl Checkpoint {
             _ => None,
         };
         // after the per-tensor checks, so a missing or misshapen tensor is named as such
-        file.verify_checksum()?;
+        file.verify_checksum(allow_unverified)?;
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !finite(&params) {
+            return Err(bad("the weights hold NaN or infinite values".into()));
+        }
+        if !optim_state.slots.iter().all(|s| finite(s)) || !carried.as_deref().is_none_or(finite) {
+            return Err(bad("the optimiser or carried state holds NaN or infinite values".into()));
+        }
         Ok(Checkpoint {
             config,
             optim,
@@ -180,6 +255,52 @@ impl Checkpoint {
             carried,
         })
     }
+}
+
+/// The training metadata against what any run allows: a checkpoint whose B or T is 0, whose
+/// sampler position is not a number or whose stream position is past any pass would
+/// otherwise fail deep inside `eval` or `--resume`. Positions are checked against the data
+/// itself when it is loaded (`check_positions`).
+fn validate_train(tm: &TrainMeta, cfg: &ModelConfig) -> Result<()> {
+    check_batch_and_seq_len(tm.batch, tm.seq_len)?;
+    if !(0.0..0.5).contains(&tm.val_fraction) {
+        return Err(Error::config("val-fraction", tm.val_fraction, "must be in [0, 0.5)"));
+    }
+    tm.rng_word_pos
+        .parse::<u128>()
+        .map_err(|_| Error::config("rng_word_pos", &tm.rng_word_pos, "must be a number"))?;
+    let text = matches!(tm.data, DataSpec::Text { .. } | DataSpec::Bundled);
+    if tm.stateful && !text {
+        return Err(Error::config("stateful", true, "only text data is read statefully"));
+    }
+    if text != cfg.is_tokens() {
+        return Err(Error::config(
+            "data",
+            tm.data.name(),
+            "does not fit the stored model's inputs",
+        ));
+    }
+    Ok(())
+}
+
+/// The stored positions against the data a resumed run loaded: the windows must fit, and a
+/// stateful run's stream position must lie inside one pass.
+pub fn check_positions(tm: &TrainMeta, data: &Dataset, name: &str) -> Result<()> {
+    data.check_len(tm.batch, tm.seq_len, tm.stateful, name)?;
+    if let (true, Dataset::Text(d)) = (tm.stateful, data) {
+        let per_pass = Streams::windows_per_pass(d.train.len(), tm.batch, tm.seq_len);
+        if tm.stream_pos > per_pass {
+            return Err(Error::file(
+                name,
+                format!(
+                    "the checkpoint's stream position {} is past the {per_pass} windows of one pass over this data",
+                    tm.stream_pos
+                ),
+                "the data file changed; resume with the data the run was trained on",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// serde_json of a metadata value; these plain structs always serialise.

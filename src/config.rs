@@ -123,6 +123,8 @@ pub struct ModelConfig {
     pub init: Init,
 }
 
+/// Most layers L a model may have.
+pub const MAX_LAYERS: usize = 64;
 /// Anything larger is almost certainly a typo and would only fail later in an allocation.
 const MAX_DIM: usize = 1 << 24;
 /// Each width is bounded by MAX_DIM, but their products are not (H² alone can reach 2^48):
@@ -165,11 +167,11 @@ impl ModelConfig {
             }
         }
         dim("hidden", self.hidden, "the hidden width H")?;
-        if self.layers == 0 || self.layers > 64 {
+        if self.layers == 0 || self.layers > MAX_LAYERS {
             return Err(Error::config(
                 "layers",
                 self.layers,
-                "the layer count L must be in 1..=64",
+                format!("the layer count L must be in 1..={MAX_LAYERS}"),
             ));
         }
         dim("output", self.output, "the output width O")?;

@@ -66,6 +66,17 @@ pub enum Error {
         hint: String,
     },
 
+    /// An allocation the machine cannot hold, refused before it is attempted.
+    #[error(
+        "{what} needs about {needed_gib:.1} GiB of host memory but {available_gib:.1} GiB are available; hint: {hint}"
+    )]
+    Memory {
+        what: String,
+        needed_gib: f64,
+        available_gib: f64,
+        hint: String,
+    },
+
     /// Training stopped on an error (e.g. a NaN loss); names the checkpoint that was kept.
     #[error("{source}; last good checkpoint: {checkpoint}")]
     Stopped { source: Box<Error>, checkpoint: String },
@@ -76,6 +87,22 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The product of sizes, or an error naming them. Sizes that come from flags or files are
+/// multiplied here (or bounded by a check that did), so a wrapped product never reaches an
+/// allocation, an index or an unsafe kernel.
+pub fn checked_product(what: &str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
+            Error::config(
+                "size",
+                format!("{what} = {}", dims.join(" × ")),
+                "the product does not fit in memory's address range; use smaller sizes",
+            )
+        })
+}
 
 impl Error {
     pub fn config(field: &'static str, value: impl ToString, hint: impl Into<String>) -> Self {

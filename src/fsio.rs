@@ -170,12 +170,17 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// One line on stdout. A reader that went away (`wgrnn info | head -1`) wanted no more: the
-/// process ends quietly with 0 instead of panicking as `println!` does. Any other failure
-/// (a full disk behind a redirection) is an error.
+/// One line on stdout (see `stdout_write`).
 pub fn stdout_line(s: &str) -> Result<()> {
+    stdout_write(&format!("{s}\n"))
+}
+
+/// Text on stdout, flushed. A reader that went away (`wgrnn info | head -1`) wanted no more:
+/// the process ends quietly with 0 instead of panicking as `println!` does. Any other
+/// failure (a full disk behind a redirection) is an error.
+pub fn stdout_write(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match writeln!(out, "{s}").and_then(|_| out.flush()) {
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             cleanup_before_exit();
             std::process::exit(0)

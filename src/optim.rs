@@ -64,6 +64,29 @@ impl OptimKind {
     }
 }
 
+/// Adam's bias corrections (1 − β1^k, 1 − β2^k) for update `k`, in f64, for any u64 `k`:
+/// both paths compute them here. `powi` takes an i32, so larger `k` are split into chunks of
+/// at most `i32::MAX` (a clamped or wrapped exponent gave wrong corrections, or none, after
+/// 2^31 updates); for `k` up to `i32::MAX` the value is exactly `powi(k)`.
+pub fn adam_bias_corrections(beta1: f32, beta2: f32, k: u64) -> [f64; 2] {
+    [1.0 - pow_u64(beta1 as f64, k), 1.0 - pow_u64(beta2 as f64, k)]
+}
+
+/// b^k for b in [0, 1): the loop ends once the product underflows to 0, after a few chunks
+/// even for the β closest to 1 an f32 holds (β^(2^31) < 1e-55 there).
+fn pow_u64(b: f64, mut k: u64) -> f64 {
+    const CHUNK: u64 = i32::MAX as u64;
+    let mut r = 1.0;
+    while k > CHUNK && r != 0.0 {
+        r *= b.powi(i32::MAX);
+        k -= CHUNK;
+    }
+    if r == 0.0 {
+        return 0.0;
+    }
+    r * b.powi(k as i32)
+}
+
 /// Gradient clipping before the update; value first, then global L2 norm.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Clip {

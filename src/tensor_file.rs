@@ -5,26 +5,58 @@
 //! identical runs can be compared with `cmp`.
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, HashMap};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::data::read_file;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 
-/// FNV-1a (64 bit) over every tensor's name and bytes in name order: cheap, and any flipped
-/// bit in the data changes it.
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
-    let mut named: Vec<(&str, &[u8])> = tensors.collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (name, bytes) in named {
-        for &byte in name.as_bytes().iter().chain([0u8].iter()).chain(bytes) {
-            h ^= byte as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
+/// The metadata key of the checksum.
+const CHECKSUM: &str = "checksum";
+
+/// FNV-1a (64 bit), a fast non-cryptographic hash: any flipped bit changes it. It guards
+/// against damage and accidental edits, not against an adversary.
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub(crate) fn add(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= byte as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{h:016x}")
+    pub(crate) fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// The checksum of the whole content: every metadata entry but the checksum itself (key and
+/// value, in key order), then every tensor's name, dtype, shape and bytes in name order. So a
+/// changed config, vocabulary, step or data position is caught like a flipped weight.
+fn checksum<'a>(
+    meta: &BTreeMap<String, String>,
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut h = Fnv::new();
+    for (k, v) in meta.iter().filter(|(k, _)| k.as_str() != CHECKSUM) {
+        for part in [k.as_bytes(), b"\0", v.as_bytes(), b"\0"] {
+            h.add(part);
+        }
+    }
+    let mut named: Vec<_> = tensors.collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, bytes) in named {
+        let shape: Vec<String> = shape.iter().map(usize::to_string).collect();
+        let head = format!("{name}\0{dtype:?}\0{}\0", shape.join(","));
+        h.add(head.as_bytes());
+        h.add(bytes);
+    }
+    h.hex()
 }
 
 pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -42,10 +74,13 @@ pub fn write_tensors(
     tensors: &[(String, Vec<usize>, Vec<u8>)],
     mut meta: BTreeMap<String, String>,
 ) -> Result<()> {
-    meta.insert(
-        "checksum".into(),
-        checksum(tensors.iter().map(|(n, _, d)| (n.as_str(), d.as_slice()))),
+    let sum = checksum(
+        &meta,
+        tensors
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), Dtype::F32, s.as_slice(), d.as_slice())),
     );
+    meta.insert(CHECKSUM.into(), sum);
     let bug = |e: &dyn std::fmt::Display| {
         Error::file(
             path,
@@ -85,18 +120,82 @@ fn with_metadata(file: &[u8], meta: &BTreeMap<String, String>) -> Option<Vec<u8>
 /// dtype, shape and bytes
 pub(crate) type RawTensor = (Dtype, Vec<usize>, Vec<u8>);
 
-/// A parsed safetensors file whose checksum (when present) matched.
+/// A parsed safetensors file. Its header was scanned before the safetensors parser saw it:
+/// a file with more tensors than the reader can use is refused before anything is allocated
+/// per tensor.
 pub struct TensorFile {
     path: PathBuf,
     bytes: Vec<u8>,
+    meta: BTreeMap<String, String>,
+}
+
+/// The header's tensor count and metadata, read in one pass that stops at the first tensor
+/// beyond `max`: serde skips the entries' contents without allocating for them.
+struct HeaderScan {
+    max: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for HeaderScan {
+    type Value = BTreeMap<String, String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderScan {
+    type Value = BTreeMap<String, String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a safetensors header (a JSON object)")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let (mut tensors, mut meta) = (0usize, BTreeMap::new());
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "__metadata__" {
+                meta = map
+                    .next_value::<Option<BTreeMap<String, String>>>()?
+                    .unwrap_or_default();
+                continue;
+            }
+            tensors += 1;
+            if tensors > self.max {
+                return Err(A::Error::custom(format!(
+                    "more than {} tensors, more than this file can hold",
+                    self.max
+                )));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(meta)
+    }
 }
 
 impl TensorFile {
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Reads and parses a file of at most `max_tensors` tensors.
+    pub fn open(path: &Path, max_tensors: usize) -> Result<Self> {
         let bytes = read_file(path)?;
+        let corrupt = |e: &dyn std::fmt::Display| {
+            Error::file(
+                path,
+                format!("not a valid safetensors file ({e})"),
+                "the file is truncated or corrupt; use an earlier checkpoint or re-create it",
+            )
+        };
+        // the length prefix is checked against the file before the header is looked at
+        let n = bytes
+            .get(..8)
+            .map(|p| u64::from_le_bytes(p.try_into().unwrap_or_default()))
+            .ok_or_else(|| corrupt(&"shorter than the 8-byte header length"))?;
+        let header = usize::try_from(n)
+            .ok()
+            .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+            .ok_or_else(|| corrupt(&format!("header length {n} exceeds the file")))?;
+        let meta = HeaderScan { max: max_tensors }
+            .deserialize(&mut serde_json::Deserializer::from_slice(header))
+            .map_err(|e| corrupt(&e))?;
         let file = TensorFile {
             path: path.to_path_buf(),
             bytes,
+            meta,
         };
         file.parse()?;
         Ok(file)
@@ -114,28 +213,34 @@ impl TensorFile {
         })
     }
 
-    pub fn metadata(&self) -> Result<HashMap<String, String>> {
-        let (_, meta) = SafeTensors::read_metadata(&self.bytes).map_err(|e| {
-            Error::file(
-                &self.path,
-                format!("not a valid safetensors file ({e})"),
-                "the file is corrupt",
-            )
-        })?;
-        Ok(meta.metadata().clone().unwrap_or_default())
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.meta
     }
 
-    pub fn verify_checksum(&self) -> Result<()> {
+    /// Checks the checksum over the whole content. A file without one is refused unless
+    /// `allow_unverified` (the user vouches for it with `--allow-unverified`).
+    pub fn verify_checksum(&self, allow_unverified: bool) -> Result<()> {
         let st = self.parse()?;
-        let Some(expected) = self.metadata()?.get("checksum").cloned() else {
-            return Ok(());
-        };
-        let got = checksum(st.iter().map(|(n, v)| (n, v.data())));
-        if got != expected {
+        let Some(expected) = self.meta.get(CHECKSUM) else {
+            if allow_unverified {
+                return Ok(());
+            }
             return Err(Error::file(
                 &self.path,
-                format!("checksum mismatch (stored {expected}, computed {got}): the tensor data is corrupt"),
-                "use an earlier checkpoint",
+                "has no checksum, so its content cannot be verified",
+                "pass --allow-unverified to load it anyway if you trust the file",
+            ));
+        };
+        let views = st.tensors();
+        let got = checksum(
+            &self.meta,
+            views.iter().map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+        );
+        if &got != expected {
+            return Err(Error::file(
+                &self.path,
+                format!("checksum mismatch (stored {expected}, computed {got}): the file is corrupt or was edited"),
+                "use an earlier checkpoint, or pass --allow-unverified after removing the \"checksum\" key if you trust the edit",
             ));
         }
         Ok(())

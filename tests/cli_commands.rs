@@ -216,10 +216,14 @@ for name, shape in want.items():
     for slot in ("m", "v"):
         assert t[f"optim.{slot}.{name}"].shape == shape
 assert int(meta["step"]) == 20 and meta["format"] == "wgrnn-checkpoint-1"
+# FNV-1a over the metadata (but the checksum) and every tensor's name, dtype, shape, bytes
 h = 0xcbf29ce484222325
+parts = [f"{k}\0{v}\0".encode() for k, v in sorted(meta.items()) if k != "checksum"]
 for name in sorted(t):
-    for byte in name.encode() + b"\0" + t[name].astype("<f4").tobytes():
-        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    shape = ",".join(map(str, t[name].shape))
+    parts.append(f"{name}\0F32\0{shape}\0".encode() + t[name].astype("<f4").tobytes())
+for byte in b"".join(parts):
+    h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
 assert f"{h:016x}" == meta["checksum"], "checksum"
 try:
     import torch

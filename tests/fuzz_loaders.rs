@@ -64,6 +64,7 @@ fn valid_checkpoint(dir: &Path) -> Vec<u8> {
             data: DataSpec::Bundled,
             rng_word_pos: "12".into(),
             stream_pos: 1,
+            data_fingerprint: None,
         }),
         carried: Some(vec![0.25; 2 * 2 * 3]),
     };
@@ -589,6 +590,54 @@ fn batch_file_damaged_bytes() {
             }
             std::fs::write(&p, &b).expect("write the case");
             check_batch(&p, &cfg)
+        })
+        .unwrap();
+}
+
+/// Metadata edits signed with a valid checksum (the library's writer computes it), so only
+/// the loader's own validation stands between the edit and the commands: whatever loads must
+/// evaluate on its stored data without a panic (B or T of 0 once divided by zero in `eval`).
+#[test]
+fn checkpoint_resigned_metadata() {
+    let d = scratch("ck-resigned");
+    let bytes = valid_checkpoint(&d);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta: std::collections::BTreeMap<String, String> = meta.metadata().clone().unwrap().into_iter().collect();
+    let p = d.join("case.safetensors");
+    let meta_edit = header_edit().prop_filter("metadata edits", |e| {
+        !matches!(e, HeaderEdit::Tensor { .. } | HeaderEdit::RemoveTensor(_))
+    });
+    runner(300)
+        .run(&prop::collection::vec(meta_edit, 1..4), |edits| {
+            let mut h = serde_json::json!({ "__metadata__": meta });
+            for e in &edits {
+                apply(&mut h, e);
+            }
+            let mut m: std::collections::BTreeMap<String, String> = h["__metadata__"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect();
+            m.remove("checksum");
+            wgrnn::tensor_file::write_tensors(&p, &tensors, m).map_err(fail)?;
+            let Ok(ck) = Checkpoint::load(&p) else { return Ok(()) };
+            let mut e = CpuEngine::new(ck.config, ck.optim, ck.params).map_err(fail)?;
+            e.set_optim_state(&ck.optim_state).map_err(fail)?;
+            if let Some(tm) = &ck.train {
+                if let Ok(data) = wgrnn::data::Dataset::load(&tm.data, tm.val_fraction, ck.vocab.clone()) {
+                    if wgrnn::checkpoint::check_positions(tm, &data, "data").is_ok() {
+                        let val = data.val_batches(tm.batch, tm.seq_len, tm.seed, 2);
+                        let _ = wgrnn::train::evaluate(&mut e, &val);
+                    }
+                }
+            }
+            Ok(())
         })
         .unwrap();
 }

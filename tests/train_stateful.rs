@@ -103,6 +103,7 @@ fn continuing_windows_use_train_step_carried_and_the_state_is_read_only_to_save(
         stateful: true,
         val_fraction: 0.05,
         data: DataSpec::Bundled,
+        data_fingerprint: None,
     };
     train(&mut engine, &data, &opts, Resume::default(), &AtomicBool::new(false)).unwrap();
     assert_eq!(engine.steps, 1, "only the first window of the pass starts from zeros");

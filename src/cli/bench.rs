@@ -6,10 +6,11 @@ use serde_json::json;
 
 use super::args::DeviceArgs;
 use super::job::Job;
-use wgrnn::bench::{gemm_cpu, gemm_gpu, run, BenchLoss, BenchReport, GemmKernel};
+use wgrnn::bench::{gemm_cpu, gemm_gpu, gemm_size, run, BenchLoss, BenchReport, GemmKernel};
 use wgrnn::device::{select_device, Device};
 use wgrnn::gpu::kernels::Kernel;
 use wgrnn::gpu::GpuEngine;
+use wgrnn::train::{check_batch_and_seq_len, check_model_memory};
 use wgrnn::{CpuEngine, Error, Head, Input, ModelConfig, Optimizer, ParamLayout, Reduction, Result, SeqShape};
 
 #[derive(Args, Debug)]
@@ -105,22 +106,29 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::config("steps", 0, "time at least one step"));
     }
+    // sizes first: setting up a device takes memory and time a refused size does not need
+    if let Some(n) = a.gemm {
+        if n == 0 {
+            return Err(Error::config("gemm", 0, "give the matrix size N >= 1"));
+        }
+        gemm_size(n, 3)?;
+    } else {
+        check_batch_and_seq_len(a.batch, a.seq_len)?;
+        check_model_memory(&a.config()?)?;
+    }
     let gpu = match select_device(a.device.device, job.gpu_index())? {
         (Device::Gpu(ctx), _) => Some(ctx),
         (Device::Cpu, why) => {
             if let Some(why) = why {
-                eprintln!("{why}");
+                wgrnn::fsio::stderr_line(&why.to_string());
             }
             None
         }
     };
 
     if let Some(n) = a.gemm {
-        if n == 0 {
-            return Err(Error::config("gemm", 0, "give the matrix size N >= 1"));
-        }
         let reports = match &gpu {
-            None => vec![gemm_cpu(n, a.steps)],
+            None => vec![gemm_cpu(n, a.steps)?],
             Some(ctx) => {
                 let kernels = ctx.kernels()?;
                 let only = a.kernel.map(GemmKernel::kernel);
@@ -132,12 +140,15 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
             }
         };
         if job.group().leads() && a.json {
-            println!("{}", serde_json::to_string(&reports).unwrap_or_default());
+            say!("{}", serde_json::to_string(&reports).unwrap_or_default());
         } else if job.group().leads() {
             for r in &reports {
-                println!(
+                say!(
                     "gemm {n}^3 {:<14} {:>9.3} ms  {:>8.2} GFLOP/s  on {}",
-                    r.kernel, r.ms_median, r.gflops, r.device
+                    r.kernel,
+                    r.ms_median,
+                    r.gflops,
+                    r.device
                 );
             }
         }
@@ -172,7 +183,7 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
     let tokens = (a.batch * a.seq_len) as f64;
     let extras = job.bench_extras(report.step_ms_median, tokens);
     if job.group().leads() {
-        print_report(a, &cfg, &report, gpu_stats, extras);
+        print_report(a, &cfg, &report, gpu_stats, extras)?;
     }
     Ok(())
 }
@@ -193,7 +204,7 @@ fn print_report(
     r: &BenchReport,
     gpu: Option<GpuStats>,
     extras: Option<serde_json::Value>,
-) {
+) -> Result<()> {
     if a.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         if let (Some(obj), Some(serde_json::Value::Object(more))) = (v.as_object_mut(), extras) {
@@ -207,10 +218,10 @@ fn print_report(
             v["record_ms"] = json!(g.record_ms);
             v["gpu_buffer_bytes"] = json!(g.buffer_bytes);
         }
-        println!("{v}");
-        return;
+        say!("{v}");
+        return Ok(());
     }
-    println!("{cfg}");
+    say!("{cfg}");
     let mut line = format!(
         "{} B={} T={}: {:.2} ms/step (median of {}; min {:.2}, max {:.2}), {:.0} tokens/s, {:.2} GFLOP/s on {}",
         r.mode,
@@ -245,5 +256,6 @@ fn print_report(
             x["allreduce_ms_per_step"].as_f64().unwrap_or(0.0)
         );
     }
-    println!("{line}");
+    say!("{line}");
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
 use wgrnn::batch_file::{read_batch_file, write_grads};
-use wgrnn::checkpoint::Checkpoint;
+use wgrnn::checkpoint::{check_data_fingerprint, Checkpoint};
 use wgrnn::compare::cross_check;
 use wgrnn::data::text::{eval_batches, read_text};
 use wgrnn::data::{CsvData, DataSpec, Dataset};
@@ -10,7 +10,7 @@ use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, sample_text};
+use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, preflight, sample_stream};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 fn note(why: &Fallback) {
@@ -22,7 +22,7 @@ fn engine_for(ck: &Checkpoint, device: DeviceChoice) -> Result<Box<dyn Engine>> 
 }
 
 pub fn sample(a: &SampleArgs) -> Result<()> {
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
     let Some(vocab) = &ck.vocab else {
         return Err(Error::file(
             &a.checkpoint,
@@ -31,13 +31,24 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         ));
     };
     let mut engine = engine_for(&ck, a.device.device)?;
-    let text = sample_text(engine.as_mut(), vocab, &a.prime, a.len, a.temperature, a.seed)?;
-    say!("{}{}", a.prime, text);
-    Ok(())
+    // streamed: each character is written (and flushed) as it is drawn, so any --len runs
+    // in constant memory and an interrupted run has printed everything drawn so far
+    let mut write = |s: &str| wgrnn::fsio::stdout_write(s);
+    write(&a.prime)?;
+    sample_stream(
+        engine.as_mut(),
+        vocab,
+        &a.prime,
+        a.len,
+        a.temperature,
+        a.seed,
+        &mut write,
+    )?;
+    write("\n")
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
     let tm = ck.train.as_ref();
     let (b, t) = (tm.map_or(32, |t| t.batch), tm.map_or(64, |t| t.seq_len));
     let spec = tm.map(|t| t.data.clone());
@@ -69,6 +80,9 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             ))
         }
         (None, Some(spec)) => {
+            if let Some(tm) = tm {
+                check_data_fingerprint(tm)?;
+            }
             let data = Dataset::load(spec, tm.map_or(0.05, |t| t.val_fraction), ck.vocab.clone())?;
             (
                 data.val_batches(b, t, tm.map_or(1, |t| t.seed), usize::MAX),
@@ -84,6 +98,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         }
     };
     let mut engine = engine_for(&ck, a.device.device)?;
+    check_host_memory(&ck.config, b, t, engine.kind())?;
     let r = evaluate(engine.as_mut(), &batches)?
         .ok_or_else(|| Error::config("data", &what, "no complete sequence to evaluate on"))?;
     let is_text = ck.vocab.is_some();
@@ -123,9 +138,10 @@ pub fn grad(a: &GradArgs) -> Result<()> {
         .output("--out", Some(&a.out))
         .check()?;
     let _lock = OutputLock::acquire("--out", &a.out)?;
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
     let batch = read_batch_file(&a.batch, &ck.config)?;
     let mut engine = engine_for(&ck, a.device.device)?;
+    check_host_memory(&ck.config, batch.batch, batch.steps, engine.kind())?;
     let (loss, grads) = engine.loss_and_grads(&batch, wgrnn::Want::default())?;
     write_grads(&a.out, engine.layout(), loss, &grads.params)?;
     say!(
@@ -168,13 +184,21 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
     };
     cfg.validate()?;
     check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;
+    let steps = a.steps.max(1);
+    // the batches are made up front (before the GPU is set up): every step's inputs and targets (and their time-major
+    // copies) for both paths
+    let per_batch = (a.seq_len as u128 + 1) * a.batch as u128 * (cfg.in_width(0) + cfg.output + 1) as u128 * 8;
+    preflight(
+        per_batch * steps as u128,
+        &format!("{steps} check steps of --batch {} --seq-len {}", a.batch, a.seq_len),
+        "use fewer --steps or a smaller --batch / --seq-len",
+    )?;
     let opt = a.optim.config()?;
     let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
     let ctx = GpuContext::new(&GpuOptions::from_env())?;
     let device = ctx.describe();
     let mut gpu = GpuEngine::new(ctx, cfg, opt, params.clone())?;
     let mut cpu = CpuEngine::new(cfg, opt, params)?;
-    let steps = a.steps.max(1);
     let batches: Vec<_> = (0..steps)
         .map(|k| random_batch(&cfg, a.batch, a.seq_len, false, a.seed.wrapping_add(k)))
         .collect();

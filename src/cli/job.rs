@@ -125,9 +125,9 @@ impl Job {
                     | Error::Stopped { .. }
             );
             if w.rank() == 0 {
-                eprintln!("error: {e}");
+                wgrnn::fsio::stderr_line(&format!("error: {e}"));
             } else if !alike {
-                eprintln!("error: rank {}: {e}", w.rank());
+                wgrnn::fsio::stderr_line(&format!("error: rank {}: {e}", w.rank()));
             }
             std::process::exit(if matches!(e, Error::Interrupted) { 130 } else { 1 });
         }

@@ -117,6 +117,9 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }
 
 impl TrainArgs {
@@ -152,6 +155,9 @@ pub struct SampleArgs {
     pub seed: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +173,9 @@ pub struct EvalArgs {
     pub json: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }
 
 #[derive(Args, Debug)]
@@ -208,4 +217,7 @@ pub struct GradArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
 }

@@ -4,12 +4,14 @@ use std::path::Path;
 
 use super::job::Job;
 use super::TrainArgs;
-use wgrnn::checkpoint::Checkpoint;
+use wgrnn::checkpoint::{check_data_fingerprint, check_positions, data_fingerprint, Checkpoint};
 use wgrnn::data::csv::CsvOptions;
 use wgrnn::data::{CsvData, DataSpec, Dataset};
 use wgrnn::device::{make_engine_at, Fallback};
 use wgrnn::fsio::{OutputLock, Paths};
-use wgrnn::train::{check_batch_and_seq_len, install_interrupt, train_in, Resume, Summary, TrainOptions};
+use wgrnn::train::{
+    check_batch_and_seq_len, check_model_memory, install_interrupt, preflight, train_in, Resume, Summary, TrainOptions,
+};
 use wgrnn::{Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 /// Returns the summary; `interrupted` tells the caller to exit with 130.
@@ -37,6 +39,14 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
         ));
     }
     check_batch_and_seq_len(a.batch(), a.seq_len())?;
+    if a.sample_every > 0 {
+        // the sample is printed whole; a character is at most 4 bytes of UTF-8
+        preflight(
+            a.sample_len as u128 * 4,
+            &format!("--sample-len {}", a.sample_len),
+            "use a smaller --sample-len",
+        )?;
+    }
     let stop = install_interrupt()?;
     let quiet = a.quiet || a.json || !leads;
     // a missing driver is worth a warning even to --quiet / --json runs
@@ -48,7 +58,17 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
 
     let (engine, data, opts, resume) = match &a.resume {
         Some(path) => {
-            let ck = Checkpoint::load(path)?;
+            let ck = Checkpoint::load_with(path, a.allow_unverified)?;
+            if a.steps <= ck.step {
+                return Err(Error::config(
+                    "steps",
+                    a.steps,
+                    format!(
+                        "--steps must exceed the checkpoint's step {} (it counts the checkpoint's steps too)",
+                        ck.step
+                    ),
+                ));
+            }
             let resume = Resume::from_checkpoint(&ck)?;
             let Some(tm) = ck.train.clone() else {
                 return Err(Error::config(
@@ -58,17 +78,22 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
                 ));
             };
             check_resume_flags(a, &ck, path)?;
-            let spec = if a.data.is_some() || a.task.is_some() {
-                data_spec(a)?.0
+            // the stored file must still be the one trained on, unless the flags name the data
+            let (spec, fingerprint) = if a.data.is_some() || a.task.is_some() {
+                let spec = data_spec(a)?.0;
+                let fingerprint = data_fingerprint(&spec)?;
+                (spec, fingerprint)
             } else {
                 if let DataSpec::Text { path } | DataSpec::Csv { path, .. } = &tm.data {
                     if leads {
                         paths(a, Some(path)).check()?;
                     }
                 }
-                tm.data.clone()
+                check_data_fingerprint(&tm)?;
+                (tm.data.clone(), tm.data_fingerprint.clone())
             };
             let data = Dataset::load(&spec, tm.val_fraction, ck.vocab.clone())?;
+            check_positions(&tm, &data, &spec.name())?;
             let io = data.model_io(ck.config.embed());
             if io.input != ck.config.input || io.output != ck.config.output {
                 return Err(Error::file(
@@ -99,6 +124,7 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
                 stateful: tm.stateful,
                 val_fraction: tm.val_fraction,
                 data: spec,
+                data_fingerprint: fingerprint,
                 ..options(a)
             };
             (engine, data, opts, resume)
@@ -120,10 +146,12 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
                 ));
             }
             job.check_train(a.batch(), a.stateful)?;
+            check_model_memory(&cfg)?;
             let params = ParamLayout::new(&cfg).init(&cfg, a.seed());
             let engine = make_engine_at(a.device.device, job.gpu_index(), cfg, opt, params, &mut note)?;
             let opts = TrainOptions {
                 seq_len,
+                data_fingerprint: data_fingerprint(&spec)?,
                 data: spec,
                 ..options(a)
             };
@@ -176,6 +204,7 @@ fn options(a: &TrainArgs) -> TrainOptions {
         stateful: a.stateful,
         val_fraction: a.val_fraction,
         data: DataSpec::Bundled,
+        data_fingerprint: None,
     }
 }
 
@@ -184,11 +213,14 @@ fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
     if let Some(task) = a.task {
         return Ok((DataSpec::Task { task }, Dataset::Task(task)));
     }
-    let Some(path) = &a.data else {
+    let Some(typed) = &a.data else {
         let spec = DataSpec::Bundled;
         let data = Dataset::load(&spec, a.val_fraction, None)?;
         return Ok((spec, data));
     };
+    // stored absolute in checkpoints, so that `eval` and `--resume` from another directory
+    // read the same file
+    let path = &std::path::absolute(typed).map_err(|e| Error::io("resolve", typed, e))?;
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if !is_csv && a.target_cols.is_some() {
         return Err(Error::config(

@@ -65,6 +65,20 @@ impl CpuEngine {
             });
         }
         update(&self.opt, &mut self.state, &mut self.params, &self.grads.params);
+        // an update can overflow with a finite loss and gradient: a huge weight decay makes
+        // Adam's v infinite (the weights then freeze), a huge lr the weights themselves
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        for (what, ok) in [
+            ("optimiser state", self.state.slots.iter().all(|s| finite(s))),
+            ("weights", finite(&self.params)),
+        ] {
+            if !ok {
+                return Err(Error::NonFinite {
+                    what: what.into(),
+                    step: self.step + 1,
+                });
+            }
+        }
         self.step += 1;
         Ok(())
     }

@@ -54,9 +54,8 @@ pub fn update<F: Real>(cfg: &OptimConfig, state: &mut OptimState<F>, w: &mut [F]
         },
         OptimKind::Adam { beta1, beta2, eps } => {
             let (b1, b2) = (F::from_f64(beta1 as f64), F::from_f64(beta2 as f64));
-            let k = state.step as i32;
-            let bc1 = F::from_f64(1.0 - (beta1 as f64).powi(k));
-            let bc2 = F::from_f64(1.0 - (beta2 as f64).powi(k));
+            // the same f64 values as the GPU path, for any step count
+            let [bc1, bc2] = crate::optim::adam_bias_corrections(beta1, beta2, state.step).map(F::from_f64);
             let eps = F::from_f64(eps as f64);
             let (m, v) = state.slots.split_at_mut(1);
             let (m, v) = (&mut m[0], &mut v[0]);

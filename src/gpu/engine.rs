@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels};
+use super::kernels::{adam_bias_corrections, Kernels, PROBE_RECORD};
 use super::program::Program;
-use super::schedule::{self, Model, BIAS_CORR, LOSS, NORM_SQ, SCALARS};
+use super::schedule::{self, Model, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::workspace::{Carried, Mode, Workspace, H0};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
@@ -140,8 +140,8 @@ impl GpuEngine {
         }
     }
 
-    /// Writes the step-dependent optimiser values of update `k` (Adam's bias corrections);
-    /// like an upload, they land before the next submission.
+    /// Writes the step-dependent values of update `k` (Adam's bias corrections, the step
+    /// the non-finite probe records); like an upload, they land before the next submission.
     fn set_update_number(&self, k: u64) {
         if let OptimKind::Adam { beta1, beta2, .. } = self.opt.kind {
             upload(
@@ -151,6 +151,8 @@ impl GpuEngine {
                 &adam_bias_corrections(beta1, beta2, k),
             );
         }
+        // for the non-finite probe, which records the first bad step on the device
+        upload(&self.ctx, &self.scalars, PROBE.step, &step_parts(k));
     }
 
     /// The program for `mode` at the current shape, built on first use.
@@ -194,6 +196,11 @@ impl GpuEngine {
         Ok(enc)
     }
 
+    /// New weights or state replace whatever the non-finite probe saw.
+    fn reset_probe(&self) {
+        upload(&self.ctx, &self.scalars, PROBE.counts, &[0.0f32; 2]);
+    }
+
     fn check_loss(&self, loss: f32) -> Result<f32> {
         if !loss.is_finite() {
             return Err(Error::NonFinite {
@@ -218,12 +225,28 @@ impl GpuEngine {
                 let scalars = self.scalars.clone();
                 let v = self
                     .staging
-                    .submit_and_read(&ctx, enc, &[(&scalars, LOSS, NORM_SQ + 1)])?;
-                let loss = self.check_loss(v[0][LOSS])?;
-                if !v[0][NORM_SQ].is_finite() {
+                    .submit_and_read(&ctx, enc, &[(&scalars, LOSS, READ_WITH_LOSS)])?;
+                let v = &v[0];
+                // the CPU path's order: an update that went bad before this step stopped it
+                // there; at this step the loss, the gradient, then the state and weights
+                let bad = probed(v);
+                if let Some((what, at)) = bad.filter(|&(_, at)| at < k) {
+                    return Err(Error::NonFinite {
+                        what: what.into(),
+                        step: at,
+                    });
+                }
+                let loss = self.check_loss(v[LOSS])?;
+                if !v[NORM_SQ].is_finite() {
                     return Err(Error::NonFinite {
                         what: "gradient".into(),
                         step: k,
+                    });
+                }
+                if let Some((what, at)) = bad {
+                    return Err(Error::NonFinite {
+                        what: what.into(),
+                        step: at,
                     });
                 }
                 Some(loss)
@@ -338,12 +361,20 @@ impl Engine for GpuEngine {
             };
             let (dx, dh0) = (sh.dx.clone(), sh.dh0.clone());
             let regions = [
-                (&self.scalars, LOSS, 1),
+                // with the probe: an earlier `apply_grads` (data-parallel training, which
+                // reads nothing back) may have left non-finite weights or state
+                (&self.scalars, LOSS, READ_WITH_LOSS),
                 (&self.grads, 0, self.layout.total),
                 (&dx, 0, dx_len),
                 (&dh0, 0, dh0_len),
             ];
             let mut v = self.staging.submit_and_read(&ctx, enc, &regions)?;
+            if let Some((what, at)) = probed(&v[0]) {
+                return Err(Error::NonFinite {
+                    what: what.into(),
+                    step: at,
+                });
+            }
             let loss = self.check_loss(v[0][0])?;
             let dh0 = want.dh0.then(|| std::mem::take(&mut v[3]));
             let dx = want.dx.then(|| std::mem::take(&mut v[2]));
@@ -398,6 +429,7 @@ impl Engine for GpuEngine {
             ));
         }
         upload(&self.ctx, &self.params, 0, p);
+        self.reset_probe();
         Ok(())
     }
 
@@ -413,6 +445,39 @@ impl Engine for GpuEngine {
             upload(&self.ctx, buf, 0, v);
         }
         self.step = s.step;
+        self.reset_probe();
         Ok(())
     }
+}
+
+/// A step number as the 3 floats of 24 bits each that the probe copies (an f32 holds 24 bits
+/// exactly), least significant first.
+fn step_parts(k: u64) -> [f32; 3] {
+    [0, 24, 48].map(|s| ((k >> s) & 0xff_ffff) as f32)
+}
+
+/// The first non-finite step the probe recorded, from the floats read at LOSS, named as the
+/// CPU path names it: the loss, the gradient, the optimiser state, the weights, in the
+/// order it checks them at that step.
+fn probed(v: &[f32]) -> Option<(&'static str, u64)> {
+    let record = |k: usize| &v[PROBE.first - LOSS + PROBE_RECORD * k..][..PROBE_RECORD];
+    let step = |r: &[f32]| {
+        let parts = &r[PROBE.step - PROBE.record..][..3];
+        (0..3).map(|i| (parts[i] as u64) << (24 * i)).sum::<u64>()
+    };
+    let bad = |k: usize| (v[PROBE.counts - LOSS + k] > 0.0).then(|| (record(k), step(record(k))));
+    let (r, at, what) = match (bad(0), bad(1)) {
+        (Some((rw, w)), Some((_, s))) if w < s => (rw, w, "weights"),
+        (_, Some((rs, s))) => (rs, s, "optimiser state"),
+        (Some((rw, w)), None) => (rw, w, "weights"),
+        (None, None) => return None,
+    };
+    let what = if !r[LOSS - PROBE.record].is_finite() {
+        "loss"
+    } else if !r[NORM_SQ - PROBE.record].is_finite() {
+        "gradient"
+    } else {
+        what
+    };
+    Some((what, at))
 }

@@ -10,7 +10,7 @@ use super::context::GpuContext;
 use super::program::Program;
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::{Head, Input, ModelConfig};
-use crate::error::{Error, Result};
+use crate::error::{checked_product, Error, Result};
 
 /// What a program computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,17 +106,21 @@ impl Shape {
         let (hd, o, l) = (cfg.hidden, cfg.output, cfg.layers);
         let t_in = cfg.input_steps(t);
         let sc = Scale::PerBatch { batch: b };
-        // floats per sequence of the largest chunk-sized buffer
+        // floats per sequence of the largest chunk-sized buffer; checked, with the whole
+        // batch's and the states' sizes, so that no size product below can wrap
         let per_seq = [
-            (t + 1) * hd,
-            t_in * cfg.embed().unwrap_or(0),
-            t_in * cfg.in_width(0),
-            cfg.target_steps(t) * o,
+            checked_product("states (T+1)·H", &[t + 1, hd])?,
+            checked_product("embedded inputs T·E", &[t_in, cfg.embed().unwrap_or(0)])?,
+            checked_product("inputs T·I", &[t_in, cfg.in_width(0)])?,
+            checked_product("outputs T·O", &[cfg.target_steps(t), o])?,
         ]
         .into_iter()
         .max()
         .unwrap_or(1)
-        .max(1) as u64;
+        .max(1);
+        checked_product("batch buffers B·T·width", &[b, per_seq, x_width(cfg).max(y_width(cfg))])?;
+        checked_product("states L·B·H", &[l, b, hd])?;
+        let per_seq = per_seq as u64;
         let fit = ((limit / 4 / per_seq) as usize).clamp(1, b.max(1));
         let nchunks = b.div_ceil(fit).max(1);
         let bc = b.div_ceil(nchunks);

@@ -56,19 +56,27 @@ pub(super) fn save(
 ) -> Result<Option<(PathBuf, u64)>> {
     let Some(path) = &opts.out else { return Ok(None) };
     let params = engine.params()?;
-    // never replace a good checkpoint with broken weights
-    if params.iter().any(|v| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "weights".into(),
-            step,
-        });
+    let optim_state = engine.optim_state()?;
+    // never replace a good checkpoint with broken weights or optimiser state (the loader
+    // refuses them too)
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    for (what, ok) in [
+        ("weights", finite(&params)),
+        ("optimiser state", optim_state.slots.iter().all(|s| finite(s))),
+    ] {
+        if !ok {
+            return Err(Error::NonFinite {
+                what: what.into(),
+                step,
+            });
+        }
     }
     let (rng_word_pos, stream_pos) = batches.position();
     let ck = Checkpoint {
         config: *engine.config(),
         optim: *engine.optim_config(),
         params,
-        optim_state: engine.optim_state()?,
+        optim_state,
         vocab: data.vocab().cloned(),
         step,
         train: Some(TrainMeta {
@@ -80,6 +88,7 @@ pub(super) fn save(
             data: opts.data.clone(),
             rng_word_pos: rng_word_pos.to_string(),
             stream_pos,
+            data_fingerprint: opts.data_fingerprint.clone(),
         }),
         carried: if batches.stateful() {
             Some(engine.last_state()?)

@@ -25,10 +25,10 @@ pub use checkpoint::Resume;
 pub use evaluate::{evaluate, EvalResult};
 pub use group::{Group, Solo};
 pub use interrupt::install_interrupt;
-pub use memory::{check_batch_and_seq_len, check_host_memory, MAX_BATCH_OR_STEPS};
+pub use memory::{check_batch_and_seq_len, check_host_memory, check_model_memory, preflight, MAX_BATCH_OR_STEPS};
 pub use plot::{write_plot, PlotScale};
 use report::Report;
-pub use sample::sample_text;
+pub use sample::{sample_stream, sample_text};
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -54,6 +54,8 @@ pub struct TrainOptions {
     pub stateful: bool,
     pub val_fraction: f64,
     pub data: DataSpec,
+    /// `checkpoint::data_fingerprint` of the data file, stored in checkpoints
+    pub data_fingerprint: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

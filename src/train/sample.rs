@@ -3,14 +3,15 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::memory::preflight;
 use crate::batch::{Batch, Inputs, Targets};
 use crate::config::Head;
 use crate::data::Vocab;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
-/// Generates `len` characters after `prime` (empty: start after a newline) by sampling the
-/// softmax at `temperature`.
+/// `sample_stream` collected into a string, for samples printed whole (`train
+/// --sample-every`); its size is checked against the memory available first.
 pub fn sample_text(
     engine: &mut dyn Engine,
     vocab: &Vocab,
@@ -19,6 +20,32 @@ pub fn sample_text(
     temperature: f64,
     seed: u64,
 ) -> Result<String> {
+    // a character is at most 4 bytes of UTF-8
+    preflight(
+        len as u128 * 4,
+        &format!("a sample of {len} characters"),
+        "use a smaller --sample-len",
+    )?;
+    let mut text = String::new();
+    sample_stream(engine, vocab, prime, len, temperature, seed, &mut |c| {
+        text.push_str(c);
+        Ok(())
+    })?;
+    Ok(text)
+}
+
+/// Generates `len` characters after `prime` (empty: start after a newline) by sampling the
+/// softmax at `temperature`, handing each to `emit` as it is drawn: memory does not grow
+/// with `len`.
+pub fn sample_stream(
+    engine: &mut dyn Engine,
+    vocab: &Vocab,
+    prime: &str,
+    len: usize,
+    temperature: f64,
+    seed: u64,
+    emit: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<()> {
     if !(temperature.is_finite() && temperature > 0.0) {
         return Err(Error::config("temperature", temperature, "must be a finite number > 0"));
     }
@@ -35,7 +62,6 @@ pub fn sample_text(
         ids = vocab.encode("\n", "--prime").unwrap_or_else(|_| vec![0]);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(len);
     let mut h0 = None;
     let mut feed = ids;
     for _ in 0..len {
@@ -63,9 +89,9 @@ pub fn sample_text(
             }
             r -= wi;
         }
-        out.push(next as u32);
+        emit(&vocab.decode(&[next as u32]))?;
         feed = vec![next as u32];
         h0 = Some(o.final_state);
     }
-    Ok(vocab.decode(&out))
+    Ok(())
 }

@@ -160,3 +160,40 @@ pub fn rewrite(
         .collect();
     std::fs::write(out, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
+
+/// Rewrites a checkpoint's metadata with `edit` and signs the result with a valid checksum
+/// (the library's writer computes it), so that only the loader's own checks can refuse it.
+pub fn resign(path: &Path, edit: impl FnOnce(&mut std::collections::BTreeMap<String, String>)) {
+    resign_tensors(path, |_| {}, edit);
+}
+
+/// `resign` with an edit of the (f32) tensors too.
+pub fn resign_tensors(
+    path: &Path,
+    edit_tensors: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>)>),
+    edit: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
+) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut ts: Vec<_> = st
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    let mut meta: std::collections::BTreeMap<_, _> = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+    meta.remove("checksum");
+    edit_tensors(&mut ts);
+    edit(&mut meta);
+    wgrnn::tensor_file::write_tensors(path, &ts, meta).unwrap();
+}
+
+/// Edits the JSON of metadata value `key`.
+pub fn edit_json(
+    meta: &mut std::collections::BTreeMap<String, String>,
+    key: &str,
+    f: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut v: serde_json::Value = serde_json::from_str(&meta[key]).unwrap();
+    f(&mut v);
+    meta.insert(key.into(), v.to_string());
+}

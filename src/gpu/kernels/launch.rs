@@ -372,8 +372,8 @@ impl Sum<'_> {
             square: self.square as u32,
             factor: self.factor,
             accumulate: self.accumulate as u32,
-            pad0: 0,
-            pad1: 0,
+            first_off: 0,
+            record_off: 0,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Builders of the gradient clipping and optimiser launches, the last dispatches of a
-//! training step.
+//! Builders of the gradient clipping and optimiser launches and of the non-finite probe
+//! after them, the last dispatches of a training step.
 
 use super::launch::{dispatch, groups_1d, u, At, Dispatch};
 use super::params::{self, ClipFields};
@@ -104,14 +104,10 @@ pub fn adam(
     ))
 }
 
-/// Adam's bias corrections (1 - β1^k, 1 - β2^k) for update `k`: in f64, rounded once, as
-/// the CPU reference does.
+/// Adam's bias corrections for update `k` (`optim::adam_bias_corrections`), rounded once to
+/// the f32 the kernel reads.
 pub fn adam_bias_corrections(beta1: f32, beta2: f32, k: u64) -> [f32; 2] {
-    let k = i32::try_from(k).unwrap_or(i32::MAX);
-    [
-        (1.0 - (beta1 as f64).powi(k)) as f32,
-        (1.0 - (beta2 as f64).powi(k)) as f32,
-    ]
+    crate::optim::adam_bias_corrections(beta1, beta2, k).map(|c| c as f32)
 }
 
 /// Adagrad; `s` the running sum of g².
@@ -131,5 +127,49 @@ pub fn adagrad(n: usize, lr: f32, wd: f32, eps: f32, clip: NormClip, b: OptBufs,
         &p,
         &[b.w, b.g, s, b.scalars],
         groups_1d(n, 64)?,
+    ))
+}
+
+/// Where the non-finite probe keeps its state in the scalars buffer (`nonfinite_probe`).
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    /// the start of the PROBE_RECORD floats copied when a count first turns non-zero
+    pub record: usize,
+    /// the current step inside the record, 3 floats of 24 bits each (written before each
+    /// submission)
+    pub step: usize,
+    /// two sticky counts: non-finite weights, non-finite optimiser state
+    pub counts: usize,
+    /// the record of each count's first bad step, PROBE_RECORD floats each
+    pub first: usize,
+}
+
+/// Floats in a probe record (`RECORD` in reduce_sum.wgsl).
+pub const PROBE_RECORD: usize = 7;
+
+/// After an update: counts the non-finite values of the weights (workgroup 0) and of an
+/// optimiser slot (workgroup 1) into sticky counters, recording the step at which each first
+/// turned non-zero. One dispatch, nothing read back until the loss is.
+pub fn nonfinite_probe(n: usize, w: At, slot: At, scalars: &wgpu::Buffer, p: Probe) -> Result<Dispatch> {
+    let job = |src: At, k: usize| -> Result<params::SumP> {
+        Ok(params::SumP {
+            n: u(n)?,
+            src_off: u(src.off)?,
+            dst_off: u(p.counts + k)?,
+            square: 2,
+            factor: 1.0,
+            accumulate: 1,
+            first_off: u(p.first + PROBE_RECORD * k)?,
+            record_off: u(p.record)?,
+        })
+    };
+    let params = params::ReduceSumP {
+        sums: [job(w, 0)?, job(slot, 1)?],
+    };
+    Ok(dispatch(
+        Kernel::ReduceSum,
+        &params,
+        &[w.buf, scalars, slot.buf],
+        [2, 1, 1],
     ))
 }

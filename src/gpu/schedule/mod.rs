@@ -7,7 +7,7 @@
 mod backward;
 mod forward;
 
-use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs};
+use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, Probe, PROBE_RECORD};
 use super::program::Op;
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
 use crate::config::{Head, ModelConfig, SeqShape};
@@ -21,6 +21,17 @@ pub const LOSS: usize = 0;
 pub const NORM_SQ: usize = 1;
 /// Adam's bias corrections of the current update, written before each training submission.
 pub const BIAS_CORR: usize = 2;
+/// The non-finite probe's state (`kernels::Probe`): the step number written before each
+/// training submission, two sticky counts (weights, optimiser state) and the record of each
+/// one's first bad step (loss, Σ g², bias corrections, step). Read with the loss.
+pub const PROBE: Probe = Probe {
+    record: LOSS,
+    step: 4,
+    counts: 7,
+    first: 9,
+};
+/// floats from LOSS read back with the loss: up to the probe's last record
+pub const READ_WITH_LOSS: usize = 9 + 2 * PROBE_RECORD;
 /// floats in the scalars buffer
 pub const SCALARS: usize = 64;
 
@@ -251,5 +262,16 @@ fn push_update(m: Model, ops: &mut Vec<Op>, loss: Option<kernels::Sum>) -> Resul
         )?,
         OptimKind::Adagrad { eps } => kernels::adagrad(total, lr, wd, eps, clip, bufs, slot(0))?,
     }));
+    // the state the CPU path checks after its update: the weights and the last slot
+    // (Adam's v, SGD's velocity, Adagrad's sum; Adam's m is a convex combination of
+    // finite gradients, finite whenever they are)
+    let last = m.slots.last().unwrap_or(m.params);
+    ops.push(Op::Dispatch(kernels::nonfinite_probe(
+        total,
+        at(m.params, 0),
+        at(last, 0),
+        m.scalars,
+        PROBE,
+    )?));
     Ok(())
 }
