@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::batch::{to_time_major, Batch, Inputs, Targets};
+use crate::config::check_batch_and_seq_len;
 use crate::config::{Head, Input, ModelConfig, SeqShape};
 use crate::error::{Error, Result};
 use crate::params::ParamLayout;
 use crate::tensor_file::{bytes_f32, f32_bytes, write_tensors, TensorFile};
-use crate::train::check_batch_and_seq_len;
 
 /// Reads a `grad` batch file (batch-major, as PyTorch holds it) into a time-major batch:
 /// `inputs` int64 (B, T) or f32 (B, T, I); `targets` int64 (B, T) / (B) or f32 (B, T, O) /

@@ -12,13 +12,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::config::check_batch_and_seq_len;
 use crate::config::{ModelConfig, MAX_LAYERS};
 use crate::data::{read_file, DataSpec, Dataset, Streams, Vocab};
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimKind, OptimState};
 use crate::params::ParamLayout;
 use crate::tensor_file::{f32_bytes, write_tensors, Fnv, TensorFile};
-use crate::train::check_batch_and_seq_len;
 
 pub const FORMAT: &str = "wgrnn-checkpoint-1";
 

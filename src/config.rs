@@ -290,3 +290,17 @@ impl fmt::Display for ModelConfig {
         )
     }
 }
+
+/// Largest batch size B and sequence length T the flags may ask for; `train::check_host_memory`
+/// then bounds their product with the model's widths.
+pub const MAX_BATCH_OR_STEPS: usize = 1 << 24;
+
+/// The range of --batch and --seq-len, for every command that takes them.
+pub fn check_batch_and_seq_len(b: usize, t: usize) -> Result<()> {
+    for (flag, v) in [("batch", b), ("seq-len", t)] {
+        if v == 0 || v > MAX_BATCH_OR_STEPS {
+            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
+        }
+    }
+    Ok(())
+}

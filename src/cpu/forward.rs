@@ -1,41 +1,14 @@
 //! Forward pass (SPEC §1): every hidden state is kept for the backward sweep.
 
+pub use super::act::{activate, activation_grad};
 use super::for_each_row_shard;
-use super::loss::{mse_forward, sigmoid, softmax_ce_forward};
+use super::loss::{mse_forward, softmax_ce_forward};
 use super::matmul::{gemm_with, Op};
 use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::batch::{Batch, Inputs, Targets};
-use crate::config::{Activation, ModelConfig, SeqShape};
+use crate::config::{ModelConfig, SeqShape};
 use crate::params::ParamLayout;
 use crate::real::Real;
-
-/// h = f(z), in place.
-pub fn activate<F: Real>(act: Activation, z: &mut [F]) {
-    for v in z {
-        *v = match act {
-            // std's tanh saturates to ±1 for large |z|; it never returns NaN.
-            Activation::Tanh => v.tanh(),
-            Activation::Sigmoid => sigmoid(*v),
-            Activation::Relu => v.max(F::ZERO),
-        };
-    }
-}
-
-/// f'(z) written with the output h = f(z).
-#[inline]
-pub fn activation_grad<F: Real>(act: Activation, h: F) -> F {
-    match act {
-        Activation::Tanh => F::ONE - h * h,
-        Activation::Sigmoid => h * (F::ONE - h),
-        Activation::Relu => {
-            if h > F::ZERO {
-                F::ONE
-            } else {
-                F::ZERO
-            }
-        }
-    }
-}
 
 /// What the forward pass keeps. Its buffers are reused from step to step (`forward_into`):
 /// a fresh multi-megabyte allocation per step costs a page fault per 4 KiB.

@@ -1,18 +1,9 @@
 //! Heads and losses (SPEC §1), forward and backward side by side. `logits` are (N, O) with
 //! N = T_out·B rows, one per (step, sequence) pair that carries a target.
 
+use super::act::sigmoid;
 use crate::config::Head;
 use crate::real::Real;
-
-/// Stable logistic: never evaluates exp of a large positive number.
-pub fn sigmoid<F: Real>(z: F) -> F {
-    if z >= F::ZERO {
-        F::ONE / (F::ONE + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (F::ONE + e)
-    }
-}
 
 /// Softmax (max-subtracted) + cross-entropy. Writes probabilities (N, O) and returns the
 /// summed loss Σ_n -log p_n[y_n], accumulated in f64.

@@ -1,6 +1,7 @@
 //! The CPU reference: SPEC §1–§4 written literally, generic over f32 (the fast path, and
 //! what the GPU is checked against) and f64 (the gradient check).
 
+mod act;
 pub mod backward;
 pub mod engine;
 pub mod forward;
@@ -9,6 +10,7 @@ pub mod matmul;
 pub mod optim;
 pub mod packed;
 mod simd;
+mod tile;
 
 pub use crate::engine::{Grads, Want};
 pub use crate::real::Real;

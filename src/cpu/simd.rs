@@ -2,7 +2,7 @@
 //! and the determinism argument). Each kernel keeps an MR×NR tile of c in registers, runs
 //! k = 0..H as one FMA per element and k, then hands the tile to the shared write-back.
 
-use super::packed::{copy_short, write_back, Epilogue, Lhs, MAX_TILE};
+use super::tile::{copy_short, write_back, Epilogue, Lhs, MAX_TILE};
 
 pub const AVX512_MR: usize = 8;
 pub const AVX512_NR: usize = 32;

@@ -1,23 +1,10 @@
 //! Sizes that cannot work, refused before anything is allocated.
 
+pub use crate::config::{check_batch_and_seq_len, MAX_BATCH_OR_STEPS};
 use crate::config::{Input, ModelConfig};
 use crate::engine::EngineKind;
 use crate::error::{Error, Result};
 use crate::mem::available_memory;
-
-/// Largest batch size B and sequence length T the flags may ask for; `check_host_memory`
-/// then bounds their product with the model's widths.
-pub const MAX_BATCH_OR_STEPS: usize = 1 << 24;
-
-/// The range of --batch and --seq-len, for every command that takes them.
-pub fn check_batch_and_seq_len(b: usize, t: usize) -> Result<()> {
-    for (flag, v) in [("batch", b), ("seq-len", t)] {
-        if v == 0 || v > MAX_BATCH_OR_STEPS {
-            return Err(Error::config(flag, v, format!("must be in 1..={MAX_BATCH_OR_STEPS}")));
-        }
-    }
-    Ok(())
-}
 
 /// Refuses an allocation of about `bytes` that the machine cannot hold (MemAvailable), before
 /// it is attempted: the allocator would abort the process instead, mid-run and without a
