@@ -141,6 +141,19 @@ impl<F: Real> Batch<F> {
     }
 }
 
+/// Data-parallel training splits a global batch of `b` sequences evenly over `ranks`
+/// processes.
+pub fn check_shards(b: usize, ranks: usize) -> Result<()> {
+    if ranks > 0 && !b.is_multiple_of(ranks) {
+        return Err(Error::config(
+            "batch",
+            b,
+            format!("the global batch must divide by the {ranks} MPI ranks; use a multiple of {ranks}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Rows b0..b0+nb of each group of a (groups, B, W) array.
 fn slice_rows<T: Copy>(v: &[T], groups: usize, b: usize, b0: usize, nb: usize) -> Vec<T> {
     let w = v.len() / (groups * b).max(1);

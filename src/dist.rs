@@ -15,7 +15,7 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::batch::Batch;
+use crate::batch::{check_shards, Batch};
 use crate::config::{ModelConfig, Reduction};
 use crate::engine::{Engine, EngineKind, Grads, Outputs, Want};
 use crate::error::{Error, Result};
@@ -190,13 +190,7 @@ impl<'w> DistEngine<'w> {
     /// This rank's sequences of a global batch of `b`.
     fn shard(&self, batch: &Batch<f32>) -> Result<Batch<f32>> {
         let (n, r, b) = (self.world.size(), self.world.rank(), batch.batch);
-        if b % n != 0 {
-            return Err(Error::config(
-                "batch",
-                b,
-                format!("the global batch must divide by the {n} MPI ranks; use a multiple of {n}"),
-            ));
-        }
+        check_shards(b, n)?;
         batch.validate(self.local.config())?;
         Ok(batch.rows(self.local.config(), r * b / n, b / n))
     }

@@ -306,7 +306,7 @@ fn clip_value_then_norm() {
     let mut g = vec![3.0f64, -4.0, 0.5];
     assert_eq!(clip(&c, &mut g), 1.5);
     let f = 1.0 / (1.5 + 1e-6);
-    assert_close("value then norm", &g, &[1.0 * f, -1.0 * f, 0.5 * f], F64_TOL, F64_TOL);
+    assert_close("value then norm", &g, &[1.0 * f, -f, 0.5 * f], F64_TOL, F64_TOL);
     // No clipping configured: g untouched, the norm still returned (sqrt(9 + 16) = 5).
     let mut g = vec![3.0f64, -4.0];
     assert_eq!(clip(&Clip::default(), &mut g), 5.0);

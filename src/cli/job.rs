@@ -70,14 +70,7 @@ impl Job {
                 format!("--stateful is not supported with MPI ({n} ranks): each rank would carry only its own streams; drop --stateful or run one process"),
             ));
         }
-        if batch % n != 0 {
-            return Err(Error::config(
-                "batch",
-                batch,
-                format!("the global batch must divide by the {n} MPI ranks; use a multiple of {n}"),
-            ));
-        }
-        Ok(())
+        wgrnn::batch::check_shards(batch, n)
     }
 
     /// The engine this process trains with: `local` itself, or, in an MPI job, `local`

@@ -55,7 +55,7 @@ impl Task {
 
     /// A fixed validation set: batches from a generator seeded apart from the training one.
     pub fn val_batches(self, b: usize, t: usize, seed: u64, n: usize) -> Vec<Batch<f32>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_7a1d);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_7a1d);
         (0..n.min(4)).map(|_| self.batch(&mut rng, b, t)).collect()
     }
 }
