@@ -478,7 +478,11 @@ fn fill(dtype: Dtype, n: usize, pattern: u8) -> Vec<u8> {
     (0..n)
         .flat_map(|i| {
             let k = (i as i64 + pattern as i64) % 7 - pattern.is_multiple_of(5) as i64;
-            let f = if pattern.is_multiple_of(11) { f32::NAN } else { k as f32 * 0.25 };
+            let f = if pattern.is_multiple_of(11) {
+                f32::NAN
+            } else {
+                k as f32 * 0.25
+            };
             match dtype {
                 Dtype::I64 => k.to_le_bytes().to_vec(),
                 Dtype::I32 => (k as i32).to_le_bytes().to_vec(),

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels, PROBE_RECORD};
+use super::kernels::{adam_bias_corrections, Kernels};
 use super::program::Program;
-use super::schedule::{self, Model, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
+use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
+use super::schedule::{self, Model};
 use super::workspace::{Carried, Mode, Workspace, H0};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
@@ -29,7 +30,7 @@ pub struct GpuEngine {
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
     slots: Vec<wgpu::Buffer>,
-    /// (SCALARS): see `schedule::LOSS`, `NORM_SQ`, `BIAS_CORR`
+    /// (SCALARS): the loss, Σ g², Adam's bias corrections and the non-finite probe (`scalars`)
     scalars: wgpu::Buffer,
     /// bound where a kernel's binding is unused (SGD without momentum)
     dummy: wgpu::Buffer,
@@ -448,36 +449,4 @@ impl Engine for GpuEngine {
         self.reset_probe();
         Ok(())
     }
-}
-
-/// A step number as the 3 floats of 24 bits each that the probe copies (an f32 holds 24 bits
-/// exactly), least significant first.
-fn step_parts(k: u64) -> [f32; 3] {
-    [0, 24, 48].map(|s| ((k >> s) & 0xff_ffff) as f32)
-}
-
-/// The first non-finite step the probe recorded, from the floats read at LOSS, named as the
-/// CPU path names it: the loss, the gradient, the optimiser state, the weights, in the
-/// order it checks them at that step.
-fn probed(v: &[f32]) -> Option<(&'static str, u64)> {
-    let record = |k: usize| &v[PROBE.first - LOSS + PROBE_RECORD * k..][..PROBE_RECORD];
-    let step = |r: &[f32]| {
-        let parts = &r[PROBE.step - PROBE.record..][..3];
-        (0..3).map(|i| (parts[i] as u64) << (24 * i)).sum::<u64>()
-    };
-    let bad = |k: usize| (v[PROBE.counts - LOSS + k] > 0.0).then(|| (record(k), step(record(k))));
-    let (r, at, what) = match (bad(0), bad(1)) {
-        (Some((rw, w)), Some((_, s))) if w < s => (rw, w, "weights"),
-        (_, Some((rs, s))) => (rs, s, "optimiser state"),
-        (Some((rw, w)), None) => (rw, w, "weights"),
-        (None, None) => return None,
-    };
-    let what = if !r[LOSS - PROBE.record].is_finite() {
-        "loss"
-    } else if !r[NORM_SQ - PROBE.record].is_finite() {
-        "gradient"
-    } else {
-        what
-    };
-    Some((what, at))
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod engine;
 pub mod kernels;
 pub mod program;
+pub mod scalars;
 pub mod schedule;
 pub mod workspace;
 

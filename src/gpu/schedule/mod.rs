@@ -7,33 +7,15 @@
 mod backward;
 mod forward;
 
-use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, Probe, PROBE_RECORD};
+use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs};
 use super::program::Op;
+use super::scalars::{BIAS_CORR, LOSS, NORM_SQ, PROBE};
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
 use crate::config::{Head, ModelConfig, SeqShape};
 use crate::engine::Want;
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimKind};
 use crate::params::ParamLayout;
-
-/// The scalars buffer: [loss, Σ g², 1 - β1^k, 1 - β2^k, unused...].
-pub const LOSS: usize = 0;
-pub const NORM_SQ: usize = 1;
-/// Adam's bias corrections of the current update, written before each training submission.
-pub const BIAS_CORR: usize = 2;
-/// The non-finite probe's state (`kernels::Probe`): the step number written before each
-/// training submission, two sticky counts (weights, optimiser state) and the record of each
-/// one's first bad step (loss, Σ g², bias corrections, step). Read with the loss.
-pub const PROBE: Probe = Probe {
-    record: LOSS,
-    step: 4,
-    counts: 7,
-    first: 9,
-};
-/// floats from LOSS read back with the loss: up to the probe's last record
-pub const READ_WITH_LOSS: usize = 9 + 2 * PROBE_RECORD;
-/// floats in the scalars buffer
-pub const SCALARS: usize = 64;
 
 /// The model side of a schedule: configuration and the buffers that outlive batch shapes.
 #[derive(Clone, Copy)]
