@@ -44,8 +44,11 @@ pub fn gemm_with<F: Real>(
     beta: F,
     c: &mut [F],
 ) {
+    // checked products: a wrapped m·k could pass the test and let the unsafe call below
+    // read outside the buffers
+    let holds = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|p| len >= p);
     assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        holds(a.len(), m, k) && holds(b.len(), k, n) && holds(c.len(), m, n),
         "gemm: operand too short"
     );
     if m == 0 || n == 0 {
