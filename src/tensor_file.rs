@@ -59,6 +59,21 @@ fn checksum<'a>(
     h.hex()
 }
 
+/// The checksum wgrnn wrote before it covered the metadata: tensor names and bytes only.
+/// Recognised so that an older checkpoint gets a precise message, and loads (its tensors
+/// still verified) when the user accepts unverified metadata.
+fn tensors_only_checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut named: Vec<_> = tensors.collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Fnv::new();
+    for (name, bytes) in named {
+        h.add(name.as_bytes());
+        h.add(b"\0");
+        h.add(bytes);
+    }
+    h.hex()
+}
+
 pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -236,6 +251,16 @@ impl TensorFile {
             &self.meta,
             views.iter().map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
         );
+        if &got != expected && *expected == tensors_only_checksum(views.iter().map(|(n, v)| (n.as_str(), v.data()))) {
+            if allow_unverified {
+                return Ok(());
+            }
+            return Err(Error::file(
+                &self.path,
+                "was written by an older wgrnn, whose checksum covers the tensors (they match) but not the metadata",
+                "pass --allow-unverified to load it; the next checkpoint saved from it carries the full checksum",
+            ));
+        }
         if &got != expected {
             return Err(Error::file(
                 &self.path,

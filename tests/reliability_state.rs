@@ -144,6 +144,32 @@ fn checksum_required_unless_allowed() {
     );
 }
 
+/// A checkpoint of the previous format (its checksum covers the tensors only, written by
+/// wgrnn before the checksum covered the metadata): refused with a message that says so,
+/// loaded with --allow-unverified, and a corrupted tensor is still caught.
+#[test]
+fn older_checkpoints_load_with_allow_unverified() {
+    let d = dir("state-legacy");
+    let m = d.join("legacy.safetensors");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-tensor-checksum.safetensors"),
+        &m,
+    )
+    .unwrap();
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["eval", "--checkpoint", s(&m), "--device", "cpu"];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    fails(&eval(&[]), &["older wgrnn", "--allow-unverified"]);
+    ok(&eval(&["--allow-unverified"]));
+    let mut bytes = std::fs::read(&m).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&m, &bytes).unwrap();
+    fails(&eval(&["--allow-unverified"]), &["checksum mismatch"]);
+}
+
 #[test]
 fn non_finite_weights_refused() {
     let (_, _, m) = model("state-nan", &[]);
