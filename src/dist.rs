@@ -108,6 +108,11 @@ impl World {
         most == mine
     }
 
+    /// Waits until every rank has called this.
+    pub fn barrier(&self) {
+        self.comm.barrier();
+    }
+
     /// Whether any rank passed true.
     pub fn any(&self, flag: bool) -> bool {
         let mut out = 0u32;
@@ -215,10 +220,22 @@ impl Engine for DistEngine<'_> {
 
     fn train_step(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>> {
         let shard = self.shard(batch)?;
-        let (loss, grads) = self.local.loss_and_grads(&shard, Want::default())?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        buf.extend_from_slice(&grads.params);
+        // A shard whose own loss is not finite still joins the all-reduce (NaN, no
+        // gradient): every rank then sees the non-finite sum and stops at the same step,
+        // instead of one rank leaving the others waiting.
+        let loss = match self.local.loss_and_grads(&shard, Want::default()) {
+            Ok((loss, grads)) => {
+                buf.extend_from_slice(&grads.params);
+                loss
+            }
+            Err(Error::NonFinite { .. }) => {
+                buf.resize(self.local.layout().total, 0.0);
+                f32::NAN
+            }
+            Err(e) => return Err(e),
+        };
         buf.push(loss);
         self.world.sum(&mut buf, &mut self.scratch);
         // a mean over the global batch is the mean of the ranks' equal-sized shard means

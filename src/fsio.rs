@@ -68,6 +68,7 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
 
 /// temp file in the same directory + fsync + rename + fsync of the directory
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let path = &write_target(path);
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -83,16 +84,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             ));
         }
     }
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     let hint = "check that the directory exists, is writable and has free space";
     let fail = |op: &str, e: std::io::Error| Error::file(path, format!("cannot {op}: {e}"), hint);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
+    let (tmp, mut file) = create_temp(&dir, &name.to_string_lossy()).map_err(|e| fail("create a temporary file", e))?;
     set_pending(&tmp, true);
-    let written = write().map_err(|e| fail("write", e));
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fail("write", e));
+    drop(file);
     let renamed = written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| fail("rename into place", e)));
     set_pending(&tmp, false);
     if let Err(e) = renamed {
@@ -106,6 +106,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The file a write to `path` lands in: a symlink's final target, so that an output that is
+/// a link updates the file it points to (as the output checks in `paths` assume), else
+/// `path` itself.
+fn write_target(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    // the kernel's own bound on a chain of links (ELOOP)
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&p) {
+                Ok(t) if t.is_absolute() => p = t,
+                Ok(t) => p = parent_dir(&p).join(t),
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    p
+}
+
+/// A new temporary file beside the output. Created exclusively and never through a symlink:
+/// its name is predictable, and in a shared directory a link planted under it would
+/// otherwise make the write truncate whatever file the link points to.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for i in 0..64 {
+        let tmp = dir.join(format!(".{name}.tmp{}.{i}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
 /// Reads a whole input file. Opened without blocking (a FIFO without a writer would hang the

@@ -257,3 +257,72 @@ fn ctrl_c_on_mpirun_saves_once_from_rank_0() {
     let ck = Checkpoint::load(&out).expect("rank 0 saved on the interrupt");
     assert!(ck.step >= 5, "saved at step {}", ck.step);
 }
+
+#[test]
+fn one_ranks_own_failure_is_reported_by_that_rank() {
+    // each rank in its own directory; the data exists only in rank 0's, as a file missing
+    // on one node would be
+    let d = dir("mpi-local-failure");
+    for r in ["r0", "r1"] {
+        std::fs::create_dir_all(d.join(r)).unwrap();
+    }
+    std::fs::write(d.join("r0/d.txt"), small_text()).unwrap();
+    let wrap = d.join("wrap.sh");
+    std::fs::write(
+        &wrap,
+        format!(
+            "cd {}/r$OMPI_COMM_WORLD_RANK && exec {} \"$@\"\n",
+            s(&d),
+            env!("CARGO_BIN_EXE_wgrnn")
+        ),
+    )
+    .unwrap();
+    let out = d.join("m.safetensors");
+    let mut c = Command::new("mpirun");
+    c.args(["-np", "2", "--oversubscribe", "--quiet", "sh", s(&wrap)]);
+    c.args([
+        "train",
+        "--data",
+        "d.txt",
+        "--steps",
+        "4",
+        "--hidden",
+        "8",
+        "--batch",
+        "4",
+        "--seq-len",
+        "8",
+    ]);
+    c.args(["--device", "cpu", "--quiet", "--out", s(&out)]);
+    let o = c.output().expect("mpirun runs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("error: rank 1:") && stderr.contains("d.txt"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn inference_benchmarks_are_refused_once() {
+    let out = run(
+        2,
+        &[
+            "bench",
+            "--device",
+            "cpu",
+            "--hidden",
+            "8",
+            "--batch",
+            "4",
+            "--seq-len",
+            "8",
+            "--steps",
+            "1",
+            "--infer",
+        ],
+    );
+    fails(&out, &["--infer is not split", "2 MPI ranks"]);
+}

@@ -158,7 +158,7 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
     let cfg = a.config()?;
     let opt = wgrnn::OptimConfig::new(a.optimizer.kind(0.0), 1e-3);
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
-    job.check_train(a.batch, false)?;
+    job.check_bench(a.batch, a.infer)?;
     let (report, gpu_stats) = match gpu {
         None => {
             let mut e = job.engine(Box::new(CpuEngine::new(cfg, opt, params)?))?;

@@ -63,14 +63,45 @@ impl Job {
         if n == 1 {
             return Ok(());
         }
-        if stateful {
-            return Err(Error::config(
+        let verdict = if stateful {
+            Err(Error::config(
                 "stateful",
                 "true",
                 format!("--stateful is not supported with MPI ({n} ranks): each rank would carry only its own streams; drop --stateful or run one process"),
-            ));
+            ))
+        } else {
+            wgrnn::batch::check_shards(batch, n)
+        };
+        self.agree(verdict)
+    }
+
+    /// `bench`'s version of `check_train`: forward-only runs are not split over ranks, so
+    /// their "global" throughput would be one rank's.
+    pub fn check_bench(&self, batch: usize, infer: bool) -> Result<()> {
+        let n = self.ranks();
+        if n > 1 && infer {
+            return self.agree(Err(Error::config(
+                "infer",
+                "true",
+                format!("--infer is not split over the {n} MPI ranks; time inference as one process"),
+            )));
         }
-        wgrnn::batch::check_shards(batch, n)
+        self.check_train(batch, false)
+    }
+
+    /// A verdict every rank reaches alike (it depends only on flags, data and the job): in
+    /// an MPI job a refusal is printed once, by rank 0, and every rank exits after it.
+    fn agree(&self, verdict: Result<()>) -> Result<()> {
+        #[cfg(feature = "mpi")]
+        if let (Err(e), Some(w)) = (&verdict, &self.world) {
+            if w.rank() == 0 {
+                wgrnn::fsio::stderr_line(&format!("error: {e}"));
+            }
+            // nobody exits (which makes the launcher end the job) before rank 0 has printed
+            w.barrier();
+            std::process::exit(1);
+        }
+        verdict
     }
 
     /// The engine this process trains with: `local` itself, or, in an MPI job, `local`
@@ -78,6 +109,18 @@ impl Job {
     pub fn engine<'a>(&'a self, local: Box<dyn Engine>) -> Result<Box<dyn Engine + 'a>> {
         #[cfg(feature = "mpi")]
         if let Some(w) = &self.world {
+            // `--device auto` may find a GPU on some nodes only; the two paths round
+            // differently, so the replicas would drift apart
+            let same = w.all_equal(local.kind() as u64);
+            self.agree(if same {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    "device",
+                    "mixed",
+                    "some MPI ranks run on a GPU and others on the CPU path; pass --device gpu or --device cpu so that all take the same path",
+                ))
+            })?;
             return Ok(Box::new(DistEngine::new(local, w)?));
         }
         Ok(local)
@@ -104,19 +147,14 @@ impl Job {
 
     /// Hands a command's result back to `main`, except for a failure in an MPI job: that
     /// process exits here, without finalising MPI (the other ranks may be waiting in a
-    /// collective, and the launcher ends them when one rank exits non-zero). An error every
-    /// rank meets alike (bad flags or data, a non-finite loss) is printed by rank 0 only.
+    /// collective, and the launcher ends them when one rank exits non-zero). A non-finite
+    /// step is met by every rank alike (`DistEngine` sums before it judges) and is printed
+    /// by rank 0 only; any other failure may be one rank's own (a file missing on its node,
+    /// its device), so every rank prints it, naming itself.
     pub fn finish<T>(&self, result: Result<T>) -> Result<T> {
         #[cfg(feature = "mpi")]
         if let (Err(e), Some(w)) = (&result, &self.world) {
-            let alike = matches!(
-                e,
-                Error::Config { .. }
-                    | Error::Data { .. }
-                    | Error::File { .. }
-                    | Error::NonFinite { .. }
-                    | Error::Stopped { .. }
-            );
+            let alike = matches!(e, Error::NonFinite { .. } | Error::Stopped { .. });
             if w.rank() == 0 {
                 wgrnn::fsio::stderr_line(&format!("error: {e}"));
             } else if !alike {
