@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
 
 use crate::config::{Init, ModelConfig, Role};
+use crate::error::{Error, Result};
 
 /// Every tensor starts at a multiple of this many floats (256 bytes): the GPU path binds
 /// tensors as sub-ranges of the one flat buffer, and storage-buffer binding offsets must be a
@@ -102,6 +103,15 @@ impl ParamLayout {
 
     pub fn range(&self, idx: usize) -> Range<usize> {
         self.tensors[idx].range()
+    }
+
+    /// Errors unless `len` floats are this layout's flat buffer: `op` and `what` name the
+    /// call and the argument (parameters, gradients) in the message.
+    pub fn check_len(&self, op: &'static str, what: &str, len: usize, hint: &str) -> Result<()> {
+        if len != self.total {
+            return Err(Error::shape(op, what, len, self.total, hint));
+        }
+        Ok(())
     }
 
     /// Number of real (unpadded) parameters.

@@ -31,15 +31,7 @@ impl CpuEngine {
         cfg.validate()?;
         opt.validate()?;
         let layout = ParamLayout::new(&cfg);
-        if params.len() != layout.total {
-            return Err(Error::shape(
-                "CpuEngine::new",
-                "params",
-                params.len(),
-                layout.total,
-                "use ParamLayout::init",
-            ));
-        }
+        layout.check_len("CpuEngine::new", "params", params.len(), "use ParamLayout::init")?;
         let state = OptimState::new(&opt.kind, layout.total);
         Ok(CpuEngine {
             cfg,
@@ -137,15 +129,12 @@ impl Engine for CpuEngine {
     }
 
     fn apply_grads(&mut self, grads: &[f32]) -> Result<()> {
-        if grads.len() != self.layout.total {
-            return Err(Error::shape(
-                "apply_grads",
-                "grads",
-                grads.len(),
-                self.layout.total,
-                "the gradients belong to another model",
-            ));
-        }
+        self.layout.check_len(
+            "apply_grads",
+            "grads",
+            grads.len(),
+            "the gradients belong to another model",
+        )?;
         self.grads.params.clear();
         self.grads.params.extend_from_slice(grads);
         self.update()
@@ -187,15 +176,12 @@ impl Engine for CpuEngine {
     }
 
     fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        if p.len() != self.layout.total {
-            return Err(Error::shape(
-                "set_params",
-                "params",
-                p.len(),
-                self.layout.total,
-                "the parameters belong to another model",
-            ));
-        }
+        self.layout.check_len(
+            "set_params",
+            "params",
+            p.len(),
+            "the parameters belong to another model",
+        )?;
         self.params.copy_from_slice(p);
         Ok(())
     }

@@ -49,15 +49,7 @@ impl GpuEngine {
         cfg.validate()?;
         opt.validate()?;
         let layout = ParamLayout::new(&cfg);
-        if params.len() != layout.total {
-            return Err(Error::shape(
-                "GpuEngine::new",
-                "params",
-                params.len(),
-                layout.total,
-                "use ParamLayout::init",
-            ));
-        }
+        layout.check_len("GpuEngine::new", "params", params.len(), "use ParamLayout::init")?;
         let kernels = ctx.kernels()?;
         let n = layout.total;
         let c = ctx.clone();
@@ -305,15 +297,12 @@ impl Engine for GpuEngine {
     /// The gradients go up into the gradient buffer and the update runs there: nothing is
     /// read back (the gradients' finiteness is checked on the host, where they are).
     fn apply_grads(&mut self, grads: &[f32]) -> Result<()> {
-        if grads.len() != self.layout.total {
-            return Err(Error::shape(
-                "apply_grads",
-                "grads",
-                grads.len(),
-                self.layout.total,
-                "the gradients belong to another model",
-            ));
-        }
+        self.layout.check_len(
+            "apply_grads",
+            "grads",
+            grads.len(),
+            "the gradients belong to another model",
+        )?;
         if !grads.iter().all(|g| g.is_finite()) {
             return Err(Error::NonFinite {
                 what: "gradient".into(),
@@ -420,15 +409,12 @@ impl Engine for GpuEngine {
     }
 
     fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        if p.len() != self.layout.total {
-            return Err(Error::shape(
-                "set_params",
-                "params",
-                p.len(),
-                self.layout.total,
-                "the parameters belong to another model",
-            ));
-        }
+        self.layout.check_len(
+            "set_params",
+            "params",
+            p.len(),
+            "the parameters belong to another model",
+        )?;
         upload(&self.ctx, &self.params, 0, p);
         self.reset_probe();
         Ok(())
