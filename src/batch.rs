@@ -1,6 +1,6 @@
 //! One batch of sequences, stored time-major so that each step's rows are contiguous.
 
-use crate::config::{Head, Input, ModelConfig};
+use crate::config::{Head, Input, ModelConfig, SeqShape};
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -30,8 +30,12 @@ pub struct Batch<F> {
     pub steps: usize,
     pub inputs: Inputs<F>,
     pub targets: Targets<F>,
-    /// (L, B, H) initial states; zeros when absent.
+    /// (L·dirs, B, H) initial states; zeros when absent.
     pub h0: Option<Vec<F>>,
+    /// (B) the length of each sequence, 1 ≤ len_b ≤ T; all T when absent. Steps past len_b
+    /// carry no loss and leave the state unchanged (SPEC §1); their input and target entries
+    /// are padding, which must still be valid values (0 does).
+    pub lengths: Option<Vec<u32>>,
 }
 
 impl<F: Real> Batch<F> {
@@ -93,10 +97,39 @@ impl<F: Real> Batch<F> {
             }
         }
         if let Some(h0) = &self.h0 {
-            expect_len(OP, "h0 (L, B, H)", h0.len(), prod(&[cfg.layers, b, cfg.hidden]))?;
+            expect_len(OP, "h0 (L·dirs, B, H)", h0.len(), prod(&[cfg.state_rows(), b, cfg.hidden]))?;
             check_finite(OP, "h0", h0)?;
         }
+        if let Some(lens) = &self.lengths {
+            expect_len(OP, "lengths (B)", lens.len(), b)?;
+            if let Some(i) = lens.iter().position(|&n| n == 0 || n as usize > t) {
+                return Err(Error::data(
+                    OP,
+                    format!("sequence {i} has length {}, outside 1..={t}", lens[i]),
+                    "every length must be at least 1 and at most the batch's T",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The length of sequence `b` (T when the batch has no lengths).
+    pub fn len_of(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.steps, |l| l[b] as usize)
+    }
+
+    /// Whether some sequence is shorter than T.
+    pub fn is_ragged(&self) -> bool {
+        self.lengths.as_ref().is_some_and(|l| l.iter().any(|&n| n as usize != self.steps))
+    }
+
+    /// Number of (sequence, step) pairs that carry a target: the divisor of the mean
+    /// reduction (SPEC §1). Many-to-one has one per sequence; the others one per valid step.
+    pub fn target_count(&self, cfg: &ModelConfig) -> usize {
+        match cfg.seq {
+            SeqShape::ManyToOne => self.batch,
+            _ => (0..self.batch).map(|b| self.len_of(b)).sum(),
+        }
     }
 
     /// Sequences b0..b0+nb of the batch (a data-parallel rank's shard): every (groups, B, W)
@@ -118,7 +151,8 @@ impl<F: Real> Batch<F> {
                 Targets::Classes(y) => Targets::Classes(ids(y, t_out)),
                 Targets::Values(y) => Targets::Values(take(y, t_out)),
             },
-            h0: self.h0.as_ref().map(|h| take(h, cfg.layers)),
+            h0: self.h0.as_ref().map(|h| take(h, cfg.state_rows())),
+            lengths: self.lengths.as_ref().map(|l| l[b0..b0 + nb].to_vec()),
         }
     }
 
@@ -137,6 +171,7 @@ impl<F: Real> Batch<F> {
                 Targets::Values(y) => Targets::Values(conv(y)),
             },
             h0: self.h0.as_ref().map(conv),
+            lengths: self.lengths.clone(),
         }
     }
 }
@@ -247,7 +282,7 @@ pub fn random_batch(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: 
         ),
     };
     let h0 = with_h0.then(|| {
-        (0..cfg.layers * b * cfg.hidden)
+        (0..cfg.state_rows() * b * cfg.hidden)
             .map(|_| rng.random_range(-0.5..0.5))
             .collect()
     });
@@ -257,5 +292,6 @@ pub fn random_batch(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: 
         inputs,
         targets,
         h0,
+        lengths: None,
     }
 }

@@ -120,7 +120,7 @@ pub fn read_batch_file(path: &Path, cfg: &ModelConfig) -> Result<Batch<f32>> {
         }
     };
     let h0 = match file.info("h0")? {
-        Some(_) => Some(file.f32("h0", &[cfg.layers, b, cfg.hidden])?),
+        Some(_) => Some(file.f32("h0", &[cfg.state_rows(), b, cfg.hidden])?),
         None => None,
     };
     let batch = Batch {
@@ -129,6 +129,7 @@ pub fn read_batch_file(path: &Path, cfg: &ModelConfig) -> Result<Batch<f32>> {
         inputs,
         targets,
         h0,
+        lengths: None,
     };
     batch.validate(cfg)?;
     Ok(batch)

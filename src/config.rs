@@ -23,10 +23,11 @@ pub enum Input {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Embed,
-    WeightIh(usize),
-    WeightHh(usize),
-    BiasIh(usize),
-    BiasHh(usize),
+    /// (layer, direction): direction 1 is the reverse recurrence of a bidirectional layer
+    WeightIh(usize, usize),
+    WeightHh(usize, usize),
+    BiasIh(usize, usize),
+    BiasHh(usize, usize),
     HeadWeight,
     HeadBias,
 }
@@ -106,6 +107,35 @@ str_enum!(
     Init("init") { Default => "default", Irnn => "irnn" }
 );
 
+/// Dropout on the outputs of every layer but the last (`nn.RNN(dropout=p)`), in training
+/// only. The masks are a function of (seed, update count, layer, t, b, unit) (SPEC §1), so
+/// both paths draw the same ones and a resumed run draws what the uninterrupted one would.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Dropout {
+    /// drop probability P in [0, 1)
+    pub p: f32,
+    pub seed: u64,
+}
+
+impl Dropout {
+    pub fn is_active(&self) -> bool {
+        self.p > 0.0
+    }
+}
+
+// Two configurations are equal when they compute the same thing: compare P by its bits, so
+// equality stays an equivalence relation (no NaN can pass `validate`).
+impl PartialEq for Dropout {
+    fn eq(&self, o: &Self) -> bool {
+        self.p.to_bits() == o.p.to_bits() && self.seed == o.seed
+    }
+}
+impl Eq for Dropout {}
+
+fn yes() -> bool {
+    true
+}
+
 /// The whole model: everything needed to size and interpret the parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -121,6 +151,17 @@ pub struct ModelConfig {
     pub reduction: Reduction,
     pub seq: SeqShape,
     pub init: Init,
+    /// `rnn.bias_ih_l*` / `rnn.bias_hh_l*` exist (`nn.RNN(bias=...)`)
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// `head.bias` exists (`nn.Linear(bias=...)`)
+    #[serde(default = "yes")]
+    pub head_bias: bool,
+    /// every layer also runs a reverse recurrence; layer outputs are [h_fwd; h_rev] (2H)
+    #[serde(default)]
+    pub bidirectional: bool,
+    #[serde(default)]
+    pub dropout: Dropout,
 }
 
 /// Most layers L a model may have.
@@ -145,7 +186,44 @@ impl ModelConfig {
             reduction: Reduction::Mean,
             seq: SeqShape::ManyToMany,
             init: Init::Default,
+            bias: true,
+            head_bias: true,
+            bidirectional: false,
+            dropout: Dropout::default(),
         }
+    }
+
+    /// Refuses the nn.RNN-parity options (#11) until both engines compute them.
+    pub fn check_implemented(&self) -> Result<()> {
+        let todo = [
+            ("bias", !self.bias),
+            ("head_bias", !self.head_bias),
+            ("bidirectional", self.bidirectional),
+            ("dropout", self.dropout.is_active()),
+        ];
+        match todo.iter().find(|(_, on)| *on) {
+            Some((field, _)) => Err(Error::config(field, "set", "not implemented yet")),
+            None => Ok(()),
+        }
+    }
+
+    /// Directions per layer: 1, or 2 when bidirectional.
+    pub fn dirs(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Width of a layer's output, the input of the layer above and of the head: H·dirs.
+    pub fn out_width(&self) -> usize {
+        self.hidden * self.dirs()
+    }
+
+    /// Rows of a state tensor (h0, final state, dh0): L·dirs, PyTorch's order (l, direction).
+    pub fn state_rows(&self) -> usize {
+        self.layers * self.dirs()
     }
 
     /// Checks every field; the error names the field and the allowed values.
@@ -175,6 +253,10 @@ impl ModelConfig {
             ));
         }
         dim("output", self.output, "the output width O")?;
+        let p = self.dropout.p;
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::config("dropout", p, "the drop probability must be in [0, 1)"));
+        }
         if self.head == Head::Softmax && self.output < 2 {
             return Err(Error::config(
                 "output",
@@ -195,10 +277,10 @@ impl ModelConfig {
     }
 
     /// Width of layer l's input: I (dense), E (embedded tokens), V (plain tokens: the columns
-    /// of W_ih are gathered), H above layer 0.
+    /// of W_ih are gathered), H·dirs above layer 0.
     pub fn in_width(&self, l: usize) -> usize {
         if l > 0 {
-            return self.hidden;
+            return self.out_width();
         }
         match self.input {
             Input::Dense { size } => size,
@@ -217,22 +299,27 @@ impl ModelConfig {
     pub fn tensors(&self) -> Vec<TensorDef> {
         let h = self.hidden;
         let def = |role, name: String, shape: Vec<usize>| TensorDef { role, name, shape };
-        let mut out = Vec::with_capacity(2 + 4 * self.layers + 1);
+        let mut out = Vec::with_capacity(2 + 8 * self.layers + 1);
         if let (Some(v), Some(e)) = (self.vocab(), self.embed()) {
             out.push(def(Role::Embed, "embed.weight".into(), vec![v, e]));
         }
         for l in 0..self.layers {
-            out.push(def(
-                Role::WeightIh(l),
-                format!("rnn.weight_ih_l{l}"),
-                vec![h, self.in_width(l)],
-            ));
-            out.push(def(Role::WeightHh(l), format!("rnn.weight_hh_l{l}"), vec![h, h]));
-            out.push(def(Role::BiasIh(l), format!("rnn.bias_ih_l{l}"), vec![h]));
-            out.push(def(Role::BiasHh(l), format!("rnn.bias_hh_l{l}"), vec![h]));
+            for d in 0..self.dirs() {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                let iw = self.in_width(l);
+                out.push(def(Role::WeightIh(l, d), format!("rnn.weight_ih_l{l}{sfx}"), vec![h, iw]));
+                out.push(def(Role::WeightHh(l, d), format!("rnn.weight_hh_l{l}{sfx}"), vec![h, h]));
+                if self.bias {
+                    out.push(def(Role::BiasIh(l, d), format!("rnn.bias_ih_l{l}{sfx}"), vec![h]));
+                    out.push(def(Role::BiasHh(l, d), format!("rnn.bias_hh_l{l}{sfx}"), vec![h]));
+                }
+            }
         }
-        out.push(def(Role::HeadWeight, "head.weight".into(), vec![self.output, h]));
-        out.push(def(Role::HeadBias, "head.bias".into(), vec![self.output]));
+        let ow = self.out_width();
+        out.push(def(Role::HeadWeight, "head.weight".into(), vec![self.output, ow]));
+        if self.head_bias {
+            out.push(def(Role::HeadBias, "head.bias".into(), vec![self.output]));
+        }
         out
     }
 
@@ -267,10 +354,17 @@ impl ModelConfig {
         }
     }
 
-    /// Loss of the whole batch = sum over targets × this factor (SPEC §1 reduction).
+    /// Loss of the whole batch = sum over targets × this factor (SPEC §1 reduction), for
+    /// sequences of equal length T.
     pub fn loss_scale(&self, b: usize, t: usize) -> f64 {
+        self.loss_scale_n(b * self.target_steps(t))
+    }
+
+    /// `loss_scale` for a batch with `targets` valid (sequence, step) targets in all
+    /// (`Batch::target_count`: ragged batches have fewer than B·T).
+    pub fn loss_scale_n(&self, targets: usize) -> f64 {
         match self.reduction {
-            Reduction::Mean => 1.0 / (b * self.target_steps(t)) as f64,
+            Reduction::Mean => 1.0 / targets as f64,
             Reduction::Sum => 1.0,
         }
     }
@@ -283,11 +377,19 @@ impl fmt::Display for ModelConfig {
             Input::Tokens { vocab, embed: None } => write!(f, "tokens V={vocab}")?,
             Input::Tokens { vocab, embed: Some(e) } => write!(f, "tokens V={vocab} E={e}")?,
         }
-        write!(
-            f,
-            " -> {} rnn H={} L={} -> {} head O={} ({}, {})",
-            self.activation, self.hidden, self.layers, self.head, self.output, self.reduction, self.seq
-        )
+        let bi = if self.bidirectional { "bidirectional " } else { "" };
+        write!(f, " -> {bi}{} rnn H={} L={}", self.activation, self.hidden, self.layers)?;
+        if !self.bias {
+            f.write_str(" no-bias")?;
+        }
+        if self.dropout.is_active() {
+            write!(f, " dropout={}", self.dropout.p)?;
+        }
+        write!(f, " -> {} head O={}", self.head, self.output)?;
+        if !self.head_bias {
+            f.write_str(" no-bias")?;
+        }
+        write!(f, " ({}, {})", self.reduction, self.seq)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod device;
+pub mod dropout;
 #[cfg(feature = "mpi")]
 pub mod dist;
 pub mod engine;

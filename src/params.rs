@@ -37,13 +37,14 @@ impl TensorSpec {
     }
 }
 
-/// Indices into `ParamLayout::tensors` for one recurrent layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Indices into `ParamLayout::tensors` for one direction of one recurrent layer; the biases
+/// are absent in a bias-free model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LayerIdx {
     pub w_ih: usize,
     pub w_hh: usize,
-    pub b_ih: usize,
-    pub b_hh: usize,
+    pub b_ih: Option<usize>,
+    pub b_hh: Option<usize>,
 }
 
 /// The size table.
@@ -51,9 +52,10 @@ pub struct LayerIdx {
 pub struct ParamLayout {
     pub tensors: Vec<TensorSpec>,
     pub embed: Option<usize>,
-    pub layers: Vec<LayerIdx>,
+    /// [layer][direction]: one direction, or two for a bidirectional model
+    pub layers: Vec<Vec<LayerIdx>>,
     pub head_w: usize,
-    pub head_b: usize,
+    pub head_b: Option<usize>,
     /// Length of the flat buffer, padding included.
     pub total: usize,
 }
@@ -63,26 +65,18 @@ impl ParamLayout {
         let mut tensors = Vec::new();
         let mut offset = 0;
         let mut embed = None;
-        let mut layers = vec![
-            LayerIdx {
-                w_ih: 0,
-                w_hh: 0,
-                b_ih: 0,
-                b_hh: 0
-            };
-            cfg.layers
-        ];
-        let (mut head_w, mut head_b) = (0, 0);
+        let mut layers = vec![vec![LayerIdx::default(); cfg.dirs()]; cfg.layers];
+        let (mut head_w, mut head_b) = (0, None);
         for (i, def) in cfg.tensors().into_iter().enumerate() {
             let len: usize = def.shape.iter().product();
             match def.role {
                 Role::Embed => embed = Some(i),
-                Role::WeightIh(l) => layers[l].w_ih = i,
-                Role::WeightHh(l) => layers[l].w_hh = i,
-                Role::BiasIh(l) => layers[l].b_ih = i,
-                Role::BiasHh(l) => layers[l].b_hh = i,
+                Role::WeightIh(l, d) => layers[l][d].w_ih = i,
+                Role::WeightHh(l, d) => layers[l][d].w_hh = i,
+                Role::BiasIh(l, d) => layers[l][d].b_ih = Some(i),
+                Role::BiasHh(l, d) => layers[l][d].b_hh = Some(i),
                 Role::HeadWeight => head_w = i,
-                Role::HeadBias => head_b = i,
+                Role::HeadBias => head_b = Some(i),
             }
             tensors.push(TensorSpec {
                 name: def.name,
@@ -138,10 +132,12 @@ impl ParamLayout {
                 *v = normal(&mut rng);
             }
         }
-        for li in &self.layers {
+        // in storage order, so a unidirectional model with biases draws the stream it always did
+        for li in self.layers.iter().flatten() {
             match cfg.init {
                 Init::Default => {
-                    for idx in [li.w_ih, li.w_hh, li.b_ih, li.b_hh] {
+                    let biases = li.b_ih.into_iter().chain(li.b_hh);
+                    for idx in [li.w_ih, li.w_hh].into_iter().chain(biases) {
                         uniform(&mut rng, &mut p[self.tensors[idx].range()]);
                     }
                 }
@@ -158,7 +154,9 @@ impl ParamLayout {
             }
         }
         uniform(&mut rng, &mut p[self.tensors[self.head_w].range()]);
-        uniform(&mut rng, &mut p[self.tensors[self.head_b].range()]);
+        if let Some(b) = self.head_b {
+            uniform(&mut rng, &mut p[self.tensors[b].range()]);
+        }
         p
     }
 }

@@ -23,6 +23,10 @@ fn dense_cfg() -> ModelConfig {
         reduction: Reduction::Mean,
         seq: SeqShape::ManyToMany,
         init: Init::Default,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
     }
 }
 
@@ -390,7 +394,7 @@ fn batch_shapes_and_values_are_checked() {
         "h0 of one layer for L = 2",
         &tokens,
         &b,
-        &["h0 (L, B, H)", "8", "expected 16"],
+        &["h0 (L·dirs, B, H)", "8", "expected 16"],
     );
     // many-to-one takes one target row per sequence (T_out = 1), one-to-many one input row.
     let mut b = good(&m2o);
@@ -423,6 +427,7 @@ fn batch_shapes_and_values_are_checked() {
         inputs: Inputs::Dense(vec![]),
         targets: Targets::Values(vec![]),
         h0: None,
+        lengths: None,
     };
     expect_err(
         "B·T overflowing usize",
@@ -435,6 +440,7 @@ fn batch_shapes_and_values_are_checked() {
         inputs: Inputs::Tokens(vec![]),
         targets: Targets::Classes(vec![]),
         h0: None,
+        lengths: None,
     };
     expect_err(
         "B·T overflowing usize (tokens)",

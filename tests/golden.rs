@@ -166,6 +166,7 @@ impl Case {
             inputs,
             targets,
             h0,
+            lengths: None,
         };
         batch.validate(&cfg).unwrap();
         let loss = entry["loss"].as_f64().unwrap();

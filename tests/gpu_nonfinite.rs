@@ -18,6 +18,10 @@ fn gradient_norm_overflow_is_an_error() {
         reduction: Reduction::Sum,
         seq: SeqShape::ManyToOne,
         init: Init::Default,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
     };
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
     let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 1e-3);
@@ -30,6 +34,7 @@ fn gradient_norm_overflow_is_an_error() {
         inputs: Inputs::Dense(vec![0.5]),
         targets: Targets::Values(vec![1.4e19]),
         h0: None,
+        lengths: None,
     };
     match gpu.train_step(&batch, true) {
         Err(Error::NonFinite { what, step }) => {
@@ -59,6 +64,7 @@ fn nonfinite_state_between_reads_names_its_step() {
         inputs: Inputs::Tokens(vec![0, 1]),
         targets: Targets::Classes(vec![1, 2]),
         h0: None,
+        lengths: None,
     };
     let ctx = GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter");
     let mut gpu = GpuEngine::new(ctx, cfg, opt, params.clone()).unwrap();

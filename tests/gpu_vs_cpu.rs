@@ -135,6 +135,10 @@ fn model(
         reduction: red,
         seq,
         init: Init::Default,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
     };
     (cfg, b, t)
 }

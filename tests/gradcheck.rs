@@ -145,6 +145,10 @@ fn gradcheck_every_variant() {
                                     reduction,
                                     seq,
                                     init: Init::Default,
+                                    bias: true,
+                                    head_bias: true,
+                                    bidirectional: false,
+                                    dropout: Default::default(),
                                 };
                                 worst = worst.max(check_case(&cfg, b, t, with_h0, cases as u64));
                                 cases += 1;
@@ -170,6 +174,10 @@ fn gradcheck_irnn_relu() {
         reduction: Reduction::Mean,
         seq: SeqShape::ManyToOne,
         init: Init::Irnn,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
     };
     let e = check_case(&cfg, 3, 7, true, 42);
     println!("irnn: max relative error {e:.3e}");

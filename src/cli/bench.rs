@@ -90,6 +90,10 @@ impl BenchArgs {
             reduction: Reduction::Mean,
             seq: SeqShape::ManyToMany,
             init: wgrnn::Init::Default,
+            bias: true,
+            head_bias: true,
+            bidirectional: false,
+            dropout: Default::default(),
         };
         cfg.validate()?;
         Ok(cfg)

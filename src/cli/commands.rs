@@ -181,6 +181,10 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         reduction: ma.reduction(),
         seq: a.seq,
         init: ma.init,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
     };
     cfg.validate()?;
     check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;

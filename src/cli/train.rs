@@ -297,6 +297,10 @@ fn model_config(a: &TrainArgs, data: &Dataset) -> Result<ModelConfig> {
         reduction: ma.reduction(),
         seq: io.seq,
         init: ma.init,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)

@@ -125,7 +125,7 @@ pub fn backward_into_with<F: Real>(
         F::ZERO,
         &mut dw[layout.range(layout.head_w)],
     );
-    add_col_sums(g, o, &mut dw[layout.range(layout.head_b)]);
+    add_col_sums(g, o, &mut dw[layout.range(layout.head_b.expect("head bias"))]);
 
     // dh (T, B, H): gradient arriving from the head (top layer) or the layer above.
     resize(dh, t * bh);
@@ -150,7 +150,7 @@ pub fn backward_into_with<F: Real>(
     );
 
     for l in (0..cfg.layers).rev() {
-        let li = layout.layers[l];
+        let li = layout.layers[l][0];
         let h = &act.h[l]; // (T+1, B, H)
         let w_ih = &params[layout.range(li.w_ih)]; // (H, in)
         let w_hh = &params[layout.range(li.w_hh)]; // (H, H)
@@ -204,8 +204,8 @@ pub fn backward_into_with<F: Real>(
             F::ZERO,
             &mut dw[layout.range(li.w_hh)],
         );
-        add_col_sums(dz, hd, &mut dw[layout.range(li.b_ih)]);
-        let (db_ih, db_hh) = (layout.range(li.b_ih), layout.range(li.b_hh));
+        add_col_sums(dz, hd, &mut dw[layout.range(li.b_ih.expect("bias"))]);
+        let (db_ih, db_hh) = (layout.range(li.b_ih.expect("bias")), layout.range(li.b_hh.expect("bias")));
         dw.copy_within(db_ih, db_hh.start);
         if want.dh0 {
             // dh0 = W_hh^T dz_1

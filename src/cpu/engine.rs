@@ -29,6 +29,7 @@ pub struct CpuEngine {
 impl CpuEngine {
     pub fn new(cfg: ModelConfig, opt: OptimConfig, params: Vec<f32>) -> Result<Self> {
         cfg.validate()?;
+        cfg.check_implemented()?;
         opt.validate()?;
         let layout = ParamLayout::new(&cfg);
         layout.check_len("CpuEngine::new", "params", params.len(), "use ParamLayout::init")?;

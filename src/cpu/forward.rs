@@ -106,11 +106,11 @@ pub fn forward_into_with<F: Real>(
     let bh = b * hd;
     act.h.resize_with(cfg.layers, Vec::new);
 
-    for (l, li) in layout.layers.iter().enumerate() {
+    for (l, li) in layout.layers.iter().map(|d| &d[0]).enumerate() {
         let w_ih = &params[layout.range(li.w_ih)]; // (H, in)
         let w_hh = &params[layout.range(li.w_hh)]; // (H, H)
-        let b_ih = &params[layout.range(li.b_ih)]; // (H)
-        let b_hh = &params[layout.range(li.b_hh)]; // (H)
+        let b_ih = &params[layout.range(li.b_ih.expect("bias"))]; // (H)
+        let b_hh = &params[layout.range(li.b_hh.expect("bias"))]; // (H)
         let inw = cfg.in_width(l);
         let (below, this) = act.h.split_at_mut(l);
         let h = &mut this[0]; // (T+1, B, H)
@@ -193,7 +193,7 @@ pub fn forward_into_with<F: Real>(
         kernel,
         head_rows(cfg, &act.h[cfg.layers - 1], b, t),
         &params[layout.range(layout.head_w)],
-        &params[layout.range(layout.head_b)],
+        &params[layout.range(layout.head_b.expect("head bias"))],
         hd,
         o,
         &mut act.logits,

@@ -354,6 +354,7 @@ impl CsvData {
             inputs: Inputs::Dense(x),
             targets,
             h0: None,
+            lengths: None,
         }
     }
 
@@ -385,6 +386,7 @@ impl CsvData {
             inputs: Inputs::Dense(x),
             targets: Targets::Values(y),
             h0: None,
+            lengths: None,
         }
     }
 }

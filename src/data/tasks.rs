@@ -82,6 +82,7 @@ fn adding(rng: &mut ChaCha8Rng, b: usize, t: usize) -> Batch<f32> {
         inputs: Inputs::Dense(x),
         targets: Targets::Values(y),
         h0: None,
+        lengths: None,
     }
 }
 
@@ -106,5 +107,6 @@ fn sine(rng: &mut ChaCha8Rng, b: usize, t: usize) -> Batch<f32> {
         inputs: Inputs::Dense(x),
         targets: Targets::Values(y),
         h0: None,
+        lengths: None,
     }
 }

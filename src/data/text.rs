@@ -184,6 +184,7 @@ pub fn windows(tokens: &[u32], starts: &[usize], t: usize) -> Batch<f32> {
         inputs: Inputs::Tokens(x),
         targets: Targets::Classes(y),
         h0: None,
+        lengths: None,
     }
 }
 

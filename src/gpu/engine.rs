@@ -47,6 +47,7 @@ pub struct GpuEngine {
 impl GpuEngine {
     pub fn new(ctx: Arc<GpuContext>, cfg: ModelConfig, opt: OptimConfig, params: Vec<f32>) -> Result<Self> {
         cfg.validate()?;
+        cfg.check_implemented()?;
         opt.validate()?;
         let layout = ParamLayout::new(&cfg);
         layout.check_len("GpuEngine::new", "params", params.len(), "use ParamLayout::init")?;

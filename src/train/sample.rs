@@ -72,6 +72,7 @@ pub fn sample_stream(
             inputs: Inputs::Tokens(feed.clone()),
             targets: Targets::Classes(vec![0; t]),
             h0,
+            lengths: None,
         };
         let o = engine.forward(&batch)?;
         let last = &o.out[(t - 1) * cfg.output..t * cfg.output]; // (V)

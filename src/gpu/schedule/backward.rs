@@ -24,7 +24,7 @@ impl Sched<'_> {
         let top = mat(&sh.hs[cfg.layers - 1], self.head_rows_off(b), n, hd);
 
         // dW_ho (O, H) = g^T · rows; db_o = column sums of g (the row sums of g^T) beside it.
-        let hb = self.off(lay.head_b);
+        let hb = self.off(lay.head_b.expect("head bias"));
         ops.push(self.mm_row_sums(self.grad(lay.head_w), g.t(), top, acc, (hb, hb))?);
         // dh of the top layer (N, H) = g · W_ho; many-to-one has it at the last step only.
         let dh_head = if cfg.seq == SeqShape::ManyToOne {
@@ -43,7 +43,7 @@ impl Sched<'_> {
         let dz = mat(&sh.dz, 0, t * b, hd);
         let dz_in = mat(&sh.dz, 0, t_in * b, hd);
         for l in (0..cfg.layers).rev() {
-            let li = lay.layers[l];
+            let li = lay.layers[l][0];
             let h = &sh.hs[l];
             let inw = cfg.in_width(l);
             for s in (1..=t).rev() {
@@ -61,7 +61,7 @@ impl Sched<'_> {
             }
             // dW_hh (H, H) = dz^T · h_{t-1} (T·B, H); both biases get Σ dz beside it.
             let h_prev = mat(h, 0, t * b, hd);
-            let rs = (self.off(li.b_ih), self.off(li.b_hh));
+            let rs = (self.off(li.b_ih.expect("bias")), self.off(li.b_hh.expect("bias")));
             ops.push(self.mm_row_sums(self.grad(li.w_hh), dz.t(), h_prev, acc, rs)?);
             if want.dh0 {
                 // dh0 (B, H) = dz_1 · W_hh

@@ -18,7 +18,7 @@ impl Sched<'_> {
         let (b, t, hd, o) = (ch.b, sh.t, cfg.hidden, cfg.output);
         let (t_in, n, bh) = (cfg.input_steps(t), cfg.target_steps(t) * b, b * hd);
         let mut ops = Vec::new();
-        for (l, li) in lay.layers.iter().enumerate() {
+        for (l, li) in lay.layers.iter().map(|d| &d[0]).enumerate() {
             let h = &sh.hs[l];
             // Input projection of every step at once into rows 1..=T_in (the pre-activations).
             if l > 0 {
@@ -51,8 +51,8 @@ impl Sched<'_> {
             let w = StepWeights {
                 w: p,
                 w_hh: self.off(li.w_hh),
-                b_ih: self.off(li.b_ih),
-                b_hh: self.off(li.b_hh),
+                b_ih: self.off(li.b_ih.expect("bias")),
+                b_hh: self.off(li.b_hh.expect("bias")),
             };
             for s in 1..=t {
                 let pre = match (cfg.input, lay.embed) {
@@ -73,7 +73,7 @@ impl Sched<'_> {
         // logits (N, O) = rows of the top layer (N, H) · W_ho^T
         let top = mat(&sh.hs[cfg.layers - 1], self.head_rows_off(b), n, hd);
         ops.push(self.mm(mat(&sh.logits, 0, n, o), top, self.weight(lay.head_w).t(), Acc::Set)?);
-        let head_b = at(p, self.off(lay.head_b));
+        let head_b = at(p, self.off(lay.head_b.expect("head bias")));
         let io = HeadBufs {
             logits: &sh.logits,
             y: &sh.y,
