@@ -10,7 +10,10 @@ use wgrnn::cpu::loss::{mse_backward, mse_forward, softmax_ce_backward, softmax_c
 use wgrnn::cpu::optim::{clip, update};
 use wgrnn::cpu::{gemm, Op};
 use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
-use wgrnn::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, Kernel, Mat, OptBufs, Pre, StepWeights, Sum};
+use wgrnn::gpu::batch_info;
+use wgrnn::gpu::kernels::{
+    self, act_code, at, mat, Acc, HeadBufs, HeadRows, Kernel, Mat, OptBufs, Pre, StepAt, StepGrad, StepWeights, Sum,
+};
 use wgrnn::gpu::program::{Op as GOp, Program};
 use wgrnn::gpu::{GpuContext, GpuOptions};
 use wgrnn::{Activation, Clip, Head, OptimConfig, OptimKind, OptimState};
@@ -188,6 +191,17 @@ fn variants(plain: Kernel, sg: Kernel) -> Vec<Kernel> {
 // B not a multiple of 8, H = 16 / 24 (full 8-step groups with and without a tail).
 const STEP_SHAPES: [(usize, usize); 8] = [(1, 1), (3, 5), (2, 67), (5, 13), (37, 6), (9, 16), (17, 36), (8, 24)];
 
+/// The per-call words (`gpu::batch_info`) of a batch with these lengths and loss scale, with
+/// one unused sequence in front: the kernels are run as on a chunk whose first sequence is
+/// sequence 1 of the batch.
+fn info_words(scale: f32, lengths: &[u32]) -> Vec<u32> {
+    let mut w = vec![0u32; batch_info::len(lengths.len() + 1)];
+    w[batch_info::LOSS_SCALE] = scale.to_bits();
+    w[batch_info::LENGTHS] = 99;
+    w[batch_info::LENGTHS + 1..].copy_from_slice(lengths);
+    w
+}
+
 #[test]
 fn rnn_step_forward_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -196,71 +210,76 @@ fn rnn_step_forward_matches_cpu() {
             for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
                 // 0: no input, 1: pre_t in place, 2: gathered from W_ih (H, V = 3) by token
                 for mode in 0..3 {
-                    // W_hh at 64, biases after, then W_ih
-                    let w = rand_vec(&mut rng, 64 + h * h + 2 * h + 3 * h, 1.0);
-                    let (w_off, bih, bhh, wih) = (64, 64 + h * h, 64 + h * h + h, 64 + h * h + 2 * h);
-                    // (2, B) token ids, the step reads row 1; 7 is out of range and is clamped
-                    let tok: Vec<u32> = (0..2 * b).map(|i| [0, 2, 1, 7][i % 4]).collect();
-                    let gtok = buf(&tok);
-                    let pre = match mode {
-                        0 => Pre::None,
-                        1 => Pre::InPlace,
-                        _ => Pre::Tokens {
-                            tok: at(&gtok, b),
-                            vocab: 3,
-                            wih_off: wih,
-                        },
-                    };
-                    let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
-                                                                     // large pre-activations: tanh must saturate, never NaN
-                    hs[2 * b * h] = 80.0;
-                    let gw = buf(&w);
-                    let gh = buf(&hs);
-                    let sw = StepWeights {
-                        w: &gw,
-                        w_hh: w_off,
-                        b_ih: bih,
-                        b_hh: bhh,
-                    };
-                    run(vec![kernels::rnn_step_forward(
-                        kernel,
-                        b,
-                        h,
-                        sw,
-                        &gh,
-                        (2 * b * h, b * h),
-                        pre,
-                        act_code(act),
-                    )
-                    .unwrap()]);
-                    let got = read(&gh, 2 * b * h, b * h);
-                    let mut want: Vec<f32> = match mode {
-                        0 => vec![0.0; b * h],
-                        1 => hs[2 * b * h..].to_vec(),
-                        _ => (0..b * h)
-                            .map(|i| w[wih + (i % h) * 3 + (tok[b + i / h] as usize).min(2)])
-                            .collect(),
-                    };
-                    for row in want.chunks_exact_mut(h) {
-                        for j in 0..h {
-                            row[j] += w[bih + j] + w[bhh + j];
+                    for bias in [true, false] {
+                        // W_hh at 64, biases after, then W_ih
+                        let w = rand_vec(&mut rng, 64 + h * h + 2 * h + 3 * h, 1.0);
+                        let (w_off, bih, bhh, wih) = (64, 64 + h * h, 64 + h * h + h, 64 + h * h + 2 * h);
+                        // (2, B) token ids, the step reads row 1; 7 is out of range and is clamped
+                        let tok: Vec<u32> = (0..2 * b).map(|i| [0, 2, 1, 7][i % 4]).collect();
+                        let gtok = buf(&tok);
+                        let pre = match mode {
+                            0 => Pre::None,
+                            1 => Pre::InPlace,
+                            _ => Pre::Tokens {
+                                tok: at(&gtok, b),
+                                vocab: 3,
+                                wih_off: wih,
+                            },
+                        };
+                        // step 2: every third sequence has length 1 and keeps its state
+                        let lengths: Vec<u32> = (0..b).map(|i| if i % 3 == 1 { 1 } else { 2 + i as u32 % 2 }).collect();
+                        let info = buf(&info_words(1.0, &lengths));
+                        let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
+                        // large pre-activations: tanh must saturate, never NaN
+                        hs[2 * b * h] = 80.0;
+                        let gw = buf(&w);
+                        let gh = buf(&hs);
+                        let sw = StepWeights {
+                            w: &gw,
+                            w_hh: w_off,
+                            bias: bias.then_some((bih, bhh)),
+                        };
+                        let step = StepAt { info: &info, t: 2, b0: 1 };
+                        run(vec![kernels::rnn_step_forward(
+                            kernel,
+                            b,
+                            h,
+                            sw,
+                            &gh,
+                            (2 * b * h, b * h),
+                            pre,
+                            act_code(act),
+                            step,
+                        )
+                        .unwrap()]);
+                        let got = read(&gh, 2 * b * h, b * h);
+                        // in f64: the sum of pre, biases and H products of size 2 cancels to
+                        // far below its terms, where f32 on both sides would differ by more
+                        // than the tolerance
+                        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+                        let mut want: Vec<f64> = match mode {
+                            0 => vec![0.0; b * h],
+                            1 => f64s(&hs[2 * b * h..]),
+                            _ => (0..b * h)
+                                .map(|i| w[wih + (i % h) * 3 + (tok[b + i / h] as usize).min(2)] as f64)
+                                .collect(),
+                        };
+                        for row in want.chunks_exact_mut(h).filter(|_| bias) {
+                            for j in 0..h {
+                                row[j] += (w[bih + j] + w[bhh + j]) as f64;
+                            }
                         }
+                        let (h_prev, w_hh) = (f64s(&hs[b * h..2 * b * h]), f64s(&w[w_off..w_off + h * h]));
+                        gemm(b, h, h, &h_prev, Op::N, &w_hh, Op::T, 1.0, &mut want);
+                        activate(act, &mut want);
+                        let mut want: Vec<f32> = want.iter().map(|&x| x as f32).collect();
+                        for (i, row) in want.chunks_exact_mut(h).enumerate().filter(|(i, _)| lengths[*i] < 2) {
+                            row.copy_from_slice(&hs[(b + i) * h..(b + i + 1) * h]);
+                        }
+                        close(&format!("{kernel:?} B={b} H={h} {act} pre mode {mode} bias {bias}"), &got, &want);
+                        // the other rows are untouched
+                        assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
                     }
-                    gemm(
-                        b,
-                        h,
-                        h,
-                        &hs[b * h..2 * b * h],
-                        Op::N,
-                        &w[w_off..w_off + h * h],
-                        Op::T,
-                        1.0,
-                        &mut want,
-                    );
-                    activate(act, &mut want);
-                    close(&format!("{kernel:?} B={b} H={h} {act} pre mode {mode}"), &got, &want);
-                    // the other rows are untouched
-                    assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
                 }
             }
         }
@@ -273,88 +292,128 @@ fn rnn_step_backward_matches_cpu() {
     for kernel in variants(Kernel::RnnStepBackward, Kernel::RnnStepBackwardSg) {
         for &(b, h) in &STEP_SHAPES {
             for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
-                for has_next in [true, false] {
+                // (next step, carry past the length, copy on the last step)
+                for (has_next, carry, first) in [(true, true, false), (false, false, true), (true, false, true)] {
                     let w = rand_vec(&mut rng, 5 + h * h, 1.0); // W_hh at 5
-                    let dh = rand_vec(&mut rng, 2 * b * h, 1.0); // (2, B, H): step 1 at row 1
+                    // (2, B, S) with a row stride S > H and the direction's columns from 2:
+                    // step 2 reads row 1 and carries into row 0
+                    let (stride, col) = (h + 3, 2);
+                    let dh = rand_vec(&mut rng, 2 * b * stride, 1.0);
                     let mut hv = rand_vec(&mut rng, b * h, 1.0);
                     if act != Activation::Tanh {
                         hv.iter_mut().for_each(|v| *v = v.abs());
                     }
                     hv[0] = 0.0; // relu kink
-                    let dz0 = rand_vec(&mut rng, 3 * b * h, 1.0); // rows: out, next, spare
+                    let dz0 = rand_vec(&mut rng, 3 * b * h, 1.0); // rows: out, next, first
+                    // step 2: lengths 1 (padding), 2 (the last step), 3
+                    let lengths: Vec<u32> = (0..b).map(|i| 1 + i as u32 % 3).collect();
+                    let info = buf(&info_words(1.0, &lengths));
                     let (gw, gdh, gh, gdz) = (buf(&w), buf(&dh), buf(&hv), buf(&dz0));
-                    let next = has_next.then_some(b * h);
-                    run(vec![kernels::rnn_step_backward(
-                        kernel,
-                        b,
-                        h,
-                        at(&gw, 5),
-                        at(&gdh, b * h),
-                        at(&gh, 0),
-                        at(&gdz, 0),
-                        next,
-                        act_code(act),
-                    )
-                    .unwrap()]);
-                    let got = read(&gdz, 0, b * h);
-                    let mut want = dh[b * h..].to_vec();
+                    let grad = StepGrad {
+                        w_hh: at(&gw, 5),
+                        dh: at(&gdh, b * stride + col),
+                        dh_stride: stride,
+                        h: at(&gh, 0),
+                        dz: at(&gdz, 0),
+                        next_off: has_next.then_some(b * h),
+                        carry_off: carry.then_some(col),
+                        first_off: first.then_some(2 * b * h),
+                    };
+                    let step = StepAt { info: &info, t: 2, b0: 1 };
+                    run(vec![kernels::rnn_step_backward(kernel, b, h, grad, act_code(act), step).unwrap()]);
+                    let mut g: Vec<f32> = (0..b * h).map(|i| dh[(b + i / h) * stride + col + i % h]).collect();
                     if has_next {
-                        gemm(b, h, h, &dz0[b * h..2 * b * h], Op::N, &w[5..], Op::N, 1.0, &mut want);
+                        gemm(b, h, h, &dz0[b * h..2 * b * h], Op::N, &w[5..], Op::N, 1.0, &mut g);
                     }
-                    for (d, &hh) in want.iter_mut().zip(&hv) {
-                        *d *= activation_grad(act, hh);
+                    let (mut want_dz, mut want_dh) = (dz0.clone(), dh.clone());
+                    for i in 0..b * h {
+                        let (bi, j) = (i / h, i % h);
+                        if lengths[bi] < 2 {
+                            want_dz[i] = 0.0;
+                            if carry {
+                                want_dh[bi * stride + col + j] += g[i];
+                            }
+                            continue;
+                        }
+                        want_dz[i] = g[i] * activation_grad(act, hv[i]);
+                        if first && lengths[bi] == 2 {
+                            want_dz[2 * b * h + i] = want_dz[i];
+                        }
                     }
-                    close(&format!("{kernel:?} B={b} H={h} {act} next={has_next}"), &got, &want);
+                    let case = format!("{kernel:?} B={b} H={h} {act} next={has_next} carry={carry} first={first}");
+                    close(&format!("{case} dz"), &read(&gdz, 0, 3 * b * h), &want_dz);
+                    close(&format!("{case} dh"), &read(&gdh, 0, 2 * b * stride), &want_dh);
                 }
             }
         }
     }
 }
 
+/// The rows of a head kernel test: (N rows, B): N / B steps of B sequences, every third
+/// sequence one step long (its later rows carry no target) when `masked`; and whether a
+/// row carries a target.
+fn head_rows(n: usize, b: usize, masked: bool) -> (HeadRows, Vec<u32>, Vec<bool>) {
+    let steps = n / b;
+    let lengths: Vec<u32> = (0..b).map(|i| if i % 3 == 1 { 1 } else { steps as u32 }).collect();
+    let valid = (0..n).map(|r| !masked || r / b < lengths[r % b] as usize).collect();
+    let rows = HeadRows { rows: n, batch: b, b0: 1, masked };
+    (rows, lengths, valid)
+}
+
 #[test]
 fn softmax_ce_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    for &(n, o) in &[(1, 2), (5, 7), (70, 2), (3, 65)] {
-        let logits = rand_vec(&mut rng, n * o, 30.0); // large logits: max subtraction matters
-        let bias = rand_vec(&mut rng, 3 + o, 1.0);
-        let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..o as u32)).collect();
-        let scale = 1.0 / n as f32;
-        let (gw, gl, gy) = (buf(&bias), buf(&logits), buf(&y));
-        let (probs, g, rows) = (
-            buf(&vec![0.0f32; n * o]),
-            buf(&vec![0.0f32; n * o]),
-            buf(&vec![0.0f32; n]),
-        );
-        let loss = buf(&[0.0f32; 4]);
-        run(vec![
-            kernels::softmax_ce(
-                n,
-                o,
-                at(&gw, 3),
-                scale,
-                HeadBufs {
-                    logits: &gl,
-                    y: &gy,
-                    out: &probs,
-                    g: &g,
-                    loss_rows: &rows,
-                },
-            )
-            .unwrap(),
-            kernels::reduce_sum(n, at(&rows, 0), false, scale, at(&loss, 2), false).unwrap(),
-        ]);
-        let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[3 + i % o]).collect();
-        let mut p = vec![0.0; n * o];
-        let sum = softmax_ce_forward(&with_bias, &y, o, &mut p);
-        let mut dl = vec![0.0; n * o];
-        softmax_ce_backward(&p, &y, o, scale, &mut dl);
-        close(&format!("softmax probs N={n} O={o}"), &read(&probs, 0, n * o), &p);
-        close(&format!("softmax grad N={n} O={o}"), &read(&g, 0, n * o), &dl);
-        close(
-            &format!("softmax loss N={n} O={o}"),
-            &read(&loss, 2, 1),
-            &[(sum * scale as f64) as f32],
-        );
+    for &(n, o, b) in &[(1, 2, 1), (5, 7, 5), (70, 2, 7), (3, 65, 1)] {
+        for (masked, bias_on) in [(false, true), (true, true), (true, false)] {
+            let logits = rand_vec(&mut rng, n * o, 30.0); // large logits: max subtraction matters
+            let bias = rand_vec(&mut rng, 3 + o, 1.0);
+            let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..o as u32)).collect();
+            let (rows_at, lengths, valid) = head_rows(n, b, masked);
+            let scale = 1.0 / valid.iter().filter(|&&v| v).count() as f32;
+            let info = buf(&info_words(scale, &lengths));
+            let (gw, gl, gy) = (buf(&bias), buf(&logits), buf(&y));
+            let (probs, g, rows) = (
+                buf(&vec![0.0f32; n * o]),
+                buf(&vec![0.0f32; n * o]),
+                buf(&vec![0.0f32; n]),
+            );
+            let loss = buf(&[0.0f32; 4]);
+            let io = HeadBufs {
+                logits: &gl,
+                y: &gy,
+                out: &probs,
+                g: &g,
+                loss_rows: &rows,
+                info: &info,
+            };
+            run(vec![
+                kernels::softmax_ce(rows_at, o, bias_on.then(|| at(&gw, 3)), io).unwrap(),
+                kernels::reduce_sum(n, at(&rows, 0), false, 1.0, at(&loss, 2), false).unwrap(),
+            ]);
+            let with_bias: Vec<f32> = if bias_on {
+                logits.iter().enumerate().map(|(i, &l)| l + bias[3 + i % o]).collect()
+            } else {
+                logits.clone()
+            };
+            let mut p = vec![0.0; n * o];
+            softmax_ce_forward(&with_bias, &y, o, &mut p);
+            let mut dl = vec![0.0; n * o];
+            softmax_ce_backward(&p, &y, o, scale, &mut dl);
+            let mut sum = 0.0;
+            for r in 0..n {
+                let mut one = vec![0.0; o];
+                let row_loss = softmax_ce_forward(&with_bias[r * o..(r + 1) * o], &y[r..r + 1], o, &mut one);
+                if valid[r] {
+                    sum += row_loss;
+                } else {
+                    dl[r * o..(r + 1) * o].fill(0.0);
+                }
+            }
+            let case = format!("N={n} O={o} masked={masked} bias={bias_on}");
+            close(&format!("softmax probs {case}"), &read(&probs, 0, n * o), &p);
+            close(&format!("softmax grad {case}"), &read(&g, 0, n * o), &dl);
+            close(&format!("softmax loss {case}"), &read(&loss, 2, 1), &[(sum * scale as f64) as f32]);
+        }
     }
 }
 
@@ -362,49 +421,56 @@ fn softmax_ce_matches_cpu() {
 fn mse_matches_cpu() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for head in [Head::Linear, Head::Sigmoid] {
-        for &(n, o) in &[(1, 1), (5, 2), (70, 3)] {
-            let logits = rand_vec(&mut rng, n * o, 3.0);
-            let bias = rand_vec(&mut rng, o, 1.0);
-            let y = rand_vec(&mut rng, n * o, 1.0);
-            let scale = 1.0f32; // sum reduction
-            let gscale = scale * (2.0 / o as f64) as f32;
-            let (gw, gl, gy) = (buf(&bias), buf(&logits), buf(&y));
-            let (yh, g, rows, loss) = (
-                buf(&vec![0.0f32; n * o]),
-                buf(&vec![0.0f32; n * o]),
-                buf(&vec![0.0f32; n]),
-                buf(&[0.0f32; 1]),
-            );
-            run(vec![
-                kernels::mse(
-                    n,
-                    o,
-                    at(&gw, 0),
-                    head == Head::Sigmoid,
-                    gscale,
-                    HeadBufs {
-                        logits: &gl,
-                        y: &gy,
-                        out: &yh,
-                        g: &g,
-                        loss_rows: &rows,
-                    },
-                )
-                .unwrap(),
-                kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0), false).unwrap(),
-            ]);
-            let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[i % o]).collect();
-            let mut p = vec![0.0; n * o];
-            let sum = mse_forward(head, &with_bias, &y, o, &mut p);
-            let mut dl = vec![0.0; n * o];
-            mse_backward(head, &p, &y, o, scale, &mut dl);
-            close(&format!("mse {head} y_hat N={n} O={o}"), &read(&yh, 0, n * o), &p);
-            close(&format!("mse {head} grad N={n} O={o}"), &read(&g, 0, n * o), &dl);
-            close(
-                &format!("mse {head} loss N={n} O={o}"),
-                &read(&loss, 0, 1),
-                &[sum as f32],
-            );
+        for &(n, o, b) in &[(1, 1, 1), (5, 2, 5), (70, 3, 7)] {
+            for (masked, bias_on) in [(false, true), (true, false)] {
+                let logits = rand_vec(&mut rng, n * o, 3.0);
+                let bias = rand_vec(&mut rng, o, 1.0);
+                let y = rand_vec(&mut rng, n * o, 1.0);
+                let (rows_at, lengths, valid) = head_rows(n, b, masked);
+                let scale = 1.0f32; // sum reduction
+                let info = buf(&info_words(scale, &lengths));
+                let (gw, gl, gy) = (buf(&bias), buf(&logits), buf(&y));
+                let (yh, g, rows, loss) = (
+                    buf(&vec![0.0f32; n * o]),
+                    buf(&vec![0.0f32; n * o]),
+                    buf(&vec![0.0f32; n]),
+                    buf(&[0.0f32; 1]),
+                );
+                let io = HeadBufs {
+                    logits: &gl,
+                    y: &gy,
+                    out: &yh,
+                    g: &g,
+                    loss_rows: &rows,
+                    info: &info,
+                };
+                run(vec![
+                    kernels::mse(rows_at, o, bias_on.then(|| at(&gw, 0)), head == Head::Sigmoid, io).unwrap(),
+                    kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0), false).unwrap(),
+                ]);
+                let with_bias: Vec<f32> = if bias_on {
+                    logits.iter().enumerate().map(|(i, &l)| l + bias[i % o]).collect()
+                } else {
+                    logits.clone()
+                };
+                let mut p = vec![0.0; n * o];
+                mse_forward(head, &with_bias, &y, o, &mut p);
+                let mut dl = vec![0.0; n * o];
+                mse_backward(head, &p, &y, o, scale, &mut dl);
+                let mut sum = 0.0;
+                for r in (0..n).filter(|&r| valid[r]) {
+                    let mut one = vec![0.0; o];
+                    let (yr, lr) = (&y[r * o..(r + 1) * o], &with_bias[r * o..(r + 1) * o]);
+                    sum += mse_forward(head, lr, yr, o, &mut one);
+                }
+                for r in (0..n).filter(|&r| !valid[r]) {
+                    dl[r * o..(r + 1) * o].fill(0.0);
+                }
+                let case = format!("{head} N={n} O={o} masked={masked} bias={bias_on}");
+                close(&format!("mse y_hat {case}"), &read(&yh, 0, n * o), &p);
+                close(&format!("mse grad {case}"), &read(&g, 0, n * o), &dl);
+                close(&format!("mse loss {case}"), &read(&loss, 0, 1), &[sum as f32]);
+            }
         }
     }
 }

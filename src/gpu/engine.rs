@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::batch_info;
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
 use super::kernels::{adam_bias_corrections, Kernels};
@@ -47,7 +48,6 @@ pub struct GpuEngine {
 impl GpuEngine {
     pub fn new(ctx: Arc<GpuContext>, cfg: ModelConfig, opt: OptimConfig, params: Vec<f32>) -> Result<Self> {
         cfg.validate()?;
-        cfg.check_implemented()?;
         opt.validate()?;
         let layout = ParamLayout::new(&cfg);
         layout.check_len("GpuEngine::new", "params", params.len(), "use ParamLayout::init")?;
@@ -177,7 +177,9 @@ impl GpuEngine {
             (h0, _) => h0,
         };
         let carry_in = matches!(h0, H0::Carried);
-        self.ws.upload_batch(&self.ctx, &self.cfg, batch, h0)?;
+        // the dropout masks of the update after the `step` done so far
+        let info = batch_info::words(&self.cfg, batch, self.step);
+        self.ws.upload_batch(&self.ctx, &self.cfg, batch, h0, &info)?;
         let start = Instant::now();
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgrnn step"),
@@ -346,7 +348,7 @@ impl Engine for GpuEngine {
             let (t_in, b) = (self.cfg.input_steps(sh.t), sh.b);
             let dx_len = if want.dx { t_in * b * self.cfg.in_width(0) } else { 0 };
             let dh0_len = if want.dh0 {
-                self.cfg.layers * b * self.cfg.hidden
+                self.cfg.state_rows() * b * self.cfg.hidden
             } else {
                 0
             };
@@ -388,9 +390,10 @@ impl Engine for GpuEngine {
             let sh = self.ws.current()?;
             let bh = sh.b * self.cfg.hidden;
             let n = self.cfg.target_steps(sh.t) * sh.b;
-            let (out, hs) = (sh.out.clone(), sh.hs.clone());
+            let out = sh.out.clone();
+            let finals: Vec<_> = sh.directions().map(|(_, d, h)| (h.clone(), sh.final_row(d) * bh)).collect();
             let mut regions = vec![(&self.scalars, LOSS, 1), (&out, 0, n * self.cfg.output)];
-            regions.extend(hs.iter().map(|h| (h, sh.t * bh, bh)));
+            regions.extend(finals.iter().map(|(h, off)| (h, *off, bh)));
             let v = self.staging.submit_and_read(&ctx, enc, &regions)?;
             Ok(Outputs {
                 loss: v[0][0],

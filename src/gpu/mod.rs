@@ -4,6 +4,7 @@
 //! per-batch buffers and `schedule` decides the ops of a call; `engine` implements `Engine`
 //! on top.
 
+pub mod batch_info;
 pub mod buffers;
 pub mod context;
 pub mod engine;

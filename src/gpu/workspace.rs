@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
+use super::batch_info;
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
 use super::program::Program;
 use crate::batch::{Batch, Inputs, Targets};
-use crate::config::{Head, Input, ModelConfig};
+use crate::config::{Head, Input, ModelConfig, SeqShape};
 use crate::error::{checked_product, Error, Result};
 
 /// What a program computes.
@@ -41,7 +42,7 @@ pub struct ChunkIo {
     /// (chunks, T_in, B_c, I) inputs and (chunks, T_out, B_c, ·) targets, chunk-major
     pub x: wgpu::Buffer,
     pub y: wgpu::Buffer,
-    /// (L, B, H) initial states
+    /// (L·dirs, B, H) initial states
     pub h0: wgpu::Buffer,
 }
 
@@ -53,12 +54,21 @@ pub struct Shape {
     pub chunks: Vec<Chunk>,
     /// `Some` when the batch is split
     pub io: Option<ChunkIo>,
-    /// per layer (T+1, B_c, H); row 0 is h0, row t the state after step t. Every buffer
-    /// below is sized for one chunk (B_c sequences) except `last`.
-    pub hs: Vec<wgpu::Buffer>,
-    /// (T, B, H) of the layer being swept
+    /// [layer][direction] (T+1, B_c, H): h0 and the state after every step, at the rows
+    /// `state_row` names (the forward direction from row 0, the reverse one backwards from
+    /// row T). Every buffer below is sized for one chunk (B_c sequences) except `info` and
+    /// `last`.
+    pub hs: Vec<Vec<wgpu::Buffer>>,
+    /// per layer, its output as the layer above or the head reads it, (T, B, H·dirs) =
+    /// [h_fwd ; h_rev] ⊙ dropout mask, where that is not just the forward states' rows
+    /// (`None`): bidirectional layers, and dropout below the top. The top layer's has
+    /// T_out steps.
+    pub ys: Vec<Option<wgpu::Buffer>>,
+    /// (dirs·T + 1, B, H) of the layer being swept: each direction's dz (T, B, H), then,
+    /// bidirectional, the reverse direction's dz at each sequence's length (for dh0)
     pub dz: wgpu::Buffer,
-    /// (T, B, H) gradient arriving from the head or the layer above
+    /// (T, B, H·dirs) gradient arriving from the head or the layer above; many-to-one has one
+    /// more row, where the head's gradient arrives
     pub dh: wgpu::Buffer,
     /// (T_in, B, I) dense inputs or (T_in, B) token ids
     pub x: wgpu::Buffer,
@@ -74,12 +84,20 @@ pub struct Shape {
     pub loss_rows: wgpu::Buffer,
     /// (T_in, B, in_0)
     pub dx: wgpu::Buffer,
-    /// (L, B, H) each
+    /// (L·dirs, B, H) each
     pub dh0: wgpu::Buffer,
     pub last: wgpu::Buffer,
+    /// the per-call words of the whole batch (`batch_info`): loss scale, dropout key, lengths
+    pub info: wgpu::Buffer,
     /// (B, H) zeros, the initial state when the batch has none
     zeros: Vec<f32>,
     pub programs: HashMap<Mode, Program>,
+}
+
+/// Whether layer `l`'s output gets a buffer of its own (`Shape::ys`) rather than being read
+/// from its forward states: with both directions side by side, or a dropout mask on it.
+pub fn output_copied(cfg: &ModelConfig, l: usize) -> bool {
+    cfg.bidirectional || (cfg.dropout.is_active() && l + 1 < cfg.layers)
 }
 
 /// Width of one input step of one sequence in `x`: features, or one token id.
@@ -103,13 +121,18 @@ impl Shape {
     /// Allocates the buffers of a (B, T) batch, split into the fewest equal chunks whose
     /// buffers each fit in a binding of `limit` bytes.
     fn new(ctx: &GpuContext, cfg: &ModelConfig, b: usize, t: usize, limit: u64) -> Result<Shape> {
-        let (hd, o, l) = (cfg.hidden, cfg.output, cfg.layers);
-        let t_in = cfg.input_steps(t);
+        let (hd, o, rows) = (cfg.hidden, cfg.output, cfg.state_rows());
+        let (t_in, w, dirs) = (cfg.input_steps(t), cfg.out_width(), cfg.dirs());
         let sc = Scale::PerBatch { batch: b };
+        let dh_rows = t + (cfg.seq == SeqShape::ManyToOne) as usize;
+        let dz_rows = dirs * t + (dirs - 1);
         // floats per sequence of the largest chunk-sized buffer; checked, with the whole
         // batch's and the states' sizes, so that no size product below can wrap
         let per_seq = [
             checked_product("states (T+1)·H", &[t + 1, hd])?,
+            checked_product("layer outputs T·H·dirs", &[t, w])?,
+            checked_product("dh (T+1)·H·dirs", &[dh_rows, w])?,
+            checked_product("dz (dirs·T+1)·H", &[dz_rows, hd])?,
             checked_product("embedded inputs T·E", &[t_in, cfg.embed().unwrap_or(0)])?,
             checked_product("inputs T·I", &[t_in, cfg.in_width(0)])?,
             checked_product("outputs T·O", &[cfg.target_steps(t), o])?,
@@ -119,7 +142,7 @@ impl Shape {
         .unwrap_or(1)
         .max(1);
         checked_product("batch buffers B·T·width", &[b, per_seq, x_width(cfg).max(y_width(cfg))])?;
-        checked_product("states L·B·H", &[l, b, hd])?;
+        checked_product("states L·dirs·B·H", &[rows, b, hd])?;
         let per_seq = per_seq as u64;
         let fit = ((limit / 4 / per_seq) as usize).clamp(1, b.max(1));
         let nchunks = b.div_ceil(fit).max(1);
@@ -131,26 +154,35 @@ impl Shape {
             })
             .collect();
         let (xw, yw) = (x_width(cfg), y_width(cfg));
-        // every buffer but `io` and `last` is chunk-sized: B_c sequences, N_c = T_out·B_c rows
+        // every buffer but `io`, `info` and `last` is chunk-sized: B_c sequences, N_c = T_out·B_c rows
         let n = cfg.target_steps(t) * bc;
         ctx.scoped("allocating batch buffers", || {
             let io = if chunks.len() > 1 {
                 Some(ChunkIo {
                     x: tensor(ctx, "inputs (T_in, B, I)", t_in * b * xw, sc)?,
                     y: tensor(ctx, "targets (T_out, B, O)", cfg.target_steps(t) * b * yw, sc)?,
-                    h0: tensor(ctx, "initial states (L, B, H)", l * b * hd, sc)?,
+                    h0: tensor(ctx, "initial states (L·dirs, B, H)", rows * b * hd, sc)?,
                 })
             } else {
                 None
             };
-            let hs = (0..l)
-                .map(|i| {
-                    tensor(
-                        ctx,
-                        &format!("hidden states (T+1, B, H) of layer {i}"),
-                        (t + 1) * bc * hd,
-                        sc,
-                    )
+            let hs = (0..cfg.layers)
+                .map(|l| {
+                    (0..dirs)
+                        .map(|d| {
+                            let what = format!("hidden states (T+1, B, H) of layer {l} direction {d}");
+                            tensor(ctx, &what, (t + 1) * bc * hd, sc)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<_>>()?;
+            let ys = (0..cfg.layers)
+                .map(|l| {
+                    let steps = if l + 1 == cfg.layers { cfg.target_steps(t) } else { t };
+                    let what = format!("output (T, B, H·dirs) of layer {l}");
+                    output_copied(cfg, l)
+                        .then(|| tensor(ctx, &what, steps * bc * w, sc))
+                        .transpose()
                 })
                 .collect::<Result<_>>()?;
             Ok(Shape {
@@ -159,8 +191,9 @@ impl Shape {
                 chunks,
                 io,
                 hs,
-                dz: tensor(ctx, "dz (T, B, H)", t * bc * hd, sc)?,
-                dh: tensor(ctx, "dh (T, B, H)", t * bc * hd, sc)?,
+                ys,
+                dz: tensor(ctx, "dz (dirs·T+1, B, H)", dz_rows * bc * hd, sc)?,
+                dh: tensor(ctx, "dh (T, B, H·dirs)", dh_rows * bc * w, sc)?,
                 x: tensor(ctx, "inputs (T_in, B, I)", t_in * bc * xw, sc)?,
                 y: tensor(ctx, "targets (T_out, B, O)", n * yw, sc)?,
                 xe: tensor(
@@ -174,17 +207,57 @@ impl Shape {
                 g: tensor(ctx, "dL/dlogits (N, O)", n * o, sc)?,
                 loss_rows: tensor(ctx, "per-row losses (N)", n, sc)?,
                 dx: tensor(ctx, "dx (T_in, B, in_0)", t_in * bc * cfg.in_width(0), sc)?,
-                dh0: tensor(ctx, "dh0 (L, B, H)", l * bc * hd, sc)?,
-                last: tensor(ctx, "final state (L, B, H)", l * b * hd, sc)?,
+                dh0: tensor(ctx, "dh0 (L·dirs, B, H)", rows * bc * hd, sc)?,
+                last: tensor(ctx, "final state (L·dirs, B, H)", rows * b * hd, sc)?,
+                info: tensor(ctx, "lengths and per-call scalars (B)", batch_info::len(b), sc)?,
                 zeros: vec![0.0; b * hd],
                 programs: HashMap::new(),
             })
         })
     }
 
+    /// The row of direction `d`'s state buffer that holds its state at step t: the forward
+    /// direction's h_t at row t (h0 at row 0), the reverse direction's hr_t at row t - 1
+    /// (its h0, hr_{T+1}, at row T), so both directions' T states are one block of rows.
+    pub fn state_row(&self, d: usize, t: usize) -> usize {
+        if d == 0 {
+            t
+        } else {
+            t - 1
+        }
+    }
+
+    /// The row of direction `d`'s initial state.
+    pub fn h0_row(&self, d: usize) -> usize {
+        if d == 0 {
+            0
+        } else {
+            self.t
+        }
+    }
+
+    /// Every direction's state buffer with its row r = l·dirs + d in (L·dirs, B, H) states
+    /// and its direction d.
+    pub fn directions(&self) -> impl Iterator<Item = (usize, usize, &wgpu::Buffer)> {
+        self.hs.iter().flatten().enumerate().map(|(r, h)| {
+            let dirs = self.hs[0].len();
+            (r, r % dirs, h)
+        })
+    }
+
+    /// The row of direction `d`'s final state: h_T, or hr_1 (PyTorch's h_n).
+    pub fn final_row(&self, d: usize) -> usize {
+        if d == 0 {
+            self.t
+        } else {
+            0
+        }
+    }
+
     /// Bytes of every device buffer of this shape, programs' parameter blocks included.
     fn bytes(&self) -> u64 {
         let bufs = [
+            &self.info,
             &self.dz,
             &self.dh,
             &self.x,
@@ -199,7 +272,8 @@ impl Shape {
             &self.last,
         ];
         let io = self.io.iter().flat_map(|io| [&io.x, &io.y, &io.h0]);
-        self.hs.iter().chain(bufs).chain(io).map(|b| b.size()).sum::<u64>()
+        let states = self.hs.iter().flatten().chain(self.ys.iter().flatten());
+        states.chain(bufs).chain(io).map(|b| b.size()).sum::<u64>()
             + self.programs.values().map(Program::uniform_bytes).sum::<u64>()
     }
 }
@@ -207,13 +281,13 @@ impl Shape {
 /// Where a step's initial states come from.
 pub enum H0<'a> {
     Zeros,
-    /// (L, B, H) from the host
+    /// (L·dirs, B, H) from the host
     Host(&'a [f32]),
     /// the carried final state of the previous training step, copied on the device
     Carried,
 }
 
-/// The (L, B, H) final state of the latest training step, kept where it is cheapest: on
+/// The (L·dirs, B, H) final state of the latest training step, kept where it is cheapest: on
 /// the device while its shape is cached, on the host once that shape is evicted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Carried {
@@ -315,7 +389,7 @@ impl Workspace {
     pub fn read_carried(&self, ctx: &GpuContext, cfg: &ModelConfig, st: &mut Staging) -> Result<Vec<f32>> {
         match (&self.carried, self.carried_buffer()) {
             (Carried::Device { b, .. }, Some(last)) => {
-                let len = cfg.layers * b * cfg.hidden;
+                let len = cfg.state_rows() * b * cfg.hidden;
                 Ok(st.read(ctx, "reading the final state", &[(last, 0, len)])?.remove(0))
             }
             (Carried::Host(v), _) => Ok(v.clone()),
@@ -326,15 +400,16 @@ impl Workspace {
         }
     }
 
-    /// Queues the upload of the current shape's batch (inputs, targets, and the initial
-    /// states unless they are carried on the device): straight into the buffers the program
-    /// reads, or, for a split batch, chunk-major into the full-batch copies that each
-    /// chunk's ops copy from.
-    pub fn upload_batch(&self, ctx: &GpuContext, cfg: &ModelConfig, batch: &Batch<f32>, h0: H0) -> Result<()> {
+    /// Queues the upload of the current shape's batch (inputs, targets, the per-call words
+    /// `info`, and the initial states unless they are carried on the device): straight into
+    /// the buffers the program reads, or, for a split batch, chunk-major into the
+    /// full-batch copies that each chunk's ops copy from.
+    pub fn upload_batch(&self, ctx: &GpuContext, cfg: &ModelConfig, batch: &Batch<f32>, h0: H0, info: &[u32]) -> Result<()> {
         let sh = self.current()?;
         let bh = sh.b * cfg.hidden;
-        let h0_layer = |l: usize| match h0 {
-            H0::Host(h0) => Some(&h0[l * bh..(l + 1) * bh]),
+        upload(ctx, &sh.info, 0, info);
+        let h0_row = |r: usize| match h0 {
+            H0::Host(h0) => Some(&h0[r * bh..(r + 1) * bh]),
             H0::Zeros => Some(&sh.zeros[..]),
             H0::Carried => None,
         };
@@ -347,9 +422,9 @@ impl Workspace {
                 Targets::Classes(y) => upload(ctx, &sh.y, 0, y),
                 Targets::Values(y) => upload(ctx, &sh.y, 0, y),
             }
-            for (l, h) in sh.hs.iter().enumerate() {
-                if let Some(src) = h0_layer(l) {
-                    upload(ctx, h, 0, src);
+            for (r, d, h) in sh.directions() {
+                if let Some(src) = h0_row(r) {
+                    upload(ctx, h, sh.h0_row(d) * bh, src);
                 }
             }
             return Ok(());
@@ -363,16 +438,17 @@ impl Workspace {
             Targets::Classes(y) => upload(ctx, &io.y, 0, &chunk_major(y, t_out, sh.b, &sh.chunks)),
             Targets::Values(y) => upload(ctx, &io.y, 0, &chunk_major(y, t_out, sh.b, &sh.chunks)),
         }
-        for l in 0..cfg.layers {
-            if let Some(src) = h0_layer(l) {
-                upload(ctx, &io.h0, l * bh, src);
+        for r in 0..cfg.state_rows() {
+            if let Some(src) = h0_row(r) {
+                upload(ctx, &io.h0, r * bh, src);
             }
         }
         Ok(())
     }
 
-    /// Records the copies of the carried (L, B, H) state into the current shape's initial
-    /// states: row 0 of each layer's states, or the full-batch copy a split batch reads.
+    /// Records the copies of the carried (L·dirs, B, H) state into the current shape's
+    /// initial states: the h0 row of each direction's states, or the full-batch copy a split
+    /// batch reads.
     pub fn record_carry_in(&self, cfg: &ModelConfig, enc: &mut wgpu::CommandEncoder) -> Result<()> {
         let sh = self.current()?;
         let src = self
@@ -380,10 +456,10 @@ impl Workspace {
             .ok_or_else(|| Error::gpu("no carried state on the device", "internal error"))?;
         let bh = (sh.b * cfg.hidden) as u64 * 4;
         match &sh.io {
-            Some(io) => enc.copy_buffer_to_buffer(src, 0, &io.h0, 0, cfg.layers as u64 * bh),
+            Some(io) => enc.copy_buffer_to_buffer(src, 0, &io.h0, 0, cfg.state_rows() as u64 * bh),
             None => {
-                for (l, h) in sh.hs.iter().enumerate() {
-                    enc.copy_buffer_to_buffer(src, l as u64 * bh, h, 0, bh);
+                for (r, d, h) in sh.directions() {
+                    enc.copy_buffer_to_buffer(src, r as u64 * bh, h, sh.h0_row(d) as u64 * bh, bh);
                 }
             }
         }

@@ -95,7 +95,7 @@ pub(super) fn u(v: usize) -> Result<u32> {
     })
 }
 
-fn internal(msg: String) -> Error {
+pub(super) fn internal(msg: String) -> Error {
     Error::gpu(msg, "internal error")
 }
 
@@ -116,7 +116,7 @@ pub(super) fn groups_1d(n: usize, per_group: usize) -> Result<[u32; 3]> {
 
 /// Workgroups of `tile`×`tile` outputs over an (m, n) result; row tiles beyond the y limit
 /// spill into z.
-fn groups_tiled(what: &str, m: usize, n: usize, tile: usize) -> Result<[u32; 3]> {
+pub(super) fn groups_tiled(what: &str, m: usize, n: usize, tile: usize) -> Result<[u32; 3]> {
     let gx = n.div_ceil(tile).max(1);
     let gy_total = m.div_ceil(tile).max(1);
     let gy = gy_total.min(MAX_GROUPS as usize);
@@ -134,7 +134,7 @@ fn groups_tiled(what: &str, m: usize, n: usize, tile: usize) -> Result<[u32; 3]>
 /// (m, n) output, 64 / S subgroups per workgroup, tiles listed in one dimension. S is only
 /// known to lie in 8..=64 (a power of two), so enough workgroups for the worst S are launched;
 /// the surplus subgroups clamp their loads and write nothing.
-fn groups_sg(m: usize, n: usize) -> Result<[u32; 3]> {
+pub(super) fn groups_sg(m: usize, n: usize) -> Result<[u32; 3]> {
     let worst = [8, 16, 32, 64]
         .iter()
         .map(|&s| (m.div_ceil(16) * n.div_ceil(2 * s)).div_ceil(64 / s))
@@ -199,156 +199,6 @@ fn matmul_with(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: Option<(usi
         _ => return Err(internal(format!("{kernel:?} is not a matmul kernel"))),
     };
     Ok(dispatch(kernel, &p, &[a.at.buf, b.at.buf, c.at.buf], groups))
-}
-
-/// Activation code shared by the step kernels.
-pub fn act_code(a: crate::config::Activation) -> usize {
-    match a {
-        crate::config::Activation::Tanh => 0,
-        crate::config::Activation::Sigmoid => 1,
-        crate::config::Activation::Relu => 2,
-    }
-}
-
-/// Workgroups for a step kernel: `RnnStep*` (8×8 invocations of 4×4 (B, H) blocks) or
-/// `RnnStep*Sg`.
-fn step_groups(kernel: Kernel, batch: usize, hidden: usize) -> Result<[u32; 3]> {
-    match kernel {
-        Kernel::RnnStepForward | Kernel::RnnStepBackward => {
-            groups_tiled(&format!("a recurrent step of B={batch}, H={hidden}"), batch, hidden, 32)
-        }
-        Kernel::RnnStepForwardSg | Kernel::RnnStepBackwardSg => groups_sg(batch, hidden),
-        _ => Err(internal(format!("{kernel:?} is not a recurrent step kernel"))),
-    }
-}
-
-/// Where a forward step finds its input pre-activation pre_t.
-#[derive(Clone, Copy, Debug)]
-pub enum Pre<'a> {
-    /// no input at this step: pre_t = 0
-    None,
-    /// already in row t of `h` (written by the batched input projection)
-    InPlace,
-    /// one-hot tokens: pre_t[b, j] = W_ih[j, tok[tok.off + b]], W_ih (H, V) at `wih_off` in `w`
-    Tokens { tok: At<'a>, vocab: usize, wih_off: usize },
-}
-
-/// Offsets of one layer's recurrent weights in the parameter buffer.
-#[derive(Clone, Copy, Debug)]
-pub struct StepWeights<'a> {
-    pub w: &'a wgpu::Buffer,
-    pub w_hh: usize,
-    pub b_ih: usize,
-    pub b_hh: usize,
-}
-
-/// h_t = f(pre_t + b_ih + b_hh + W_hh h_{t-1}) in the layer buffer `h` (T+1, B, H), row
-/// `cur_off` from row `prev_off`. `kernel` is `RnnStepForward` or `RnnStepForwardSg` (same
-/// bindings and parameters).
-#[allow(clippy::too_many_arguments)]
-pub fn rnn_step_forward(
-    kernel: Kernel,
-    batch: usize,
-    hidden: usize,
-    w: StepWeights,
-    h: &wgpu::Buffer,
-    (cur_off, prev_off): (usize, usize),
-    pre: Pre,
-    act: usize,
-) -> Result<Dispatch> {
-    // without token inputs `w` fills the unread token binding (never `h`, bound read-write)
-    let (use_pre, tok, vocab, wih_off) = match pre {
-        Pre::None => (0, at(w.w, 0), 1, 0),
-        Pre::InPlace => (1, at(w.w, 0), 1, 0),
-        Pre::Tokens { tok, vocab, wih_off } => (2, tok, vocab, wih_off),
-    };
-    let p = params::RnnStepForwardP {
-        batch: u(batch)?,
-        hidden: u(hidden)?,
-        cur_off: u(cur_off)?,
-        prev_off: u(prev_off)?,
-        w_off: u(w.w_hh)?,
-        bih_off: u(w.b_ih)?,
-        bhh_off: u(w.b_hh)?,
-        use_pre,
-        act: u(act)?,
-        tok_off: u(tok.off)?,
-        vocab: u(vocab)?,
-        wih_off: u(wih_off)?,
-    };
-    Ok(dispatch(
-        kernel,
-        &p,
-        &[w.w, h, tok.buf],
-        step_groups(kernel, batch, hidden)?,
-    ))
-}
-
-/// dz_t = (dh_t + W_hh^T dz_{t+1}) ⊙ f'(h_t), written at `dz`; `next` = None at t = T.
-/// `kernel` is `RnnStepBackward` or `RnnStepBackwardSg` (same bindings and parameters).
-#[allow(clippy::too_many_arguments)]
-pub fn rnn_step_backward(
-    kernel: Kernel,
-    batch: usize,
-    hidden: usize,
-    w_hh: At,
-    dh: At,
-    h: At,
-    dz: At,
-    next_off: Option<usize>,
-    act: usize,
-) -> Result<Dispatch> {
-    let p = params::RnnStepBackwardP {
-        batch: u(batch)?,
-        hidden: u(hidden)?,
-        dh_off: u(dh.off)?,
-        h_off: u(h.off)?,
-        dz_off: u(dz.off)?,
-        next_off: u(next_off.unwrap_or(0))?,
-        has_next: next_off.is_some() as u32,
-        w_off: u(w_hh.off)?,
-        act: u(act)?,
-    };
-    let bufs = [w_hh.buf, dh.buf, h.buf, dz.buf];
-    Ok(dispatch(kernel, &p, &bufs, step_groups(kernel, batch, hidden)?))
-}
-
-/// The buffers of a head kernel: logits (N, O) in; outputs (N, O), gradient (N, O) and
-/// per-row losses (N) out; targets `y`.
-#[derive(Clone, Copy, Debug)]
-pub struct HeadBufs<'a> {
-    pub logits: &'a wgpu::Buffer,
-    pub y: &'a wgpu::Buffer,
-    pub out: &'a wgpu::Buffer,
-    pub g: &'a wgpu::Buffer,
-    pub loss_rows: &'a wgpu::Buffer,
-}
-
-/// Softmax + cross-entropy + gradient for `rows` rows of `classes` logits (bias at
-/// `bias`); `loss_rows` gets -log p[y] per row, `g` the gradient times `scale`.
-pub fn softmax_ce(rows: usize, classes: usize, bias: At, scale: f32, io: HeadBufs) -> Result<Dispatch> {
-    let p = params::SoftmaxCeP {
-        rows: u(rows)?,
-        classes: u(classes)?,
-        bias_off: u(bias.off)?,
-        scale,
-    };
-    let bufs = [bias.buf, io.logits, io.y, io.out, io.g, io.loss_rows];
-    Ok(dispatch(Kernel::SoftmaxCe, &p, &bufs, groups_1d(rows, 64)?))
-}
-
-/// Linear (or sigmoid) head + MSE; `gscale` = reduction scale · 2 / O; `loss_rows` gets
-/// Σ_k (y_hat - y)² per row.
-pub fn mse(rows: usize, outputs: usize, bias: At, sigmoid_head: bool, gscale: f32, io: HeadBufs) -> Result<Dispatch> {
-    let p = params::MseP {
-        rows: u(rows)?,
-        outputs: u(outputs)?,
-        bias_off: u(bias.off)?,
-        sigmoid_head: sigmoid_head as u32,
-        gscale,
-    };
-    let bufs = [bias.buf, io.logits, io.y, io.out, io.g, io.loss_rows];
-    Ok(dispatch(Kernel::Mse, &p, &bufs, groups_1d(rows, 64)?))
 }
 
 /// One sum of `reduce_sums`: dst[dst.off] = factor · Σ src[src.off..+n] (of squares when

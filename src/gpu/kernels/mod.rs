@@ -1,16 +1,18 @@
 //! The WGSL kernels (one per `shaders/*.wgsl` file, named after its CPU twin), compiled once
-//! per device. `params` mirrors each shader's `struct P`; `launch` (and `update`, for the
-//! optimisers) turns sizes and element offsets into a `Dispatch` (parameters, buffers,
-//! workgroup counts).
+//! per device. `params` mirrors each shader's `struct P`; `launch` (with `rnn` for the
+//! recurrent steps and heads, `update` for the optimisers) turns sizes and element offsets
+//! into a `Dispatch` (parameters, buffers, workgroup counts).
 
 mod launch;
 pub mod params;
+mod rnn;
 mod update;
 
 use std::any::Any;
 use std::sync::Arc;
 
 pub use launch::*;
+pub use rnn::*;
 pub use update::*;
 
 use super::context::GpuContext;
@@ -30,6 +32,19 @@ pub const RNN_ACT_WGSL: (&str, &str) = (
     "common/rnn_act.wgsl",
     include_str!("../../../shaders/common/rnn_act.wgsl"),
 );
+/// The slots of the per-call `info` buffer (`gpu::batch_info`): loss scale, dropout key,
+/// sequence lengths.
+pub const BATCH_INFO_WGSL: (&str, &str) = (
+    "common/batch_info.wgsl",
+    include_str!("../../../shaders/common/batch_info.wgsl"),
+);
+/// The dropout masks, the twin of `crate::dropout`.
+pub const DROPOUT_WGSL: (&str, &str) = (
+    "common/dropout.wgsl",
+    include_str!("../../../shaders/common/dropout.wgsl"),
+);
+/// Every prelude, for the tests that check each is used.
+pub const PRELUDES: [(&str, &str); 4] = [SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL];
 
 /// The one list of kernels: each line gives the variant, its shader file, the preludes
 /// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
@@ -72,12 +87,13 @@ kernel_table! {
     Matmul => "matmul.wgsl", [], subgroups: false;
     MatmulBlocked => "matmul_blocked.wgsl", [], subgroups: false;
     MatmulSg => "matmul_sg.wgsl", [SG_TILE_WGSL], subgroups: true;
-    RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL], subgroups: false;
-    RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL], subgroups: false;
-    RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, SG_TILE_WGSL], subgroups: true;
-    RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, SG_TILE_WGSL], subgroups: true;
-    SoftmaxCe => "softmax_ce.wgsl", [], subgroups: false;
-    Mse => "mse.wgsl", [], subgroups: false;
+    RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
+    RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
+    RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
+    LayerOutput => "layer_output.wgsl", [BATCH_INFO_WGSL, DROPOUT_WGSL], subgroups: false;
+    SoftmaxCe => "softmax_ce.wgsl", [BATCH_INFO_WGSL], subgroups: false;
+    Mse => "mse.wgsl", [BATCH_INFO_WGSL], subgroups: false;
     ReduceSum => "reduce_sum.wgsl", [], subgroups: false;
     ColSum => "col_sum.wgsl", [], subgroups: false;
     EmbedGather => "embed_gather.wgsl", [], subgroups: false;

@@ -56,6 +56,8 @@ param_structs! {
         use_pre: u32,
         act: u32,
         tok_off: u32, vocab: u32, wih_off: u32,
+        has_bias: u32,
+        step: u32, b0: u32,
     }
     RnnStepBackwardP for [RnnStepBackward, RnnStepBackwardSg] {
         batch: u32, hidden: u32,
@@ -64,17 +66,32 @@ param_structs! {
         has_next: u32,
         w_off: u32,
         act: u32,
+        dh_stride: u32,
+        step: u32, b0: u32,
+        carry: u32, carry_off: u32,
+        has_first: u32, first_off: u32,
     }
     SoftmaxCeP for [SoftmaxCe] {
         rows: u32, classes: u32,
         bias_off: u32,
-        scale: f32,
+        has_bias: u32,
+        batch: u32, b0: u32, masked: u32,
     }
     MseP for [Mse] {
         rows: u32, outputs: u32,
         bias_off: u32,
         sigmoid_head: u32,
-        gscale: f32,
+        two_over_o: f32,
+        has_bias: u32,
+        batch: u32, b0: u32, masked: u32,
+    }
+    /// y = [h_fwd ; h_rev] ⊙ dropout mask, or the mask applied to y's gradient (grad = 1).
+    LayerOutputP for [LayerOutput] {
+        steps: u32, batch: u32, hidden: u32, dirs: u32,
+        fwd_off: u32, rev_off: u32, dst_off: u32,
+        dropout: u32, layer: u32,
+        t0: u32, b0: u32,
+        grad: u32,
     }
     /// Two independent sums, one per workgroup.
     ReduceSumP for [ReduceSum] {

@@ -1,12 +1,12 @@
 //! Backward (SPEC §2): the head's gradients, then per layer from the top the reverse sweep
-//! (one fused step dispatch per t) and every weight gradient as one product over all (t, b)
-//! pairs, the bias gradients riding along as row sums.
+//! of each direction (one fused step dispatch per t) and every weight gradient as one
+//! product over all (t, b) pairs, the bias gradients riding along as row sums.
 
 use super::Sched;
 use crate::config::{Input, SeqShape};
 use crate::engine::Want;
 use crate::error::Result;
-use crate::gpu::kernels::{self, act_code, at, mat, Acc};
+use crate::gpu::kernels::{self, act_code, at, mat, Acc, Mat, StepAt, StepGrad};
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
@@ -16,105 +16,179 @@ impl Sched<'_> {
     pub(super) fn backward(&self, want: Want, ch: Chunk, acc: bool) -> Result<Vec<Op>> {
         let (m, sh) = (self.m, self.sh);
         let (cfg, lay) = (m.cfg, m.layout);
-        let (b, t, hd, o) = (ch.b, sh.t, cfg.hidden, cfg.output);
-        let (t_in, n, bh) = (cfg.input_steps(t), cfg.target_steps(t) * b, b * hd);
+        let (b, t, o, w) = (ch.b, sh.t, cfg.output, cfg.out_width());
+        let n = cfg.target_steps(t) * b;
         let acc = Acc::add_if(acc);
         let mut ops = Vec::new();
         let g = mat(&sh.g, 0, n, o);
-        let top = mat(&sh.hs[cfg.layers - 1], self.head_rows_off(b), n, hd);
+        let top = self.output_rows(cfg.layers - 1, b);
 
-        // dW_ho (O, H) = g^T · rows; db_o = column sums of g (the row sums of g^T) beside it.
-        let hb = self.off(lay.head_b.expect("head bias"));
-        ops.push(self.mm_row_sums(self.grad(lay.head_w), g.t(), top, acc, (hb, hb))?);
-        // dh of the top layer (N, H) = g · W_ho; many-to-one has it at the last step only.
+        // dW_ho (O, H·dirs) = g^T · rows; db_o = column sums of g (the row sums of g^T) beside it.
+        ops.push(match lay.head_b {
+            Some(hb) => self.mm_row_sums(self.grad(lay.head_w), g.t(), top, acc, (self.off(hb), self.off(hb)))?,
+            None => self.mm(self.grad(lay.head_w), g.t(), top, acc)?,
+        });
+        // dy of the top layer (N, H·dirs) = g · W_ho; many-to-one has it in dh's extra row T
+        // only, where the sweeps read it at each direction's last step
         let dh_head = if cfg.seq == SeqShape::ManyToOne {
             ops.push(Op::Clear {
                 buf: sh.dh.clone(),
                 off: 0,
-                len: t * bh,
+                len: t * b * w,
             });
-            (t - 1) * bh
+            t * b * w
         } else {
             0
         };
-        ops.push(self.mm(mat(&sh.dh, dh_head, n, hd), g, self.weight(lay.head_w), Acc::Set)?);
+        ops.push(self.mm(mat(&sh.dh, dh_head, n, w), g, self.weight(lay.head_w), Acc::Set)?);
 
-        // dz over all steps (T·B, H), and its first T_in steps (T_in·B, H)
-        let dz = mat(&sh.dz, 0, t * b, hd);
-        let dz_in = mat(&sh.dz, 0, t_in * b, hd);
         for l in (0..cfg.layers).rev() {
-            let li = lay.layers[l][0];
-            let h = &sh.hs[l];
-            let inw = cfg.in_width(l);
-            for s in (1..=t).rev() {
-                ops.push(Op::Dispatch(kernels::rnn_step_backward(
-                    self.k.step_backward,
-                    b,
-                    hd,
-                    at(m.params, self.off(li.w_hh)),
-                    at(&sh.dh, (s - 1) * bh),
-                    at(h, s * bh),
-                    at(&sh.dz, (s - 1) * bh),
-                    (s < t).then_some(s * bh),
-                    act_code(cfg.activation),
-                )?));
+            if let Some(mask) = self.dropout_at(l, ch) {
+                let dy = at(&sh.dh, 0);
+                ops.push(Op::Dispatch(kernels::dropout_grad(&sh.info, dy, (t, b, w), mask)?));
             }
-            // dW_hh (H, H) = dz^T · h_{t-1} (T·B, H); both biases get Σ dz beside it.
-            let h_prev = mat(h, 0, t * b, hd);
-            let rs = (self.off(li.b_ih.expect("bias")), self.off(li.b_hh.expect("bias")));
-            ops.push(self.mm_row_sums(self.grad(li.w_hh), dz.t(), h_prev, acc, rs)?);
-            if want.dh0 {
-                // dh0 (B, H) = dz_1 · W_hh
-                let dz1 = mat(&sh.dz, 0, b, hd);
-                ops.push(self.mm(mat(&sh.dh0, l * bh, b, hd), dz1, self.weight(li.w_hh), Acc::Set)?);
+            for d in 0..cfg.dirs() {
+                self.sweep(&mut ops, ch, l, d, want)?;
+                self.weight_grads(&mut ops, ch, l, d, want, acc)?;
             }
-            if l > 0 {
-                let below = mat(&sh.hs[l - 1], bh, t * b, inw);
-                ops.push(self.mm(self.grad(li.w_ih), dz.t(), below, acc)?);
-                // dh of the layer below (T·B, H) = dz · W_ih
-                ops.push(self.mm(mat(&sh.dh, 0, t * b, inw), dz, self.weight(li.w_ih), Acc::Set)?);
-                continue;
-            }
-            if want.dx || lay.embed.is_some() {
-                // dx (T_in·B, in_0) = dz · W_ih
-                let dx = mat(&sh.dx, 0, t_in * b, inw);
-                ops.push(self.mm(dx, dz_in, self.weight(li.w_ih), Acc::Set)?);
-            }
-            match (cfg.input, lay.embed) {
-                (Input::Dense { .. }, _) => {
-                    let x = mat(&sh.x, 0, t_in * b, inw);
-                    ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), x, acc)?);
-                }
-                (Input::Tokens { vocab, .. }, None) => {
-                    // dW_ih[j, tok] += dz[(t, b), j]: row j of W_ih has stride V
-                    ops.push(Op::Dispatch(kernels::token_scatter(
-                        t_in * b,
-                        hd,
-                        vocab,
-                        at(&sh.dz, 0),
-                        &sh.x,
-                        at(m.grads, self.off(li.w_ih)),
-                        (1, vocab),
-                        acc == Acc::Add,
-                    )?));
-                }
-                (Input::Tokens { vocab, .. }, Some(e_idx)) => {
-                    let xe = mat(&sh.xe, 0, t_in * b, inw);
-                    ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), xe, acc)?);
-                    // dE[tok, e] += dxe[(t, b), e]
-                    ops.push(Op::Dispatch(kernels::token_scatter(
-                        t_in * b,
-                        inw,
-                        vocab,
-                        at(&sh.dx, 0),
-                        &sh.x,
-                        at(m.grads, self.off(e_idx)),
-                        (inw, 1),
-                        acc == Acc::Add,
-                    )?));
-                }
-            }
+            self.input_grads(&mut ops, ch, l, want, acc)?;
         }
         Ok(ops)
+    }
+
+    /// dz of direction `d` of layer `l` (T, B, H), in `dz` (`dz_of`).
+    fn dz_of(&self, ch: Chunk, d: usize, steps: usize) -> Mat<'_> {
+        let bh = ch.b * self.m.cfg.hidden;
+        mat(&self.sh.dz, d * self.sh.t * bh, steps * ch.b, self.m.cfg.hidden)
+    }
+
+    /// The reverse sweep of direction `d` of layer `l`: one fused step per t, from the last
+    /// step the direction computed to its first.
+    fn sweep(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, d: usize, want: Want) -> Result<()> {
+        let (cfg, sh) = (self.m.cfg, self.sh);
+        let (b, t, hd, w) = (ch.b, sh.t, cfg.hidden, cfg.out_width());
+        let (bh, bw) = (b * hd, b * w);
+        let dz0 = d * t * bh;
+        // many-to-one: the head's gradient waits in dh's extra row T for each direction's
+        // last step (T forward, 1 reverse)
+        let head_row = cfg.seq == SeqShape::ManyToOne && l + 1 == cfg.layers;
+        let w_hh = at(self.m.params, self.off(self.m.layout.layers[l][d].w_hh));
+        for s in self.sweep_order(d, true) {
+            let last = if d == 0 { s == t } else { s == 1 };
+            let dh_row = if head_row && last { t } else { s - 1 };
+            let (next, carry) = if d == 0 {
+                ((s < t).then(|| dz0 + s * bh), (s > 1).then(|| (s - 2) * bw))
+            } else {
+                ((s > 1).then(|| dz0 + (s - 2) * bh), None)
+            };
+            let grad = StepGrad {
+                w_hh,
+                dh: at(&sh.dh, dh_row * bw + d * hd),
+                dh_stride: w,
+                h: at(&sh.hs[l][d], sh.state_row(d, s) * bh),
+                dz: at(&sh.dz, dz0 + (s - 1) * bh),
+                next_off: next,
+                carry_off: carry,
+                first_off: (d == 1 && want.dh0).then(|| 2 * t * bh),
+            };
+            let step = StepAt {
+                info: &sh.info,
+                t: s,
+                b0: ch.b0,
+            };
+            let (k, act) = (self.k.step_backward, act_code(cfg.activation));
+            ops.push(Op::Dispatch(kernels::rnn_step_backward(k, b, hd, grad, act, step)?));
+        }
+        Ok(())
+    }
+
+    /// The weight gradients of direction `d` of layer `l` from its dz, and its dh0.
+    fn weight_grads(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, d: usize, want: Want, acc: Acc) -> Result<()> {
+        let (m, sh) = (self.m, self.sh);
+        let (cfg, lay) = (m.cfg, m.layout);
+        let (b, t, hd) = (ch.b, sh.t, cfg.hidden);
+        let (t_in, bh) = (cfg.input_steps(t), b * hd);
+        let li = lay.layers[l][d];
+        let (dz, dz_in) = (self.dz_of(ch, d, t), self.dz_of(ch, d, t_in));
+        // dW_hh (H, H) = dz^T · h_prev (T·B, H), the previous states (h_{t-1}, or hr_{t+1});
+        // both biases get Σ dz beside it.
+        let prev_row = if d == 0 { 0 } else { sh.state_row(d, 2) };
+        let h_prev = mat(&sh.hs[l][d], prev_row * bh, t * b, hd);
+        ops.push(match li.b_ih.zip(li.b_hh) {
+            Some((bi, bhh)) => self.mm_row_sums(self.grad(li.w_hh), dz.t(), h_prev, acc, (self.off(bi), self.off(bhh)))?,
+            None => self.mm(self.grad(li.w_hh), dz.t(), h_prev, acc)?,
+        });
+        if want.dh0 {
+            // dh0 (B, H) = dz · W_hh at the direction's first step: t = 1, or each
+            // sequence's length for the reverse direction (copied past both dz blocks)
+            let first = if d == 0 { 0 } else { 2 * t * bh };
+            let row = l * cfg.dirs() + d;
+            let dst = mat(&sh.dh0, row * bh, b, hd);
+            ops.push(self.mm(dst, mat(&sh.dz, first, b, hd), self.weight(li.w_hh), Acc::Set)?);
+        }
+        if l > 0 {
+            ops.push(self.mm(self.grad(li.w_ih), dz.t(), self.output_rows(l - 1, b), acc)?);
+            return Ok(());
+        }
+        match (cfg.input, lay.embed) {
+            (Input::Dense { .. }, _) => {
+                let x = mat(&sh.x, 0, t_in * b, cfg.in_width(0));
+                ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), x, acc)?);
+            }
+            (Input::Tokens { vocab, .. }, None) => {
+                // dW_ih[j, tok] += dz[(t, b), j]: row j of W_ih has stride V
+                ops.push(Op::Dispatch(kernels::token_scatter(
+                    t_in * b,
+                    hd,
+                    vocab,
+                    at(&sh.dz, d * t * bh),
+                    &sh.x,
+                    at(m.grads, self.off(li.w_ih)),
+                    (1, vocab),
+                    acc == Acc::Add,
+                )?));
+            }
+            (Input::Tokens { .. }, Some(_)) => {
+                let xe = mat(&sh.xe, 0, t_in * b, cfg.in_width(0));
+                ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), xe, acc)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The gradient leaving layer `l` downwards, summed over its directions: dh of the
+    /// layer below (T·B, H·dirs), or at layer 0 dx (and the embedding's gradient from it).
+    fn input_grads(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, want: Want, acc: Acc) -> Result<()> {
+        let (m, sh) = (self.m, self.sh);
+        let (cfg, lay) = (m.cfg, m.layout);
+        let (b, t) = (ch.b, sh.t);
+        let t_in = cfg.input_steps(t);
+        let inw = cfg.in_width(l);
+        let (dst, steps) = if l > 0 {
+            (mat(&sh.dh, 0, t * b, inw), t)
+        } else if want.dx || lay.embed.is_some() {
+            (mat(&sh.dx, 0, t_in * b, inw), t_in)
+        } else {
+            return Ok(());
+        };
+        // (steps·B, in) = Σ_d dz_d · W_ih[l, d]
+        for (d, li) in lay.layers[l].iter().enumerate() {
+            let add = Acc::add_if(d > 0);
+            ops.push(self.mm(dst, self.dz_of(ch, d, steps), self.weight(li.w_ih), add)?);
+        }
+        if let (0, Input::Tokens { vocab, .. }, Some(e_idx)) = (l, cfg.input, lay.embed) {
+            // dE[tok, e] += dxe[(t, b), e]
+            ops.push(Op::Dispatch(kernels::token_scatter(
+                t_in * b,
+                inw,
+                vocab,
+                at(&sh.dx, 0),
+                &sh.x,
+                at(m.grads, self.off(e_idx)),
+                (inw, 1),
+                acc == Acc::Add,
+            )?));
+        }
+        Ok(())
     }
 }

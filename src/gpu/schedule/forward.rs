@@ -1,11 +1,12 @@
-//! Forward: per layer the batched input projection (all steps in one product), then one
-//! fused step dispatch per t; then the head product over all (t, b) rows, softmax or MSE,
-//! and the loss sum.
+//! Forward: per layer and direction the batched input projection (all steps in one
+//! product), then one fused step dispatch per t; the layer's output where it needs a buffer
+//! of its own (both directions side by side, dropout); then the head product over all
+//! (t, b) rows, softmax or MSE, and the loss sum.
 
 use super::Sched;
-use crate::config::{Head, Input};
+use crate::config::{Head, Input, SeqShape};
 use crate::error::Result;
-use crate::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, Pre, StepWeights};
+use crate::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, HeadRows, MaskAt, Pre, StepAt, StepWeights};
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
@@ -15,80 +16,37 @@ impl Sched<'_> {
     pub(super) fn forward(&self, ch: Chunk, acc: bool, defer_loss: bool) -> Result<Vec<Op>> {
         let (m, sh) = (self.m, self.sh);
         let (cfg, lay, p) = (m.cfg, m.layout, m.params);
-        let (b, t, hd, o) = (ch.b, sh.t, cfg.hidden, cfg.output);
-        let (t_in, n, bh) = (cfg.input_steps(t), cfg.target_steps(t) * b, b * hd);
+        let (b, o) = (ch.b, cfg.output);
+        let n = cfg.target_steps(sh.t) * b;
         let mut ops = Vec::new();
-        for (l, li) in lay.layers.iter().map(|d| &d[0]).enumerate() {
-            let h = &sh.hs[l];
-            // Input projection of every step at once into rows 1..=T_in (the pre-activations).
-            if l > 0 {
-                // (T·B, H) = h_below (T·B, H) · W_ih^T
-                let below = mat(&sh.hs[l - 1], bh, t * b, hd);
-                ops.push(self.mm(mat(h, bh, t * b, hd), below, self.weight(li.w_ih).t(), Acc::Set)?);
-            } else {
-                match (cfg.input, lay.embed) {
-                    (Input::Dense { size }, _) => {
-                        let x = mat(&sh.x, 0, t_in * b, size);
-                        ops.push(self.mm(mat(h, bh, t_in * b, hd), x, self.weight(li.w_ih).t(), Acc::Set)?);
-                    }
-                    // one-hot · W_ih^T is the column W_ih[:, tok]: each step kernel gathers it
-                    (Input::Tokens { .. }, None) => {}
-                    (_, Some(e_idx)) => {
-                        let e = cfg.in_width(0);
-                        ops.push(Op::Dispatch(kernels::embed_gather(
-                            t_in * b,
-                            e,
-                            at(p, self.off(e_idx)),
-                            (e, 1),
-                            &sh.x,
-                            at(&sh.xe, 0),
-                        )?));
-                        let xe = mat(&sh.xe, 0, t_in * b, e);
-                        ops.push(self.mm(mat(h, bh, t_in * b, hd), xe, self.weight(li.w_ih).t(), Acc::Set)?);
-                    }
-                }
+        for l in 0..cfg.layers {
+            for d in 0..cfg.dirs() {
+                self.input_projection(&mut ops, ch, l, d)?;
+                self.recurrence(&mut ops, ch, l, d)?;
             }
-            let w = StepWeights {
-                w: p,
-                w_hh: self.off(li.w_hh),
-                b_ih: self.off(li.b_ih.expect("bias")),
-                b_hh: self.off(li.b_hh.expect("bias")),
-            };
-            for s in 1..=t {
-                let pre = match (cfg.input, lay.embed) {
-                    _ if l == 0 && s > t_in => Pre::None,
-                    (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
-                        tok: at(&sh.x, (s - 1) * b),
-                        vocab,
-                        wih_off: self.off(li.w_ih),
-                    },
-                    _ => Pre::InPlace,
-                };
-                let rows = (s * bh, (s - 1) * bh);
-                let act = act_code(cfg.activation);
-                let k = self.k.step_forward;
-                ops.push(Op::Dispatch(kernels::rnn_step_forward(k, b, hd, w, h, rows, pre, act)?));
-            }
+            self.layer_output(&mut ops, ch, l)?;
         }
-        // logits (N, O) = rows of the top layer (N, H) · W_ho^T
-        let top = mat(&sh.hs[cfg.layers - 1], self.head_rows_off(b), n, hd);
+        // logits (N, O) = the top layer's output rows (N, H·dirs) · W_ho^T
+        let top = self.output_rows(cfg.layers - 1, b);
         ops.push(self.mm(mat(&sh.logits, 0, n, o), top, self.weight(lay.head_w).t(), Acc::Set)?);
-        let head_b = at(p, self.off(lay.head_b.expect("head bias")));
+        let head_b = lay.head_b.map(|i| at(p, self.off(i)));
         let io = HeadBufs {
             logits: &sh.logits,
             y: &sh.y,
             out: &sh.out,
             g: &sh.g,
             loss_rows: &sh.loss_rows,
+            info: &sh.info,
         };
-        // the mean runs over the whole batch, not the chunk
-        let scale = cfg.loss_scale(sh.b, t);
+        let rows = HeadRows {
+            rows: n,
+            batch: b,
+            b0: ch.b0,
+            masked: cfg.seq != SeqShape::ManyToOne,
+        };
         ops.push(Op::Dispatch(match cfg.head {
-            Head::Softmax => kernels::softmax_ce(n, o, head_b, scale as f32, io)?,
-            Head::Linear | Head::Sigmoid => {
-                let gscale = (scale as f32) * ((2.0 / o as f64) as f32);
-                kernels::mse(n, o, head_b, cfg.head == Head::Sigmoid, gscale, io)?
-            }
+            Head::Softmax => kernels::softmax_ce(rows, o, head_b, io)?,
+            Head::Linear | Head::Sigmoid => kernels::mse(rows, o, head_b, cfg.head == Head::Sigmoid, io)?,
         }));
         if !defer_loss {
             let l = self.loss_sum(ch, acc);
@@ -102,5 +60,119 @@ impl Sched<'_> {
             )?));
         }
         Ok(ops)
+    }
+
+    /// The input projection of every step of direction `d` of layer `l` at once, into the
+    /// rows of its steps 1..=T_in (the pre-activations the step kernels read in place).
+    fn input_projection(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, d: usize) -> Result<()> {
+        let (m, sh) = (self.m, self.sh);
+        let (cfg, lay, p) = (m.cfg, m.layout, m.params);
+        let (b, t, hd) = (ch.b, sh.t, cfg.hidden);
+        let t_in = cfg.input_steps(t);
+        let li = lay.layers[l][d];
+        let pre = |steps: usize| mat(&sh.hs[l][d], sh.state_row(d, 1) * b * hd, steps * b, hd);
+        if l > 0 {
+            // (T·B, H) = y_below (T·B, H·dirs) · W_ih^T
+            let below = self.output_rows(l - 1, b);
+            ops.push(self.mm(pre(t), below, self.weight(li.w_ih).t(), Acc::Set)?);
+            return Ok(());
+        }
+        match (cfg.input, lay.embed) {
+            (Input::Dense { size }, _) => {
+                let x = mat(&sh.x, 0, t_in * b, size);
+                ops.push(self.mm(pre(t_in), x, self.weight(li.w_ih).t(), Acc::Set)?);
+            }
+            // one-hot · W_ih^T is the column W_ih[:, tok]: each step kernel gathers it
+            (Input::Tokens { .. }, None) => {}
+            (_, Some(e_idx)) => {
+                let e = cfg.in_width(0);
+                // the embedded inputs serve both directions
+                if d == 0 {
+                    ops.push(Op::Dispatch(kernels::embed_gather(
+                        t_in * b,
+                        e,
+                        at(p, self.off(e_idx)),
+                        (e, 1),
+                        &sh.x,
+                        at(&sh.xe, 0),
+                    )?));
+                }
+                let xe = mat(&sh.xe, 0, t_in * b, e);
+                ops.push(self.mm(pre(t_in), xe, self.weight(li.w_ih).t(), Acc::Set)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The recurrence of direction `d` of layer `l`: one fused step per t, forward in time
+    /// for d = 0, backward for d = 1.
+    fn recurrence(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, d: usize) -> Result<()> {
+        let (m, sh) = (self.m, self.sh);
+        let (cfg, lay) = (m.cfg, m.layout);
+        let (b, t, hd) = (ch.b, sh.t, cfg.hidden);
+        let (t_in, bh) = (cfg.input_steps(t), b * hd);
+        let li = lay.layers[l][d];
+        let w = StepWeights {
+            w: m.params,
+            w_hh: self.off(li.w_hh),
+            bias: li.b_ih.zip(li.b_hh).map(|(i, h)| (self.off(i), self.off(h))),
+        };
+        let h = &sh.hs[l][d];
+        for s in self.sweep_order(d, false) {
+            let pre = match (cfg.input, lay.embed) {
+                _ if l == 0 && s > t_in => Pre::None,
+                (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
+                    tok: at(&sh.x, (s - 1) * b),
+                    vocab,
+                    wih_off: self.off(li.w_ih),
+                },
+                _ => Pre::InPlace,
+            };
+            // the previous state: h_{t-1}, or hr_{t+1} for the reverse direction
+            let prev = if d == 0 { s - 1 } else { s + 1 };
+            let rows = (sh.state_row(d, s) * bh, sh.state_row(d, prev) * bh);
+            let step = StepAt {
+                info: &sh.info,
+                t: s,
+                b0: ch.b0,
+            };
+            let (k, act) = (self.k.step_forward, act_code(cfg.activation));
+            ops.push(Op::Dispatch(kernels::rnn_step_forward(k, b, hd, w, h, rows, pre, act, step)?));
+        }
+        Ok(())
+    }
+
+    /// Layer `l`'s output buffer (`Shape::ys`), where it has one: both directions' states
+    /// side by side, times the dropout mask in training. The top layer's many-to-one output
+    /// is [h_T ; hr_1], the two final states.
+    fn layer_output(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize) -> Result<()> {
+        let (cfg, sh) = (self.m.cfg, self.sh);
+        let Some(y) = &sh.ys[l] else {
+            return Ok(());
+        };
+        let (b, t, hd) = (ch.b, sh.t, cfg.hidden);
+        let top = l + 1 == cfg.layers;
+        let (steps, fwd_row) = match cfg.seq {
+            SeqShape::ManyToOne if top => (1, t),
+            _ => (t, 1),
+        };
+        let h = &sh.hs[l];
+        let fwd = at(&h[0], fwd_row * b * hd);
+        let rev = at(&h[h.len() - 1], sh.state_row(h.len() - 1, 1) * b * hd);
+        let dims = (steps, b, hd, cfg.dirs());
+        let mask = self.dropout_at(l, ch);
+        ops.push(Op::Dispatch(kernels::layer_output(&sh.info, (fwd, rev), at(y, 0), dims, mask)?));
+        Ok(())
+    }
+
+    /// Where layer `l`'s dropout mask is drawn, if this program applies one: training, on
+    /// the output of every layer but the top.
+    pub(super) fn dropout_at(&self, l: usize, ch: Chunk) -> Option<MaskAt> {
+        let cfg = self.m.cfg;
+        (self.train && cfg.dropout.is_active() && l + 1 < cfg.layers).then_some(MaskAt {
+            layer: l,
+            t0: 1,
+            b0: ch.b0,
+        })
     }
 }

@@ -35,7 +35,14 @@ pub struct Model<'a> {
 
 /// The ops of one call of `mode` on a batch of shape `sh`.
 pub fn ops(m: Model, sh: &Shape, kernels: &Kernels, mode: Mode) -> Result<Vec<Op>> {
-    let s = Sched { m, sh, k: kernels };
+    // dropout is part of training: loss_and_grads and train_step, never forward
+    let train = mode != Mode::Forward;
+    let s = Sched {
+        m,
+        sh,
+        k: kernels,
+        train,
+    };
     let [whole] = sh.chunks[..] else {
         if mode != Mode::Train {
             return Err(Error::gpu(
@@ -75,6 +82,8 @@ struct Sched<'a> {
     m: Model<'a>,
     sh: &'a Shape,
     k: &'a Kernels,
+    /// a training program (train_step, loss_and_grads): dropout applies
+    train: bool,
 }
 
 impl<'a> Sched<'a> {
@@ -111,23 +120,41 @@ impl<'a> Sched<'a> {
         self.matrix(self.m.grads, tensor)
     }
 
-    /// Element offset of the rows that feed the head in the top layer's (T+1, B_c, H) buffer.
-    fn head_rows_off(&self, b: usize) -> usize {
-        let cfg = self.m.cfg;
-        match cfg.seq {
-            SeqShape::ManyToOne => self.sh.t * b * cfg.hidden,
-            _ => b * cfg.hidden,
+    /// Layer `l`'s output as the layer above (T·B_c rows) or the head (N rows: the top
+    /// layer) reads it, (rows, H·dirs): its own buffer (`Shape::ys`), or the rows of its
+    /// forward states (1..=T, or many-to-one's final row T).
+    fn output_rows(&self, l: usize, b: usize) -> Mat<'a> {
+        let (cfg, sh) = (self.m.cfg, self.sh);
+        let top = l + 1 == cfg.layers;
+        let rows = if top { cfg.target_steps(sh.t) } else { sh.t } * b;
+        if let Some(y) = &sh.ys[l] {
+            return mat(y, 0, rows, cfg.out_width());
         }
+        let first = match cfg.seq {
+            SeqShape::ManyToOne if top => sh.t,
+            _ => 1,
+        };
+        mat(&sh.hs[l][0], first * b * cfg.hidden, rows, cfg.hidden)
     }
 
-    /// The factor that turns the summed per-row losses into the loss (reduction and MSE's
-    /// 1/O); the mean runs over the whole batch, not the chunk.
+    /// The steps of direction `d` in the order its recurrence runs them (1..=T forward,
+    /// T..=1 reverse), or in the reverse of that for its `backward` sweep.
+    fn sweep_order(&self, d: usize, backward: bool) -> Vec<usize> {
+        let mut steps: Vec<usize> = (1..=self.sh.t).collect();
+        if (d == 1) != backward {
+            steps.reverse();
+        }
+        steps
+    }
+
+    /// The factor that turns the summed per-row losses into the loss: MSE's 1/O (the head
+    /// kernels scale each row by the batch's reduction scale, which the mean of a ragged
+    /// batch takes from its lengths, per call).
     fn loss_factor(&self) -> f32 {
         let cfg = self.m.cfg;
-        let scale = cfg.loss_scale(self.sh.b, self.sh.t);
         match cfg.head {
-            Head::Softmax => scale as f32,
-            Head::Linear | Head::Sigmoid => (scale / cfg.output as f64) as f32,
+            Head::Softmax => 1.0,
+            Head::Linear | Head::Sigmoid => (1.0 / cfg.output as f64) as f32,
         }
     }
 
@@ -144,7 +171,8 @@ impl<'a> Sched<'a> {
         }
     }
 
-    /// Copies of a chunk's inputs, targets and initial states into the chunk buffers.
+    /// Copies of a chunk's inputs, targets and initial states into the chunk buffers (the
+    /// per-call words stay whole: the kernels index them by the chunk's first sequence).
     fn chunk_in(&self, ch: Chunk) -> Result<Vec<Op>> {
         let (cfg, sh) = (self.m.cfg, self.sh);
         let io = sh
@@ -154,34 +182,33 @@ impl<'a> Sched<'a> {
         let xs = cfg.input_steps(sh.t) * x_width(cfg);
         let ys = cfg.target_steps(sh.t) * y_width(cfg);
         let hd = cfg.hidden;
-        let copy = |src: &wgpu::Buffer, src_off, dst: &wgpu::Buffer, len| Op::Copy {
+        let copy = |src: &wgpu::Buffer, src_off, dst: &wgpu::Buffer, dst_off, len| Op::Copy {
             src: src.clone(),
             src_off,
             dst: dst.clone(),
-            dst_off: 0,
+            dst_off,
             len,
         };
         let mut ops = vec![
-            copy(&io.x, ch.b0 * xs, &sh.x, ch.b * xs),
-            copy(&io.y, ch.b0 * ys, &sh.y, ch.b * ys),
+            copy(&io.x, ch.b0 * xs, &sh.x, 0, ch.b * xs),
+            copy(&io.y, ch.b0 * ys, &sh.y, 0, ch.b * ys),
         ];
-        for (l, h) in sh.hs.iter().enumerate() {
-            ops.push(copy(&io.h0, (l * sh.b + ch.b0) * hd, h, ch.b * hd));
+        for (r, d, h) in sh.directions() {
+            let bh = ch.b * hd;
+            ops.push(copy(&io.h0, (r * sh.b + ch.b0) * hd, h, sh.h0_row(d) * bh, bh));
         }
         Ok(ops)
     }
 
-    /// The chunk's final states into `last` (L, B, H).
+    /// The chunk's final states into `last` (L·dirs, B, H).
     fn last_state(&self, ch: Chunk) -> Vec<Op> {
         let (sh, hd) = (self.sh, self.m.cfg.hidden);
-        sh.hs
-            .iter()
-            .enumerate()
-            .map(|(l, h)| Op::Copy {
+        sh.directions()
+            .map(|(r, d, h)| Op::Copy {
                 src: h.clone(),
-                src_off: sh.t * ch.b * hd,
+                src_off: sh.final_row(d) * ch.b * hd,
                 dst: sh.last.clone(),
-                dst_off: (l * sh.b + ch.b0) * hd,
+                dst_off: (r * sh.b + ch.b0) * hd,
                 len: ch.b * hd,
             })
             .collect()
