@@ -8,8 +8,8 @@ struct P {
     bias_off: u32,
     // 1 = sigmoid head
     sigmoid_head: u32,
-    // 2 / O
-    two_over_o: f32,
+    // dL/dy_hat per residual before the loss scale: 2 / O
+    gfactor: f32,
     // 0 = no head bias: bias_off is unread
     has_bias: u32,
     // row r is step r / batch + 1 of sequence b0 + r % batch (b0: the chunk's first in the
@@ -43,7 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (p.masked != 0u && r / p.batch + 1u > info[INFO_LENGTHS + p.b0 + r % p.batch]) {
         scale = 0.0;
     }
-    let gscale = scale * p.two_over_o;
+    let gscale = scale * p.gfactor;
     var acc = 0.0;
     for (var k = 0u; k < p.outputs; k++) {
         let i = r * p.outputs + k;

@@ -445,7 +445,7 @@ fn mse_matches_cpu() {
                     info: &info,
                 };
                 run(vec![
-                    kernels::mse(rows_at, o, bias_on.then(|| at(&gw, 0)), head == Head::Sigmoid, io).unwrap(),
+                    kernels::mse(rows_at, o, bias_on.then(|| at(&gw, 0)), head == Head::Sigmoid, (2.0 / o as f64) as f32, io).unwrap(),
                     kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0), false).unwrap(),
                 ]);
                 let with_bias: Vec<f32> = if bias_on {

@@ -81,7 +81,7 @@ param_structs! {
         rows: u32, outputs: u32,
         bias_off: u32,
         sigmoid_head: u32,
-        two_over_o: f32,
+        gfactor: f32,
         has_bias: u32,
         batch: u32, b0: u32, masked: u32,
     }

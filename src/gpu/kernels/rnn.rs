@@ -276,9 +276,9 @@ pub fn softmax_ce(rows: HeadRows, classes: usize, bias: Option<At>, io: HeadBufs
 }
 
 /// Linear (or sigmoid) head + MSE; `loss_rows` gets Σ_k (y_hat - y)² per row and `g` the
-/// gradient (2 / O · (y_hat - y), through the sigmoid), both times the batch's loss scale
-/// (zero for rows past a sequence's length).
-pub fn mse(rows: HeadRows, outputs: usize, bias: Option<At>, sigmoid_head: bool, io: HeadBufs) -> Result<Dispatch> {
+/// gradient (`gfactor` · (y_hat - y), through the sigmoid), both times the batch's loss
+/// scale (zero for rows past a sequence's length).
+pub fn mse(rows: HeadRows, outputs: usize, bias: Option<At>, sigmoid_head: bool, gfactor: f32, io: HeadBufs) -> Result<Dispatch> {
     let [n, batch, b0, masked] = rows.words()?;
     let (bias_buf, bias_off) = head_bias(bias, &io)?;
     let p = params::MseP {
@@ -286,7 +286,7 @@ pub fn mse(rows: HeadRows, outputs: usize, bias: Option<At>, sigmoid_head: bool,
         outputs: u(outputs)?,
         bias_off,
         sigmoid_head: sigmoid_head as u32,
-        two_over_o: (2.0 / outputs as f64) as f32,
+        gfactor,
         has_bias: bias.is_some() as u32,
         batch,
         b0,

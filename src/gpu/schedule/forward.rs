@@ -46,7 +46,10 @@ impl Sched<'_> {
         };
         ops.push(Op::Dispatch(match cfg.head {
             Head::Softmax => kernels::softmax_ce(rows, o, head_b, io)?,
-            Head::Linear | Head::Sigmoid => kernels::mse(rows, o, head_b, cfg.head == Head::Sigmoid, io)?,
+            Head::Linear | Head::Sigmoid => {
+                let gfactor = (2.0 / o as f64) as f32;
+                kernels::mse(rows, o, head_b, cfg.head == Head::Sigmoid, gfactor, io)?
+            }
         }));
         if !defer_loss {
             let l = self.loss_sum(ch, acc);
