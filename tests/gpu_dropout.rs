@@ -4,11 +4,11 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use wgrnn::config::Dropout;
 use wgrnn::dropout::MaskKey;
 use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
 use wgrnn::gpu::kernels::DROPOUT_WGSL;
 use wgrnn::gpu::{GpuContext, GpuOptions};
-use wgrnn::config::Dropout;
 
 /// One factor per case from 7 words: base, threshold, scale bits, l, t, b, u.
 const TEST_KERNEL: &str = r#"
@@ -32,20 +32,53 @@ fn the_shader_draws_the_masks_of_src_dropout() {
     let ctx = GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter (lavapipe in CI)");
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     // P near 0, near 1 (threshold close to 2^32, scale large) and in between
-    let ps = [0.0, 1e-6, 0.1, 0.25, 0.3, 0.5, 0.77, 0.9, 0.999, 1.0 - f32::EPSILON / 2.0];
+    let ps = [
+        0.0,
+        1e-6,
+        0.1,
+        0.25,
+        0.3,
+        0.5,
+        0.77,
+        0.9,
+        0.999,
+        1.0 - f32::EPSILON / 2.0,
+    ];
     let n = 50_000;
     let mut words = Vec::with_capacity(7 * n);
     let mut want = Vec::with_capacity(n);
     for i in 0..n {
         let d = Dropout {
             p: ps[i % ps.len()],
-            seed: if i % 3 == 0 { rng.random() } else { rng.random_range(0..100) },
+            seed: if i % 3 == 0 {
+                rng.random()
+            } else {
+                rng.random_range(0..100)
+            },
         };
-        let step: u64 = if i % 4 == 0 { rng.random() } else { rng.random_range(0..10_000) };
+        let step: u64 = if i % 4 == 0 {
+            rng.random()
+        } else {
+            rng.random_range(0..10_000)
+        };
         let key = MaskKey::new(&d, step);
-        let big = |rng: &mut ChaCha8Rng| if rng.random_range(0..4) == 0 { rng.random_range(0..u32::MAX as usize) } else { rng.random_range(0..600) };
+        let big = |rng: &mut ChaCha8Rng| {
+            if rng.random_range(0..4) == 0 {
+                rng.random_range(0..u32::MAX as usize)
+            } else {
+                rng.random_range(0..600)
+            }
+        };
         let (l, t, b, u) = (rng.random_range(0..64), big(&mut rng), big(&mut rng), big(&mut rng));
-        words.extend_from_slice(&[key.base, key.threshold, key.scale.to_bits(), l as u32, t as u32, b as u32, u as u32]);
+        words.extend_from_slice(&[
+            key.base,
+            key.threshold,
+            key.scale.to_bits(),
+            l as u32,
+            t as u32,
+            b as u32,
+            u as u32,
+        ]);
         want.push(key.factor(l, t, b, u).to_bits());
     }
     let keys = tensor(&ctx, "keys", words.len(), Scale::Model).unwrap();
@@ -85,7 +118,10 @@ fn the_shader_draws_the_masks_of_src_dropout() {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(n.div_ceil(64) as u32, 1, 1);
     }
-    let got = Staging::default().submit_and_read(&ctx, enc, &[(&out, 0, n)]).unwrap().remove(0);
+    let got = Staging::default()
+        .submit_and_read(&ctx, enc, &[(&out, 0, n)])
+        .unwrap()
+        .remove(0);
     let kept = want.iter().filter(|&&w| w != 0).count();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.to_bits(), *w, "case {i}: gpu {g} cpu {}", f32::from_bits(*w));

@@ -9,8 +9,8 @@ use wgrnn::cpu::forward::{activate, activation_grad};
 use wgrnn::cpu::loss::{mse_backward, mse_forward, softmax_ce_backward, softmax_ce_forward};
 use wgrnn::cpu::optim::{clip, update};
 use wgrnn::cpu::{gemm, Op};
-use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
 use wgrnn::gpu::batch_info;
+use wgrnn::gpu::buffers::{tensor, upload, Scale, Staging};
 use wgrnn::gpu::kernels::{
     self, act_code, at, mat, Acc, HeadBufs, HeadRows, Kernel, Mat, OptBufs, Pre, StepAt, StepGrad, StepWeights, Sum,
 };
@@ -230,7 +230,7 @@ fn rnn_step_forward_matches_cpu() {
                         let lengths: Vec<u32> = (0..b).map(|i| if i % 3 == 1 { 1 } else { 2 + i as u32 % 2 }).collect();
                         let info = buf(&info_words(1.0, &lengths));
                         let mut hs = rand_vec(&mut rng, 3 * b * h, 2.0); // (T+1 = 3, B, H)
-                        // large pre-activations: tanh must saturate, never NaN
+                                                                         // large pre-activations: tanh must saturate, never NaN
                         hs[2 * b * h] = 80.0;
                         let gw = buf(&w);
                         let gh = buf(&hs);
@@ -239,7 +239,11 @@ fn rnn_step_forward_matches_cpu() {
                             w_hh: w_off,
                             bias: bias.then_some((bih, bhh)),
                         };
-                        let step = StepAt { info: &info, t: 2, b0: 1 };
+                        let step = StepAt {
+                            info: &info,
+                            t: 2,
+                            b0: 1,
+                        };
                         run(vec![kernels::rnn_step_forward(
                             kernel,
                             b,
@@ -276,7 +280,11 @@ fn rnn_step_forward_matches_cpu() {
                         for (i, row) in want.chunks_exact_mut(h).enumerate().filter(|(i, _)| lengths[*i] < 2) {
                             row.copy_from_slice(&hs[(b + i) * h..(b + i + 1) * h]);
                         }
-                        close(&format!("{kernel:?} B={b} H={h} {act} pre mode {mode} bias {bias}"), &got, &want);
+                        close(
+                            &format!("{kernel:?} B={b} H={h} {act} pre mode {mode} bias {bias}"),
+                            &got,
+                            &want,
+                        );
                         // the other rows are untouched
                         assert_eq!(read(&gh, 0, 2 * b * h), hs[..2 * b * h].to_vec());
                     }
@@ -295,8 +303,8 @@ fn rnn_step_backward_matches_cpu() {
                 // (next step, carry past the length, copy on the last step)
                 for (has_next, carry, first) in [(true, true, false), (false, false, true), (true, false, true)] {
                     let w = rand_vec(&mut rng, 5 + h * h, 1.0); // W_hh at 5
-                    // (2, B, S) with a row stride S > H and the direction's columns from 2:
-                    // step 2 reads row 1 and carries into row 0
+                                                                // (2, B, S) with a row stride S > H and the direction's columns from 2:
+                                                                // step 2 reads row 1 and carries into row 0
                     let (stride, col) = (h + 3, 2);
                     let dh = rand_vec(&mut rng, 2 * b * stride, 1.0);
                     let mut hv = rand_vec(&mut rng, b * h, 1.0);
@@ -305,7 +313,7 @@ fn rnn_step_backward_matches_cpu() {
                     }
                     hv[0] = 0.0; // relu kink
                     let dz0 = rand_vec(&mut rng, 3 * b * h, 1.0); // rows: out, next, first
-                    // step 2: lengths 1 (padding), 2 (the last step), 3
+                                                                  // step 2: lengths 1 (padding), 2 (the last step), 3
                     let lengths: Vec<u32> = (0..b).map(|i| 1 + i as u32 % 3).collect();
                     let info = buf(&info_words(1.0, &lengths));
                     let (gw, gdh, gh, gdz) = (buf(&w), buf(&dh), buf(&hv), buf(&dz0));
@@ -319,8 +327,20 @@ fn rnn_step_backward_matches_cpu() {
                         carry_off: carry.then_some(col),
                         first_off: first.then_some(2 * b * h),
                     };
-                    let step = StepAt { info: &info, t: 2, b0: 1 };
-                    run(vec![kernels::rnn_step_backward(kernel, b, h, grad, act_code(act), step).unwrap()]);
+                    let step = StepAt {
+                        info: &info,
+                        t: 2,
+                        b0: 1,
+                    };
+                    run(vec![kernels::rnn_step_backward(
+                        kernel,
+                        b,
+                        h,
+                        grad,
+                        act_code(act),
+                        step,
+                    )
+                    .unwrap()]);
                     let mut g: Vec<f32> = (0..b * h).map(|i| dh[(b + i / h) * stride + col + i % h]).collect();
                     if has_next {
                         gemm(b, h, h, &dz0[b * h..2 * b * h], Op::N, &w[5..], Op::N, 1.0, &mut g);
@@ -356,7 +376,12 @@ fn head_rows(n: usize, b: usize, masked: bool) -> (HeadRows, Vec<u32>, Vec<bool>
     let steps = n / b;
     let lengths: Vec<u32> = (0..b).map(|i| if i % 3 == 1 { 1 } else { steps as u32 }).collect();
     let valid = (0..n).map(|r| !masked || r / b < lengths[r % b] as usize).collect();
-    let rows = HeadRows { rows: n, batch: b, b0: 1, masked };
+    let rows = HeadRows {
+        rows: n,
+        batch: b,
+        b0: 1,
+        masked,
+    };
     (rows, lengths, valid)
 }
 
@@ -412,7 +437,11 @@ fn softmax_ce_matches_cpu() {
             let case = format!("N={n} O={o} masked={masked} bias={bias_on}");
             close(&format!("softmax probs {case}"), &read(&probs, 0, n * o), &p);
             close(&format!("softmax grad {case}"), &read(&g, 0, n * o), &dl);
-            close(&format!("softmax loss {case}"), &read(&loss, 2, 1), &[(sum * scale as f64) as f32]);
+            close(
+                &format!("softmax loss {case}"),
+                &read(&loss, 2, 1),
+                &[(sum * scale as f64) as f32],
+            );
         }
     }
 }
@@ -445,7 +474,15 @@ fn mse_matches_cpu() {
                     info: &info,
                 };
                 run(vec![
-                    kernels::mse(rows_at, o, bias_on.then(|| at(&gw, 0)), head == Head::Sigmoid, (2.0 / o as f64) as f32, io).unwrap(),
+                    kernels::mse(
+                        rows_at,
+                        o,
+                        bias_on.then(|| at(&gw, 0)),
+                        head == Head::Sigmoid,
+                        (2.0 / o as f64) as f32,
+                        io,
+                    )
+                    .unwrap(),
                     kernels::reduce_sum(n, at(&rows, 0), false, 1.0 / o as f32, at(&loss, 0), false).unwrap(),
                 ]);
                 let with_bias: Vec<f32> = if bias_on {

@@ -45,8 +45,13 @@ fn engines(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> (CpuEngine, GpuEng
 
 /// (B, T, I, H, O) sets, rotated over the cases: sizes that divide no workgroup, and a 1 in
 /// every position somewhere. O is raised to 2 for softmax heads.
-const SHAPES: [(usize, usize, usize, usize, usize); 5] =
-    [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (5, 2, 1, 3, 2), (6, 5, 3, 1, 3)];
+const SHAPES: [(usize, usize, usize, usize, usize); 5] = [
+    (3, 4, 2, 5, 1),
+    (1, 3, 4, 2, 5),
+    (2, 1, 3, 4, 6),
+    (5, 2, 1, 3, 2),
+    (6, 5, 3, 1, 3),
+];
 
 /// A model of the given kinds; `input_kind` 0 dense, 1 tokens, 2 tokens through an
 /// embedding table.
@@ -54,7 +59,10 @@ fn model(head: Head, seq: SeqShape, input_kind: usize, layers: usize, shape: usi
     let (b, t, i, h, o) = SHAPES[shape % SHAPES.len()];
     let input = match input_kind {
         0 => Input::Dense { size: i },
-        1 => Input::Tokens { vocab: i + 2, embed: None },
+        1 => Input::Tokens {
+            vocab: i + 2,
+            embed: None,
+        },
         _ => Input::Tokens {
             vocab: i + 2,
             embed: Some(i),
@@ -84,7 +92,11 @@ fn lengths(kind: usize, b: usize, t: usize, seed: u64) -> Option<Vec<u32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     match kind {
         0 => None,
-        1 => Some((0..b).map(|i| if i == b / 2 { 1 } else { rng.random_range(1..=t as u32) }).collect()),
+        1 => Some(
+            (0..b)
+                .map(|i| if i == b / 2 { 1 } else { rng.random_range(1..=t as u32) })
+                .collect(),
+        ),
         _ => Some(vec![t as u32; b]),
     }
 }
@@ -154,7 +166,9 @@ fn ragged_batch_is_its_sequences_alone() {
                         want_dx.resize(dx_i.len(), 0.0);
                         close(&case, &format!("dx of sequence {i} (len {len})"), &dx_i, &want_dx);
                         let rows = |v: &[f32]| -> Vec<f32> {
-                            (0..cfg.state_rows()).flat_map(|r| v[(r * b + i) * hd..(r * b + i + 1) * hd].to_vec()).collect()
+                            (0..cfg.state_rows())
+                                .flat_map(|r| v[(r * b + i) * hd..(r * b + i + 1) * hd].to_vec())
+                                .collect()
                         };
                         close(&case, &format!("dh0 of sequence {i}"), &rows(&dh0), &g1.dh0.unwrap());
                         let s1 = gpu.forward(&one).unwrap().final_state;
@@ -206,7 +220,13 @@ fn check_buffer(case: &str, what: &str, layout: &ParamLayout, gpu: &[f32], cpu: 
 /// h0), forward outputs and final state, then one train_step, the updated weights and
 /// last_state.
 fn compare_case(cfg: &ModelConfig, opt: OptimConfig, batch: &Batch<f32>, seed: u64) -> Worst {
-    let case = format!("{cfg} B={} T={} lengths={:?} h0={}", batch.batch, batch.steps, batch.lengths, batch.h0.is_some());
+    let case = format!(
+        "{cfg} B={} T={} lengths={:?} h0={}",
+        batch.batch,
+        batch.steps,
+        batch.lengths,
+        batch.h0.is_some()
+    );
     let (mut cpu, mut gpu) = engines(cfg, opt, seed);
     let want = Want {
         dx: true,
@@ -217,9 +237,13 @@ fn compare_case(cfg: &ModelConfig, opt: OptimConfig, batch: &Batch<f32>, seed: u
     let (lg, gg) = gpu.loss_and_grads(batch, want).unwrap();
     w.loss = check_loss(&case, lg, lc);
     w.grad = check_buffer(&case, "grad", cpu.layout(), &gg.params, &gc.params);
-    w.grad = w.grad.max(close(&case, "dx", gg.dx.as_ref().unwrap(), gc.dx.as_ref().unwrap()));
+    w.grad = w
+        .grad
+        .max(close(&case, "dx", gg.dx.as_ref().unwrap(), gc.dx.as_ref().unwrap()));
     if want.dh0 {
-        w.grad = w.grad.max(close(&case, "dh0", gg.dh0.as_ref().unwrap(), gc.dh0.as_ref().unwrap()));
+        w.grad = w
+            .grad
+            .max(close(&case, "dh0", gg.dh0.as_ref().unwrap(), gc.dh0.as_ref().unwrap()));
     }
     let (oc, og) = (cpu.forward(batch).unwrap(), gpu.forward(batch).unwrap());
     w.loss = w.loss.max(check_loss(&format!("{case} forward"), og.loss, oc.loss));
@@ -230,7 +254,12 @@ fn compare_case(cfg: &ModelConfig, opt: OptimConfig, batch: &Batch<f32>, seed: u
     w.loss = w.loss.max(check_loss(&format!("{case} train_step"), lg, lc));
     let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
     w.weights = check_buffer(&case, "weights", cpu.layout(), &pg, &pc);
-    close(&case, "last_state", &gpu.last_state().unwrap(), &cpu.last_state().unwrap());
+    close(
+        &case,
+        "last_state",
+        &gpu.last_state().unwrap(),
+        &cpu.last_state().unwrap(),
+    );
     w.cases = 1;
     w
 }
@@ -245,7 +274,14 @@ fn every_option_matches_cpu() {
         OptimConfig::new(OptimKind::Sgd { momentum: 0.9 }, 0.1),
         OptimConfig::new(OptimKind::Adagrad { eps: 1e-8 }, 0.1),
     ];
-    let names = ["no bias", "no head bias", "bidirectional", "ragged", "equal lengths", "dropout"];
+    let names = [
+        "no bias",
+        "no head bias",
+        "bidirectional",
+        "ragged",
+        "equal lengths",
+        "dropout",
+    ];
     let mut worst: Vec<Worst> = names.iter().map(|_| Worst::default()).collect();
     let mut n = 0usize;
     for bidirectional in [false, true] {
@@ -259,10 +295,10 @@ fn every_option_matches_cpu() {
                         cfg.head_bias = (n / 3) % 2 == 1;
                         cfg.activation = [Activation::Tanh, Activation::Sigmoid, Activation::Relu][(n / 4) % 3];
                         cfg.reduction = [Reduction::Mean, Reduction::Sum][(n / 7) % 2];
-                        if (n / 2) % 2 == 0 {
+                        if (n / 2).is_multiple_of(2) {
                             cfg.dropout = Dropout { p: 0.3, seed: n as u64 };
                         }
-                        let mut batch = random_batch(&cfg, b, t, (n / 5) % 2 == 0, 1000 + n as u64);
+                        let mut batch = random_batch(&cfg, b, t, (n / 5).is_multiple_of(2), 1000 + n as u64);
                         batch.lengths = lengths(n % 3, b, t, n as u64);
                         let w = compare_case(&cfg, opts[n % opts.len()], &batch, n as u64);
                         let on = [
@@ -300,8 +336,12 @@ fn run_steps(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, k: u64, ca
     for s in 0..k {
         let mut batch = random_batch(cfg, b, t, false, 100 + s);
         batch.lengths = lengths(1, b, t, 200 + s);
-        let (lc, lg) = if carried {
-            (cpu.train_step_carried(&batch, true), gpu.train_step_carried(&batch, s % 2 == 1))
+        // the first window starts from zeros; each later one from the previous final state
+        let (lc, lg) = if carried && s > 0 {
+            (
+                cpu.train_step_carried(&batch, true),
+                gpu.train_step_carried(&batch, s % 2 == 1),
+            )
         } else {
             (cpu.train_step(&batch, true), gpu.train_step(&batch, s % 2 == 1))
         };
@@ -310,13 +350,24 @@ fn run_steps(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, k: u64, ca
         }
     }
     let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
-    worst = worst.max(check_buffer(&case, &format!("weights after {k} steps"), cpu.layout(), &pg, &pc));
+    worst = worst.max(check_buffer(
+        &case,
+        &format!("weights after {k} steps"),
+        cpu.layout(),
+        &pg,
+        &pc,
+    ));
     let (oc, og) = (cpu.optim_state().unwrap(), gpu.optim_state().unwrap());
     assert_eq!(oc.step, og.step);
     for (i, (a, c)) in og.slots.iter().zip(&oc.slots).enumerate() {
         worst = worst.max(check_buffer(&case, &format!("optimiser slot {i}"), cpu.layout(), a, c));
     }
-    worst = worst.max(close(&case, "last_state", &gpu.last_state().unwrap(), &cpu.last_state().unwrap()));
+    worst = worst.max(close(
+        &case,
+        "last_state",
+        &gpu.last_state().unwrap(),
+        &cpu.last_state().unwrap(),
+    ));
     worst
 }
 
@@ -381,7 +432,10 @@ fn split_batch_with_every_option_matches_cpu() {
         let split = gpu.dispatches_per_step(b, t).unwrap();
         gpu.set_binding_limit(None).unwrap();
         let whole = gpu.dispatches_per_step(b, t).unwrap();
-        assert!(split > 2 * whole, "{case}: {split} dispatches split vs {whole} whole: not split");
+        assert!(
+            split > 2 * whole,
+            "{case}: {split} dispatches split vs {whole} whole: not split"
+        );
         gpu.set_binding_limit(Some(3 * per_seq)).unwrap();
         for s in 0..4 {
             let mut batch = random_batch(&cfg, b, t, s % 2 == 0, 300 + s);
@@ -389,7 +443,12 @@ fn split_batch_with_every_option_matches_cpu() {
             let lc = cpu.train_step(&batch, true).unwrap().unwrap();
             let lg = gpu.train_step(&batch, true).unwrap().unwrap();
             check_loss(&format!("{case} step {s}"), lg, lc);
-            close(&case, "last_state", &gpu.last_state().unwrap(), &cpu.last_state().unwrap());
+            close(
+                &case,
+                "last_state",
+                &gpu.last_state().unwrap(),
+                &cpu.last_state().unwrap(),
+            );
         }
         let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
         let e = check_buffer(&case, "weights after 4 steps", cpu.layout(), &pg, &pc);

@@ -37,8 +37,15 @@ mod tests {
     #[test]
     fn the_shader_names_the_same_slots() {
         let src = include_str!("../../shaders/common/batch_info.wgsl");
-        for (name, slot) in [("INFO_LOSS_SCALE", LOSS_SCALE), ("INFO_DROPOUT", DROPOUT), ("INFO_LENGTHS", LENGTHS)] {
-            assert!(src.contains(&format!("const {name}: u32 = {slot}u;")), "{name} is not {slot}");
+        for (name, slot) in [
+            ("INFO_LOSS_SCALE", LOSS_SCALE),
+            ("INFO_DROPOUT", DROPOUT),
+            ("INFO_LENGTHS", LENGTHS),
+        ] {
+            assert!(
+                src.contains(&format!("const {name}: u32 = {slot}u;")),
+                "{name} is not {slot}"
+            );
         }
     }
 }

@@ -391,7 +391,10 @@ impl Engine for GpuEngine {
             let bh = sh.b * self.cfg.hidden;
             let n = self.cfg.target_steps(sh.t) * sh.b;
             let out = sh.out.clone();
-            let finals: Vec<_> = sh.directions().map(|(_, d, h)| (h.clone(), sh.final_row(d) * bh)).collect();
+            let finals: Vec<_> = sh
+                .directions()
+                .map(|(_, d, h)| (h.clone(), sh.final_row(d) * bh))
+                .collect();
             let mut regions = vec![(&self.scalars, LOSS, 1), (&out, 0, n * self.cfg.output)];
             regions.extend(finals.iter().map(|(h, off)| (h, *off, bh)));
             let v = self.staging.submit_and_read(&ctx, enc, &regions)?;

@@ -404,7 +404,14 @@ impl Workspace {
     /// `info`, and the initial states unless they are carried on the device): straight into
     /// the buffers the program reads, or, for a split batch, chunk-major into the
     /// full-batch copies that each chunk's ops copy from.
-    pub fn upload_batch(&self, ctx: &GpuContext, cfg: &ModelConfig, batch: &Batch<f32>, h0: H0, info: &[u32]) -> Result<()> {
+    pub fn upload_batch(
+        &self,
+        ctx: &GpuContext,
+        cfg: &ModelConfig,
+        batch: &Batch<f32>,
+        h0: H0,
+        info: &[u32],
+    ) -> Result<()> {
         let sh = self.current()?;
         let bh = sh.b * cfg.hidden;
         upload(ctx, &sh.info, 0, info);

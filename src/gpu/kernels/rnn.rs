@@ -194,12 +194,22 @@ pub fn layer_output(
         grad: 0,
     };
     let bufs = [info, fwd.buf, rev.buf, dst.buf];
-    Ok(dispatch(Kernel::LayerOutput, &p, &bufs, groups_1d(steps * batch * hidden * dirs, 64)?))
+    Ok(dispatch(
+        Kernel::LayerOutput,
+        &p,
+        &bufs,
+        groups_1d(steps * batch * hidden * dirs, 64)?,
+    ))
 }
 
 /// The gradient arriving at a layer's output dy (steps, B, width) times the layer's
 /// dropout mask, in place.
-pub fn dropout_grad(info: &wgpu::Buffer, dy: At, (steps, batch, width): (usize, usize, usize), mask: MaskAt) -> Result<Dispatch> {
+pub fn dropout_grad(
+    info: &wgpu::Buffer,
+    dy: At,
+    (steps, batch, width): (usize, usize, usize),
+    mask: MaskAt,
+) -> Result<Dispatch> {
     let p = params::LayerOutputP {
         steps: u(steps)?,
         batch: u(batch)?,
@@ -215,7 +225,12 @@ pub fn dropout_grad(info: &wgpu::Buffer, dy: At, (steps, batch, width): (usize, 
     };
     // the state bindings are unread: `info` fills them (never `dy`, bound read-write)
     let bufs = [info, info, info, dy.buf];
-    Ok(dispatch(Kernel::LayerOutput, &p, &bufs, groups_1d(steps * batch * width, 64)?))
+    Ok(dispatch(
+        Kernel::LayerOutput,
+        &p,
+        &bufs,
+        groups_1d(steps * batch * width, 64)?,
+    ))
 }
 
 /// The buffers of a head kernel: logits (N, O) in; outputs (N, O), gradient (N, O) and
@@ -278,7 +293,14 @@ pub fn softmax_ce(rows: HeadRows, classes: usize, bias: Option<At>, io: HeadBufs
 /// Linear (or sigmoid) head + MSE; `loss_rows` gets Σ_k (y_hat - y)² per row and `g` the
 /// gradient (`gfactor` · (y_hat - y), through the sigmoid), both times the batch's loss
 /// scale (zero for rows past a sequence's length).
-pub fn mse(rows: HeadRows, outputs: usize, bias: Option<At>, sigmoid_head: bool, gfactor: f32, io: HeadBufs) -> Result<Dispatch> {
+pub fn mse(
+    rows: HeadRows,
+    outputs: usize,
+    bias: Option<At>,
+    sigmoid_head: bool,
+    gfactor: f32,
+    io: HeadBufs,
+) -> Result<Dispatch> {
     let [n, batch, b0, masked] = rows.words()?;
     let (bias_buf, bias_off) = head_bias(bias, &io)?;
     let p = params::MseP {

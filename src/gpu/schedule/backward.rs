@@ -115,7 +115,9 @@ impl Sched<'_> {
         let prev_row = if d == 0 { 0 } else { sh.state_row(d, 2) };
         let h_prev = mat(&sh.hs[l][d], prev_row * bh, t * b, hd);
         ops.push(match li.b_ih.zip(li.b_hh) {
-            Some((bi, bhh)) => self.mm_row_sums(self.grad(li.w_hh), dz.t(), h_prev, acc, (self.off(bi), self.off(bhh)))?,
+            Some((bi, bhh)) => {
+                self.mm_row_sums(self.grad(li.w_hh), dz.t(), h_prev, acc, (self.off(bi), self.off(bhh)))?
+            }
             None => self.mm(self.grad(li.w_hh), dz.t(), h_prev, acc)?,
         });
         if want.dh0 {

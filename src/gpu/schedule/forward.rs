@@ -140,7 +140,9 @@ impl Sched<'_> {
                 b0: ch.b0,
             };
             let (k, act) = (self.k.step_forward, act_code(cfg.activation));
-            ops.push(Op::Dispatch(kernels::rnn_step_forward(k, b, hd, w, h, rows, pre, act, step)?));
+            ops.push(Op::Dispatch(kernels::rnn_step_forward(
+                k, b, hd, w, h, rows, pre, act, step,
+            )?));
         }
         Ok(())
     }
@@ -164,7 +166,13 @@ impl Sched<'_> {
         let rev = at(&h[h.len() - 1], sh.state_row(h.len() - 1, 1) * b * hd);
         let dims = (steps, b, hd, cfg.dirs());
         let mask = self.dropout_at(l, ch);
-        ops.push(Op::Dispatch(kernels::layer_output(&sh.info, (fwd, rev), at(y, 0), dims, mask)?));
+        ops.push(Op::Dispatch(kernels::layer_output(
+            &sh.info,
+            (fwd, rev),
+            at(y, 0),
+            dims,
+            mask,
+        )?));
         Ok(())
     }
 
