@@ -30,8 +30,6 @@ struct P {
 @group(0) @binding(4) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(5) var<storage, read> info: array<u32>;
 
-// Each invocation computes a 4 (sequences) × 4 (hidden units) block, as in
-// rnn_step_forward.wgsl; the sum over q runs in order for every element.
 // dz_t of sequence `bi`, unit j, from `fut` = (W_hh^T dz_{t+1})_j. Past the sequence's
 // length dz_t = 0 and the state gradient dh_t + fut, which a carried state receives whole,
 // goes on to the previous step (SPEC §2); every element of dh is read and written by the
@@ -55,6 +53,8 @@ fn store_dz(bi: u32, j: u32, fut: f32) {
     }
 }
 
+// Each invocation computes a 4 (sequences) × 4 (hidden units) block, as in
+// rnn_step_forward.wgsl; the sum over q runs in order for every element.
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j0 = gid.x * 4u;

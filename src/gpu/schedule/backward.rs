@@ -56,10 +56,16 @@ impl Sched<'_> {
         Ok(ops)
     }
 
-    /// dz of direction `d` of layer `l` (T, B, H), in `dz` (`dz_of`).
+    /// The first `steps` steps of direction `d`'s dz (steps·B, H) in the dz buffer.
     fn dz_of(&self, ch: Chunk, d: usize, steps: usize) -> Mat<'_> {
         let bh = ch.b * self.m.cfg.hidden;
         mat(&self.sh.dz, d * self.sh.t * bh, steps * ch.b, self.m.cfg.hidden)
+    }
+
+    /// Where the reverse direction's dz at each sequence's length goes (B, H), past both
+    /// directions' dz: the step it computed first, whose dz gives its dh0.
+    fn rev_first_off(&self, ch: Chunk) -> usize {
+        2 * self.sh.t * ch.b * self.m.cfg.hidden
     }
 
     /// The reverse sweep of direction `d` of layer `l`: one fused step per t, from the last
@@ -89,7 +95,7 @@ impl Sched<'_> {
                 dz: at(&sh.dz, dz0 + (s - 1) * bh),
                 next_off: next,
                 carry_off: carry,
-                first_off: (d == 1 && want.dh0).then(|| 2 * t * bh),
+                first_off: (d == 1 && want.dh0).then(|| self.rev_first_off(ch)),
             };
             let step = StepAt {
                 info: &sh.info,
@@ -122,8 +128,8 @@ impl Sched<'_> {
         });
         if want.dh0 {
             // dh0 (B, H) = dz · W_hh at the direction's first step: t = 1, or each
-            // sequence's length for the reverse direction (copied past both dz blocks)
-            let first = if d == 0 { 0 } else { 2 * t * bh };
+            // sequence's length for the reverse direction
+            let first = if d == 0 { 0 } else { self.rev_first_off(ch) };
             let row = l * cfg.dirs() + d;
             let dst = mat(&sh.dh0, row * bh, b, hd);
             ops.push(self.mm(dst, mat(&sh.dz, first, b, hd), self.weight(li.w_hh), Acc::Set)?);
