@@ -64,7 +64,7 @@ fn every_shader_file_is_registered() {
         preludes,
         "shaders/common/ and the preludes disagree"
     );
-    for (f, _) in PRELUDES {
+    for &(f, _) in PRELUDES {
         assert!(
             Kernel::ALL.iter().any(|k| k.preludes().iter().any(|p| p.0 == f)),
             "{f} is prepended to no kernel"

@@ -43,8 +43,8 @@ pub const DROPOUT_WGSL: (&str, &str) = (
     "common/dropout.wgsl",
     include_str!("../../../shaders/common/dropout.wgsl"),
 );
-/// Every prelude, for the tests that check each is used.
-pub const PRELUDES: [(&str, &str); 4] = [SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL];
+/// Every shared file, for the tests that check each is used.
+pub const PRELUDES: &[(&str, &str)] = &[SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL];
 
 /// The one list of kernels: each line gives the variant, its shader file, the preludes
 /// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
