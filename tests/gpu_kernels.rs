@@ -395,9 +395,9 @@ fn mse_matches_cpu() {
             ]);
             let with_bias: Vec<f32> = logits.iter().enumerate().map(|(i, &l)| l + bias[i % o]).collect();
             let mut p = vec![0.0; n * o];
-            let sum = mse_forward(head, &with_bias, &y, o, &mut p);
+            let sum = mse_forward(head, &with_bias, &y, 1.0 / o as f64, &mut p);
             let mut dl = vec![0.0; n * o];
-            mse_backward(head, &p, &y, o, scale, &mut dl);
+            mse_backward(head, &p, &y, 2.0 / o as f64, scale, &mut dl);
             close(&format!("mse {head} y_hat N={n} O={o}"), &read(&yh, 0, n * o), &p);
             close(&format!("mse {head} grad N={n} O={o}"), &read(&g, 0, n * o), &dl);
             close(

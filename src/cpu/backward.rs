@@ -110,7 +110,7 @@ pub fn backward_into_with<F: Real>(
     resize(g, n * o);
     match &batch.targets {
         Targets::Classes(y) => softmax_ce_backward(&act.out, y, o, scale, g),
-        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, g),
+        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, cfg.mse_factors().1, scale, g),
     }
     let rows = head_rows(cfg, &act.h[cfg.layers - 1], b, t); // (N, H)
     gemm_with(

@@ -200,7 +200,7 @@ pub fn forward_into_with<F: Real>(
     );
     let sum = match &batch.targets {
         Targets::Classes(y) => softmax_ce_forward(&act.logits, y, o, &mut act.out),
-        Targets::Values(y) => mse_forward(cfg.head, &act.logits, y, o, &mut act.out),
+        Targets::Values(y) => mse_forward(cfg.head, &act.logits, y, cfg.mse_factors().0, &mut act.out),
     };
     act.loss = sum * cfg.loss_scale(b, t);
 }

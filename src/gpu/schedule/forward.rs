@@ -86,7 +86,7 @@ impl Sched<'_> {
         ops.push(Op::Dispatch(match cfg.head {
             Head::Softmax => kernels::softmax_ce(n, o, head_b, scale as f32, io)?,
             Head::Linear | Head::Sigmoid => {
-                let gscale = (scale as f32) * ((2.0 / o as f64) as f32);
+                let gscale = (scale as f32) * (cfg.mse_factors().1 as f32);
                 kernels::mse(n, o, head_b, cfg.head == Head::Sigmoid, gscale, io)?
             }
         }));

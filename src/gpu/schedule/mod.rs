@@ -121,13 +121,13 @@ impl<'a> Sched<'a> {
     }
 
     /// The factor that turns the summed per-row losses into the loss (reduction and MSE's
-    /// 1/O); the mean runs over the whole batch, not the chunk.
+    /// factor); the mean runs over the whole batch, not the chunk.
     fn loss_factor(&self) -> f32 {
         let cfg = self.m.cfg;
         let scale = cfg.loss_scale(self.sh.b, self.sh.t);
         match cfg.head {
             Head::Softmax => scale as f32,
-            Head::Linear | Head::Sigmoid => (scale / cfg.output as f64) as f32,
+            Head::Linear | Head::Sigmoid => (scale * cfg.mse_factors().0) as f32,
         }
     }
 
