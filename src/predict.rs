@@ -175,13 +175,18 @@ impl Records<'_> {
                     m.insert((*k).into(), v.clone());
                 }
                 let group = cols.first().map_or("y", |c| if c.starts_with("p_") { "p" } else { "y" });
-                let named = cols.iter().zip(values).map(|(c, &v)| (c[2..].to_string(), json!(v)));
+                let named = cols.iter().zip(values).map(|(c, &v)| (c[2..].to_string(), num(v)));
                 m.insert(group.into(), Value::Object(named.collect()));
                 Value::Object(m).to_string()
             }
         };
         (self.emit)(&format!("{line}\n"))
     }
+}
+
+/// An f32 as the JSON number of its shortest decimal form (not of its f64 widening).
+fn num(v: f32) -> Value {
+    v.to_string().parse::<f64>().map_or(Value::Null, Value::from)
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::batch::Batch;
-use crate::data::{DataSpec, Dataset};
+use crate::data::{DataSpec, Dataset, TokenKind};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use batches::{Batches, Start};
@@ -112,7 +112,15 @@ pub fn train_in(
         Dataset::Text(d) => Some(d.unigram_baseline()),
         _ => None,
     };
-    let mut report = Report::new(opts, first, unigram.is_some())?;
+    let unit = match data {
+        Dataset::Text(d) => Some(match d.vocab.kind() {
+            TokenKind::Char => "char",
+            TokenKind::Word => "word",
+            TokenKind::Ids => "token",
+        }),
+        _ => None,
+    };
+    let mut report = Report::new(opts, first, unit)?;
     report.println(&format!(
         "engine: {} | model: {} | {}",
         engine.describe(),
@@ -120,7 +128,11 @@ pub fn train_in(
         data.describe()
     ));
     if let Some(u) = unigram {
-        report.println(&format!("unigram baseline: {u:.4} nats/char"));
+        report.println(&format!("unigram baseline: {u:.4} nats/{}", unit.unwrap_or("token")));
+    }
+    if let Dataset::Labelled(d) = data {
+        let (nll, acc) = d.prior_baseline();
+        report.println(&format!("class-prior baseline: loss {nll:.4}, accuracy {acc:.3}"));
     }
 
     let mut last_val = None;
