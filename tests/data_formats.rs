@@ -258,7 +258,7 @@ fn one_to_many_rows() {
     assert_eq!(b.targets, Targets::Values(vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]));
     check_batches(&Dataset::Csv(d.clone()), 2, 3);
     let e = err(csv("o2m-bad", body, CsvOptions { seq_len: Some(2), ..opts.clone() }));
-    assert!(e.contains("I + T·O"), "{e}");
+    assert!(e.contains("T = 2 steps"), "{e}");
     // predict reads rows of inputs only
     let only = scratch("o2m-inputs", "d.csv", "0.5\n0.75\n");
     let d = CsvData::load_inputs(&only, d.layout.clone()).unwrap();

@@ -165,7 +165,20 @@ fn one_to_many(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result<CsvLayout> 
             }
             opts.output.unwrap_or(max as usize + 1).max(2)
         }
-        _ => opts.output.unwrap_or(width.saturating_sub(i_w) / t).max(1),
+        _ => match opts.output {
+            Some(o) => o,
+            None if width > i_w && (width - i_w) % t == 0 => (width - i_w) / t,
+            None => {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "rows have {width} columns: after I = {i_w} features, {} target cells do not make T = {t} steps of equal width",
+                        width.saturating_sub(i_w)
+                    ),
+                    "set --input-size I and --seq-len T so that each row is I features then T·O targets",
+                ))
+            }
+        },
     };
     let layout = CsvLayout::OneToMany {
         input_size: i_w,
