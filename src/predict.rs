@@ -39,14 +39,18 @@ pub fn predict(
     let data = match spec {
         DataSpec::Labelled { .. } | DataSpec::Csv { .. } => Dataset::load_inputs(spec, vocab)?,
         DataSpec::Task { .. } => {
-            return Err(Error::config("checkpoint", spec.name(), "the model was trained on a synthetic task; there is no file format to predict on"))
+            return Err(Error::config(
+                "checkpoint",
+                spec.name(),
+                "the model was trained on a synthetic task; there is no file format to predict on",
+            ));
         }
         _ => {
             return Err(Error::config(
                 "checkpoint",
                 cfg,
                 "predict runs classifiers and regressors; for a language model use sample (generation) or eval (loss)",
-            ))
+            ));
         }
     };
     let mut out = Records { format, emit, n: 0 };
@@ -174,7 +178,9 @@ impl Records<'_> {
                 for (k, v) in extra {
                     m.insert((*k).into(), v.clone());
                 }
-                let group = cols.first().map_or("y", |c| if c.starts_with("p_") { "p" } else { "y" });
+                let group = cols
+                    .first()
+                    .map_or("y", |c| if c.starts_with("p_") { "p" } else { "y" });
                 let named = cols.iter().zip(values).map(|(c, &v)| (c[2..].to_string(), num(v)));
                 m.insert(group.into(), Value::Object(named.collect()));
                 Value::Object(m).to_string()

@@ -58,12 +58,37 @@ fn malformed_labelled_csv() {
     let d = dir("fmte-csv");
     let cols = ["--text-col", "text", "--label-col", "label"];
     for (name, body, flags, needles) in [
-        ("quote.csv", "text,label\n\"open,pos\n", &cols[..], &["line 2", "not closed"][..]),
+        (
+            "quote.csv",
+            "text,label\n\"open,pos\n",
+            &cols[..],
+            &["line 2", "not closed"][..],
+        ),
         ("ragged.csv", "text,label\na,pos\nb\n", &cols, &["line 3", "1 fields"]),
-        ("name.csv", "body,label\na,pos\n", &cols, &["unknown text column \"text\"", "body, label"]),
-        ("index.csv", "text,label\na,pos\n", &["--text-col", "0", "--label-col", "5"], &["unknown label column"]),
-        ("half.csv", "text,label\na,pos\n", &["--text-col", "text"], &["--text-col and --label-col"]),
-        ("empty.csv", "text,label\n\"\",pos\nb,neg\n", &cols, &["line 2", "empty text"]),
+        (
+            "name.csv",
+            "body,label\na,pos\n",
+            &cols,
+            &["unknown text column \"text\"", "body, label"],
+        ),
+        (
+            "index.csv",
+            "text,label\na,pos\n",
+            &["--text-col", "0", "--label-col", "5"],
+            &["unknown label column"],
+        ),
+        (
+            "half.csv",
+            "text,label\na,pos\n",
+            &["--text-col", "text"],
+            &["--text-col and --label-col"],
+        ),
+        (
+            "empty.csv",
+            "text,label\n\"\",pos\nb,neg\n",
+            &cols,
+            &["line 2", "empty text"],
+        ),
     ] {
         train_fails(&write(&d, name, body), flags, needles);
     }
@@ -75,7 +100,11 @@ fn bad_token_flags() {
     let text = write(&d, "t.txt", &small_text());
     train_fails(&text, &["--min-count", "2"], &["min-count", "--tokens word"]);
     train_fails(&text, &["--max-vocab", "9"], &["max-vocab", "--tokens word"]);
-    train_fails(&text, &["--tokens", "word", "--max-vocab", "1"], &["max-vocab", "<unk>"]);
+    train_fails(
+        &text,
+        &["--tokens", "word", "--max-vocab", "1"],
+        &["max-vocab", "<unk>"],
+    );
     train_fails(&text, &["--tokens", "word", "--min-count", "1000"], &["distinct word"]);
     train_fails(&text, &["--tokens", "ids"], &["line 1", "not a token id"]);
     train_fails(&text, &["--tokens", "bytes"], &["--tokens", "char | word | ids"]);
@@ -84,10 +113,16 @@ fn bad_token_flags() {
     train_fails(&numbers, &["--tokens", "word"], &["tokens", "numeric CSV"]);
     let o = run(&["train", "--tokens", "word", "--device", "cpu", "--steps", "1"]);
     fails(&o, &["tokens", "--data"]);
-    let o = run(&["train", "--task", "adding", "--tokens", "word", "--device", "cpu", "--steps", "1"]);
+    let o = run(&[
+        "train", "--task", "adding", "--tokens", "word", "--device", "cpu", "--steps", "1",
+    ]);
     fails(&o, &["tokens", "--task adding"]);
     let rows = write(&d, "rows.csv", "1,2.5,0\n");
-    train_fails(&rows, &["--tokens", "ids", "--seq", "many-to-one", "--seq-len", "2"], &["line 1", "2.5"]);
+    train_fails(
+        &rows,
+        &["--tokens", "ids", "--seq", "many-to-one", "--seq-len", "2"],
+        &["line 1", "2.5"],
+    );
     let text = write(&d, "e.txt", &small_text());
     train_fails(&text, &["--embed", "4", "--task", "sine"], &["task"]);
 }
@@ -98,11 +133,17 @@ fn bad_csv_columns_and_shapes() {
     let series = write(&d, "s.csv", &format!("a,b,y\n{}", "1,2,3\n".repeat(40)));
     let lin = ["--head", "linear", "--target-cols", "y"];
     for (flags, needles) in [
-        (&["--input-cols", "c"][..], &["unknown input column \"c\"", "a, b, y"][..]),
+        (
+            &["--input-cols", "c"][..],
+            &["unknown input column \"c\"", "a, b, y"][..],
+        ),
         (&["--input-cols", "3"], &["unknown input column \"3\""]),
         (&["--target-shift", "2"], &["target-shift", "0", "1"]),
         (&["--target-shift", "x"], &["--target-shift"]),
-        (&["--target-shift", "0", "--input-cols", "a,y"], &["input-cols", "its own answer"]),
+        (
+            &["--target-shift", "0", "--input-cols", "a,y"],
+            &["input-cols", "its own answer"],
+        ),
         (&["--seq", "one-to-many"], &["target-cols", "many-to-many"]),
         (&["--seq", "many-to-one"], &["target-cols"]),
     ] {
@@ -115,12 +156,25 @@ fn bad_csv_columns_and_shapes() {
     let rows = write(&d, "o2m.csv", &"0.5,1,2,3,4\n".repeat(10));
     let o2m = ["--seq", "one-to-many", "--head", "linear", "--seq-len", "3"];
     train_fails(&rows, &o2m, &["rows have 5 columns", "T = 3 steps"]);
-    let o2m_width = ["--seq", "one-to-many", "--head", "linear", "--seq-len", "2", "--output-size", "3"];
+    let o2m_width = [
+        "--seq",
+        "one-to-many",
+        "--head",
+        "linear",
+        "--seq-len",
+        "2",
+        "--output-size",
+        "3",
+    ];
     train_fails(&rows, &o2m_width, &["rows have 5 columns", "I + T·O = 1 + 2·3"]);
     let text = write(&d, "t.txt", &small_text());
     train_fails(&text, &["--input-cols", "a"], &["input-cols", ".csv"]);
     train_fails(&text, &["--loss", "half-mse"], &["loss", "softmax"]);
-    train_fails(&series, &["--loss", "l1", "--head", "linear"], &["--loss", "mse | half-mse"]);
+    train_fails(
+        &series,
+        &["--loss", "l1", "--head", "linear"],
+        &["--loss", "mse | half-mse"],
+    );
 }
 
 /// Models given to the wrong path: a word model resumed as characters (and the reverse), a
@@ -132,37 +186,81 @@ fn models_on_the_wrong_path() {
     let word = d.join("word.safetensors");
     ok(&run(&train_args(&text, &word, &["--tokens", "word"])));
     let resume = |ck: &Path, flags: &[&str]| {
-        let mut a = vec!["train", "--resume", s(ck), "--steps", "5", "--device", "cpu", "--out", s(ck), "--quiet"];
+        let mut a = vec![
+            "train",
+            "--resume",
+            s(ck),
+            "--steps",
+            "5",
+            "--device",
+            "cpu",
+            "--out",
+            s(ck),
+            "--quiet",
+        ];
         a.extend_from_slice(flags);
         run(&a)
     };
-    fails(&resume(&word, &["--tokens", "char"]), &["--tokens does not match the checkpoint"]);
+    fails(
+        &resume(&word, &["--tokens", "char"]),
+        &["--tokens does not match the checkpoint"],
+    );
     let chars = d.join("chars.safetensors");
     ok(&run(&train_args(&text, &chars, &[])));
     fails(&resume(&chars, &["--tokens", "word"]), &["--tokens does not match"]);
     fails(&resume(&chars, &["--loss", "half-mse"]), &["--loss does not match"]);
-    let p = run(&["predict", "--checkpoint", s(&chars), "--data", s(&text), "--device", "cpu"]);
+    let p = run(&[
+        "predict",
+        "--checkpoint",
+        s(&chars),
+        "--data",
+        s(&text),
+        "--device",
+        "cpu",
+    ]);
     fails(&p, &["language model", "sample", "eval"]);
 
     let labelled = write(&d, "l.tsv", &labelled_text());
     let cls = d.join("cls.safetensors");
-    ok(&run(&train_args(&labelled, &cls, &["--seq", "many-to-one", "--tokens", "word"])));
+    ok(&run(&train_args(
+        &labelled,
+        &cls,
+        &["--seq", "many-to-one", "--tokens", "word"],
+    )));
     fails(
         &run(&["sample", "--checkpoint", s(&cls), "--device", "cpu"]),
         &["sampling needs a language model"],
     );
     let unknown = write(&d, "u.tsv", "pos\tgood\nmeh\tbad\n");
-    let e = run(&["eval", "--checkpoint", s(&cls), "--data", s(&unknown), "--device", "cpu"]);
+    let e = run(&[
+        "eval",
+        "--checkpoint",
+        s(&cls),
+        "--data",
+        s(&unknown),
+        "--device",
+        "cpu",
+    ]);
     fails(&e, &["line 2", "\"meh\"", "neg, pos"]);
     let notab = write(&d, "n.tsv", "pos\tgood\nbad film\n");
     let e = run(&["eval", "--checkpoint", s(&cls), "--data", s(&notab), "--device", "cpu"]);
     fails(&e, &["line 2", "no tab"]);
 
     let task = d.join("task.safetensors");
-    let mut a = vec!["train", "--task", "adding", "--steps", "2", "--hidden", "4", "--batch", "2"];
+    let mut a = vec![
+        "train", "--task", "adding", "--steps", "2", "--hidden", "4", "--batch", "2",
+    ];
     a.extend_from_slice(&["--seq-len", "4", "--device", "cpu", "--quiet", "--out", s(&task)]);
     ok(&run(&a));
-    let p = run(&["predict", "--checkpoint", s(&task), "--data", s(&text), "--device", "cpu"]);
+    let p = run(&[
+        "predict",
+        "--checkpoint",
+        s(&task),
+        "--data",
+        s(&text),
+        "--device",
+        "cpu",
+    ]);
     fails(&p, &["no data format"]);
 }
 
@@ -177,12 +275,21 @@ fn bad_predict_and_sample_flags() {
         a.extend_from_slice(extra);
         run(&a)
     };
-    fails(&predict(&["--data", s(&rows), "--out", s(&rows)]), &["--out and --data name the same file"]);
-    fails(&predict(&["--data", s(&rows), "--out", s(&model)]), &["--out and --checkpoint"]);
+    fails(
+        &predict(&["--data", s(&rows), "--out", s(&rows)]),
+        &["--out and --data name the same file"],
+    );
+    fails(
+        &predict(&["--data", s(&rows), "--out", s(&model)]),
+        &["--out and --checkpoint"],
+    );
     fails(&predict(&["--data", s(&d.join("missing.csv"))]), &["missing.csv"]);
     let wide = write(&d, "w.csv", "1,2,3,4\n");
     fails(&predict(&["--data", s(&wide)]), &["w.csv", "4 columns"]);
-    fails(&predict(&["--data", s(&rows), "--format", "xml"]), &["--format", "csv | jsonl"]);
+    fails(
+        &predict(&["--data", s(&rows), "--format", "xml"]),
+        &["--format", "csv | jsonl"],
+    );
     fails(&predict(&["--data", s(&rows), "--out", s(&d)]), &["directory"]);
     let lm = tiny_text_model(&d, &[]);
     for (t, needle) in [("-1", ">= 0"), ("nan", "finite"), ("inf", "finite")] {

@@ -38,7 +38,11 @@ fn word_language_model() {
     let d = dir("fmt-words");
     let text = write(&d, "w.txt", &"The cat sat. The dog ran!\nA cat, a dog.\n".repeat(40));
     let out = d.join("w.safetensors");
-    let v = json(&train(&text, &out, &["--tokens", "word", "--embed", "4", "--seq-len", "8"]));
+    let v = json(&train(
+        &text,
+        &out,
+        &["--tokens", "word", "--embed", "4", "--seq-len", "8"],
+    ));
     assert!(v["unigram_baseline"].as_f64().is_some());
     let meta = metadata(&out);
     assert_eq!(meta["tokens"], "word");
@@ -46,14 +50,57 @@ fn word_language_model() {
     assert_eq!(words[0], "<unk>");
     assert!(words.contains(&"cat".to_string()) && words.contains(&"\n".to_string()));
     let ck = s(&out);
-    let greedy = cmd(&["sample", "--checkpoint", ck, "--prime", "The", "--len", "12", "--temperature", "0"]);
+    let greedy = cmd(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--prime",
+        "The",
+        "--len",
+        "12",
+        "--temperature",
+        "0",
+    ]);
     assert!(greedy.starts_with("The "), "{greedy:?}");
     // a tiny temperature is the argmax, never a wrong token by underflow
-    let tiny = cmd(&["sample", "--checkpoint", ck, "--prime", "The", "--len", "12", "--temperature", "1e-30"]);
-    let top1 = cmd(&["sample", "--checkpoint", ck, "--prime", "The", "--len", "12", "--top-k", "1"]);
+    let tiny = cmd(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--prime",
+        "The",
+        "--len",
+        "12",
+        "--temperature",
+        "1e-30",
+    ]);
+    let top1 = cmd(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--prime",
+        "The",
+        "--len",
+        "12",
+        "--top-k",
+        "1",
+    ]);
     assert_eq!((&tiny, &top1), (&greedy, &greedy));
-    let unknown = cmd(&["sample", "--checkpoint", ck, "--prime", "Zebras", "--len", "3", "--top-k", "3"]);
-    assert!(unknown.starts_with("Zebras"), "an unknown word primes as <unk>: {unknown:?}");
+    let unknown = cmd(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--prime",
+        "Zebras",
+        "--len",
+        "3",
+        "--top-k",
+        "3",
+    ]);
+    assert!(
+        unknown.starts_with("Zebras"),
+        "an unknown word primes as <unk>: {unknown:?}"
+    );
     let e = cmd(&["eval", "--checkpoint", ck]);
     assert!(e.contains("nats/word") && e.contains("bits/word"), "{e}");
     let e = json(&cmd(&["eval", "--checkpoint", ck, "--data", s(&text), "--json"]));
@@ -67,9 +114,24 @@ fn char_sampling_greedy_and_top_k() {
     let ck = s(&model);
     let greedy = cmd(&["sample", "--checkpoint", ck, "--len", "40", "--temperature", "0"]);
     for t in ["1e-6", "1e-300"] {
-        assert_eq!(cmd(&["sample", "--checkpoint", ck, "--len", "40", "--temperature", t]), greedy);
+        assert_eq!(
+            cmd(&["sample", "--checkpoint", ck, "--len", "40", "--temperature", t]),
+            greedy
+        );
     }
-    let seeded = |seed: &str| cmd(&["sample", "--checkpoint", ck, "--len", "40", "--top-k", "3", "--seed", seed]);
+    let seeded = |seed: &str| {
+        cmd(&[
+            "sample",
+            "--checkpoint",
+            ck,
+            "--len",
+            "40",
+            "--top-k",
+            "3",
+            "--seed",
+            seed,
+        ])
+    };
     assert_eq!(seeded("4"), seeded("4"));
 }
 
@@ -77,11 +139,25 @@ fn char_sampling_greedy_and_top_k() {
 fn token_id_streams_and_rows() {
     let d = dir("fmt-ids");
     let ids: Vec<String> = (0..600).map(|i| ((i * 7) % 11).to_string()).collect();
-    let stream = write(&d, "stream.csv", &ids.chunks(10).map(|c| c.join(",") + "\n").collect::<String>());
+    let stream = write(
+        &d,
+        "stream.csv",
+        &ids.chunks(10).map(|c| c.join(",") + "\n").collect::<String>(),
+    );
     let out = d.join("stream.safetensors");
     train(&stream, &out, &["--tokens", "ids", "--embed", "3"]);
     assert_eq!(metadata(&out)["tokens"], "ids");
-    let sample = cmd(&["sample", "--checkpoint", s(&out), "--prime", "0 7", "--len", "5", "--temperature", "0"]);
+    let sample = cmd(&[
+        "sample",
+        "--checkpoint",
+        s(&out),
+        "--prime",
+        "0 7",
+        "--len",
+        "5",
+        "--temperature",
+        "0",
+    ]);
     assert_eq!(sample.split_whitespace().count(), 7, "{sample:?}");
     // one sequence of 4 ids per row, then the class: is the first id even
     let mut rows = String::new();
@@ -91,7 +167,16 @@ fn token_id_streams_and_rows() {
     }
     let rows = write(&d, "rows.csv", &rows);
     let out = d.join("rows.safetensors");
-    let flags = ["--tokens", "ids", "--seq", "many-to-one", "--embed", "3", "--seq-len", "4"];
+    let flags = [
+        "--tokens",
+        "ids",
+        "--seq",
+        "many-to-one",
+        "--embed",
+        "3",
+        "--seq-len",
+        "4",
+    ];
     let v = json(&train(&rows, &out, &flags));
     assert!(v["val_accuracy"].as_f64().is_some());
     let p = cmd(&["predict", "--checkpoint", s(&out), "--data", s(&rows)]);
@@ -110,13 +195,30 @@ fn series_columns_half_mse_and_predict() {
     let data = write(&d, "s.csv", &body);
     let out = d.join("s.safetensors");
     let flags = [
-        "--target-cols", "y", "--input-cols", "x", "--target-shift", "0", "--head", "linear", "--loss", "half-mse",
-        "--optimizer", "sgd", "--lr", "0.1", "--seq-len", "10",
+        "--target-cols",
+        "y",
+        "--input-cols",
+        "x",
+        "--target-shift",
+        "0",
+        "--head",
+        "linear",
+        "--loss",
+        "half-mse",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--seq-len",
+        "10",
     ];
     let v = json(&train(&data, &out, &flags));
     assert!(v["val_loss"].as_f64().unwrap() < 0.5 * 0.5 * 0.25, "{v}");
     let config: serde_json::Value = serde_json::from_str(&metadata(&out)["config"]).unwrap();
-    assert_eq!((config["loss"].as_str(), config["input"]["size"].as_u64()), (Some("half-mse"), Some(1)));
+    assert_eq!(
+        (config["loss"].as_str(), config["input"]["size"].as_u64()),
+        (Some("half-mse"), Some(1))
+    );
     let e = cmd(&["eval", "--checkpoint", s(&out)]);
     assert!(e.contains("half-MSE"), "{e}");
     let p = cmd(&["predict", "--checkpoint", s(&out), "--data", s(&data)]);
@@ -135,10 +237,31 @@ fn one_to_many_rows_and_predict_to_a_file() {
     }
     let data = write(&d, "w.csv", &body);
     let out = d.join("w.safetensors");
-    let flags = ["--seq", "one-to-many", "--seq-len", "5", "--head", "linear", "--optimizer", "sgd", "--lr", "0.1"];
+    let flags = [
+        "--seq",
+        "one-to-many",
+        "--seq-len",
+        "5",
+        "--head",
+        "linear",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+    ];
     json(&train(&data, &out, &flags));
     let preds = d.join("p.jsonl");
-    let args = ["predict", "--checkpoint", s(&out), "--data", s(&data), "--format", "jsonl", "--out", s(&preds)];
+    let args = [
+        "predict",
+        "--checkpoint",
+        s(&out),
+        "--data",
+        s(&data),
+        "--format",
+        "jsonl",
+        "--out",
+        s(&preds),
+    ];
     assert_eq!(cmd(&args), "", "records go to --out only");
     let text = std::fs::read_to_string(&preds).unwrap();
     assert_eq!(text.lines().count(), 120 * 5);
@@ -164,24 +287,44 @@ fn labelled_lines_train_eval_and_predict() {
     }
     let data = write(&d, "l.tsv", &body);
     let out = d.join("l.safetensors");
-    let v = json(&train(&data, &out, &["--seq", "many-to-one", "--tokens", "word", "--seq-len", "6"]));
+    let v = json(&train(
+        &data,
+        &out,
+        &["--seq", "many-to-one", "--tokens", "word", "--seq-len", "6"],
+    ));
     assert!(v["val_accuracy"].as_f64().is_some());
     let e = cmd(&["eval", "--checkpoint", s(&out), "--data", s(&data)]);
     assert!(e.contains("accuracy") && e.contains("over 120 sequences"), "{e}");
     let p = cmd(&["predict", "--checkpoint", s(&out), "--data", s(&data)]);
     let lines: Vec<&str> = p.lines().collect();
     assert_eq!(lines[0], "line,label,p_bad,p_good");
-    assert!(lines[1].starts_with("1,bad,") || lines[1].starts_with("1,good,"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("1,bad,") || lines[1].starts_with("1,good,"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(lines.len(), 121);
     // unlabelled lines are predicted too
     let plain = write(&d, "plain.txt", "the film was fine\nawful\n");
-    let p = cmd(&["predict", "--checkpoint", s(&out), "--data", s(&plain), "--format", "jsonl"]);
+    let p = cmd(&[
+        "predict",
+        "--checkpoint",
+        s(&out),
+        "--data",
+        s(&plain),
+        "--format",
+        "jsonl",
+    ]);
     let rec: serde_json::Value = serde_json::from_str(p.lines().nth(1).unwrap()).unwrap();
     assert_eq!(rec["line"], 2);
     let total = rec["p"]["bad"].as_f64().unwrap() + rec["p"]["good"].as_f64().unwrap();
     assert!((total - 1.0).abs() < 1e-5);
     // a labelled CSV with quoted text
-    let csv = write(&d, "l.csv", "text,label\n\"the film, was fine\",good\n\"awful, really\",bad\n");
+    let csv = write(
+        &d,
+        "l.csv",
+        "text,label\n\"the film, was fine\",good\n\"awful, really\",bad\n",
+    );
     let out = d.join("c.safetensors");
     let flags = ["--text-col", "text", "--label-col", "label", "--val-fraction", "0"];
     train(&csv, &out, &flags);

@@ -24,7 +24,11 @@ fn recipe_1_regression() {
     // validation: the last 30 of 600 rows, one window of T = 25 of them
     let y = csv_tail("examples/data/series.csv", 1, 30);
     let zero = 0.5 * y[..25].iter().map(|y| y * y).sum::<f64>() / 25.0;
-    assert!(val_loss(&v) < zero / 5.0, "val half-MSE {} vs predicting 0: {zero}", val_loss(&v));
+    assert!(
+        val_loss(&v) < zero / 5.0,
+        "val half-MSE {} vs predicting 0: {zero}",
+        val_loss(&v)
+    );
     let preds = std::fs::read_to_string(out.join("regression-predictions.csv")).unwrap();
     assert_eq!(preds.lines().count(), 601, "a header and one prediction per row");
 }
@@ -56,13 +60,32 @@ fn labelled_model(d: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let mut body = String::new();
     for i in 0..200 {
         let label = if i % 2 == 0 { "even" } else { "odd" };
-        body += &format!("{label}\t{}{}\n", "a b ".repeat(i % 5), if i % 2 == 0 { "x" } else { "y" });
+        body += &format!(
+            "{label}\t{}{}\n",
+            "a b ".repeat(i % 5),
+            if i % 2 == 0 { "x" } else { "y" }
+        );
     }
     let data = d.join("l.tsv");
     std::fs::write(&data, body).unwrap();
     let out = d.join("l.safetensors");
-    let flags = ["--seq", "many-to-one", "--tokens", "word", "--seq-len", "16", "--steps", "200", "--lr", "0.01"];
-    let v = json(&ok(&run(&train_args(&data, &out, &[&flags[..], &["--json", "--eval-every", "200"]].concat()))));
+    let flags = [
+        "--seq",
+        "many-to-one",
+        "--tokens",
+        "word",
+        "--seq-len",
+        "16",
+        "--steps",
+        "200",
+        "--lr",
+        "0.01",
+    ];
+    let v = json(&ok(&run(&train_args(
+        &data,
+        &out,
+        &[&flags[..], &["--json", "--eval-every", "200"]].concat(),
+    ))));
     // the label is the last word: reading each line at its own end makes this easy
     assert!(v["val_accuracy"].as_f64().unwrap() > 0.9, "{v}");
     (data, out)
@@ -78,7 +101,15 @@ fn labelled_predictions_ignore_padding() {
     let alone = d.join("alone.tsv");
     std::fs::write(&alone, "a b a b x\n").unwrap();
     let predict = |file: &Path| {
-        let args = ["predict", "--checkpoint", s(&model), "--data", s(file), "--device", "cpu"];
+        let args = [
+            "predict",
+            "--checkpoint",
+            s(&model),
+            "--data",
+            s(file),
+            "--device",
+            "cpu",
+        ];
         ok(&run(&args))
     };
     let p = |l: &str| l.split(',').nth(2).unwrap().parse::<f64>().unwrap();
@@ -96,7 +127,16 @@ fn labelled_gpu_matches_cpu() {
     let d = dir("work-gpu");
     let (data, model) = labelled_model(&d);
     let eval = |device: &str| {
-        let args = ["eval", "--checkpoint", s(&model), "--data", s(&data), "--json", "--device", device];
+        let args = [
+            "eval",
+            "--checkpoint",
+            s(&model),
+            "--data",
+            s(&data),
+            "--json",
+            "--device",
+            device,
+        ];
         json(&ok(&run(&args)))["loss"].as_f64().unwrap()
     };
     let (cpu, gpu) = (eval("cpu"), eval("gpu"));

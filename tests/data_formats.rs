@@ -80,7 +80,10 @@ fn word_text_counts_the_training_split_only() {
     let words = d.vocab.word_list().unwrap();
     assert_eq!(words[0], "<unk>");
     // "zebra" is in the validation split only, "c" and "d" in the training split
-    assert!(!words.contains(&"zebra".to_string()) && words.contains(&"d".to_string()), "{words:?}");
+    assert!(
+        !words.contains(&"zebra".to_string()) && words.contains(&"d".to_string()),
+        "{words:?}"
+    );
     assert!(d.val.contains(&0), "unseen words are <unk> in the validation split");
     let capped = Tokenizer::Word {
         min_count: 1,
@@ -103,7 +106,13 @@ fn id_streams() {
     check_batches(&Dataset::Text(d), 2, 2);
     let e = err(TextData::from_tokens("1,2\n3,x\n", "ids", Tokenizer::Ids, 0.0, None));
     assert!(e.contains("line 2") && e.contains("\"x\""), "{e}");
-    let e = err(TextData::from_tokens("1,2,9", "ids", Tokenizer::Ids, 0.0, Some(Vocab::ids(5))));
+    let e = err(TextData::from_tokens(
+        "1,2,9",
+        "ids",
+        Tokenizer::Ids,
+        0.0,
+        Some(Vocab::ids(5)),
+    ));
     assert!(e.contains("outside the model's vocabulary 0..5"), "{e}");
     assert!(err(TextData::from_tokens("-1 2", "ids", Tokenizer::Ids, 0.0, None)).contains("not a token id"));
 }
@@ -122,16 +131,31 @@ fn labelled_lines() {
     let b = &d.batches(&d.train, 3)[0];
     assert_eq!(b.lengths.as_deref(), Some(&[3, 1, 4][..]));
     assert_eq!((b.batch, b.steps), (3, 4));
-    let Inputs::Tokens(x) = &b.inputs else { panic!("token inputs") };
-    assert_eq!(x[3 + 1], 0, "padding after the second example's one word: (T, B) index 1·B + 1");
+    let Inputs::Tokens(x) = &b.inputs else {
+        panic!("token inputs")
+    };
+    assert_eq!(
+        x[3 + 1],
+        0,
+        "padding after the second example's one word: (T, B) index 1·B + 1"
+    );
     assert_eq!(b.targets, Targets::Classes(vec![1, 0, 1]));
     check_batches(&data, 3, 64);
 
     // the classes are kept: a new file must use them, or may leave labels out for predict
     let known = LabelSpec { ..d.spec.clone() };
     let p2 = scratch("tsv-known", "l.tsv", "neg\tfun\nmeh\tbad\n");
-    let e = err(LabelledData::load(&p2, &known, 0.0, Some(d.vocab.clone()), Labels::Known));
-    assert!(e.contains("line 2") && e.contains("\"meh\"") && e.contains("neg, pos"), "{e}");
+    let e = err(LabelledData::load(
+        &p2,
+        &known,
+        0.0,
+        Some(d.vocab.clone()),
+        Labels::Known,
+    ));
+    assert!(
+        e.contains("line 2") && e.contains("\"meh\"") && e.contains("neg, pos"),
+        "{e}"
+    );
     let p3 = scratch("tsv-inputs", "l.tsv", "unknown words here\npos\tgood\n");
     let d3 = LabelledData::load(&p3, &known, 0.0, Some(d.vocab.clone()), Labels::Ignored).unwrap();
     assert_eq!(d3.train[0].tokens, [0, 0, 0], "unknown words are <unk>");
@@ -180,7 +204,13 @@ fn labelled_csv() {
             text_col: text_col.into(),
             label_col: label_col.into(),
         };
-        let e = err(LabelledData::load(&p, &labels(f, Tokenizer::Char, 64), 0.0, None, Labels::Define));
+        let e = err(LabelledData::load(
+            &p,
+            &labels(f, Tokenizer::Char, 64),
+            0.0,
+            None,
+            Labels::Define,
+        ));
         assert!(e.contains(needle), "{e}");
     }
     let ragged = scratch("csv-ragged", "l.csv", "text,label\na,pos\nb,neg,extra\n");
@@ -188,7 +218,13 @@ fn labelled_csv() {
         text_col: "text".into(),
         label_col: "label".into(),
     };
-    let e = err(LabelledData::load(&ragged, &labels(f, Tokenizer::Char, 8), 0.0, None, Labels::Define));
+    let e = err(LabelledData::load(
+        &ragged,
+        &labels(f, Tokenizer::Char, 8),
+        0.0,
+        None,
+        Labels::Define,
+    ));
     assert!(e.contains("line 3") && e.contains("3 fields"), "{e}");
 }
 
@@ -213,7 +249,10 @@ fn series_columns_and_target_shift() {
     let d = csv("shift0", body, series_opts("y", None, Some(0))).unwrap();
     assert_eq!(d.model_io().input, Input::Dense { size: 2 });
     let b = &d.all_batches(1, 4)[0];
-    assert_eq!(b.inputs, Inputs::Dense(vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0]));
+    assert_eq!(
+        b.inputs,
+        Inputs::Dense(vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0])
+    );
     assert_eq!(b.targets, Targets::Values(vec![100.0, 200.0, 300.0, 400.0]));
     // next-row targets from chosen inputs (by index and by name)
     let d = csv("shift1", body, series_opts("2", Some("b"), None)).unwrap();
@@ -238,7 +277,10 @@ fn series_columns_and_target_shift() {
         assert!(e.contains(needle), "{e}");
     }
     let d = csv("short", body, series_opts("y", None, Some(0))).unwrap();
-    assert!(d.check_len(4, Path::new("d.csv")).is_ok(), "shift 0 needs T rows, not T + 1");
+    assert!(
+        d.check_len(4, Path::new("d.csv")).is_ok(),
+        "shift 0 needs T rows, not T + 1"
+    );
     assert!(d.check_len(5, Path::new("d.csv")).is_err());
 }
 
@@ -257,7 +299,14 @@ fn one_to_many_rows() {
     assert_eq!(b.inputs, Inputs::Dense(vec![0.5, 0.25]));
     assert_eq!(b.targets, Targets::Values(vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]));
     check_batches(&Dataset::Csv(d.clone()), 2, 3);
-    let e = err(csv("o2m-bad", body, CsvOptions { seq_len: Some(2), ..opts.clone() }));
+    let e = err(csv(
+        "o2m-bad",
+        body,
+        CsvOptions {
+            seq_len: Some(2),
+            ..opts.clone()
+        },
+    ));
     assert!(e.contains("T = 2 steps"), "{e}");
     // predict reads rows of inputs only
     let only = scratch("o2m-inputs", "d.csv", "0.5\n0.75\n");
@@ -281,19 +330,20 @@ fn token_id_rows() {
         ..CsvOptions::default()
     };
     let d = csv("ids", "1,2,3,0\n4,0,1,1\n", opts.clone()).unwrap();
-    assert_eq!(
-        d.model_io().input,
-        Input::Tokens {
-            vocab: 5,
-            embed: None
-        }
-    );
+    assert_eq!(d.model_io().input, Input::Tokens { vocab: 5, embed: None });
     let b = &d.all_batches(2, 3)[0];
     assert_eq!(b.inputs, Inputs::Tokens(vec![1, 4, 2, 0, 3, 1]));
     check_batches(&Dataset::Csv(d), 2, 3);
     let e = err(csv("ids-bad", "1,2.5,3,0\n", opts.clone()));
     assert!(e.contains("line 1") && e.contains("not a non-negative integer"), "{e}");
-    let e = err(csv("ids-series", "1,2\n", CsvOptions { seq: Some(SeqShape::ManyToMany), ..opts }));
+    let e = err(csv(
+        "ids-series",
+        "1,2\n",
+        CsvOptions {
+            seq: Some(SeqShape::ManyToMany),
+            ..opts
+        },
+    ));
     assert!(e.contains("tokens"), "{e}");
 }
 
@@ -332,12 +382,31 @@ fn checkpoints_keep_words_ids_and_classes() {
         path: "/x.txt".into(),
         tokens,
     };
-    let ck = save_and_load("ck-words", ModelConfig::char_lm(3, 4, 1), Some(words.clone()), text(WORDS)).unwrap();
+    let ck = save_and_load(
+        "ck-words",
+        ModelConfig::char_lm(3, 4, 1),
+        Some(words.clone()),
+        text(WORDS),
+    )
+    .unwrap();
     assert_eq!(ck.vocab, Some(words.clone()));
-    let ids = save_and_load("ck-ids", ModelConfig::char_lm(7, 4, 1), Some(Vocab::ids(7)), text(Tokenizer::Ids));
-    assert_eq!(ids.unwrap().vocab.map(|v| (v.kind(), v.len())), Some((TokenKind::Ids, 7)));
+    let ids = save_and_load(
+        "ck-ids",
+        ModelConfig::char_lm(7, 4, 1),
+        Some(Vocab::ids(7)),
+        text(Tokenizer::Ids),
+    );
+    assert_eq!(
+        ids.unwrap().vocab.map(|v| (v.kind(), v.len())),
+        Some((TokenKind::Ids, 7))
+    );
     // a word vocabulary with data read as characters (or the reverse) is refused
-    let e = err(save_and_load("ck-mixed", ModelConfig::char_lm(3, 4, 1), Some(words.clone()), text(Tokenizer::Char)));
+    let e = err(save_and_load(
+        "ck-mixed",
+        ModelConfig::char_lm(3, 4, 1),
+        Some(words.clone()),
+        text(Tokenizer::Char),
+    ));
     assert!(e.contains("tokens") && e.contains("words"), "{e}");
     let spec = LabelSpec {
         classes: vec!["neg".into(), "pos".into()],
@@ -383,13 +452,18 @@ fn older_metadata_loads() {
     let bytes = std::fs::read(&p).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let meta = meta.metadata().clone().unwrap();
-    assert!(!meta.contains_key("tokens") && !meta.contains_key("words"), "a char model's metadata is unchanged");
+    assert!(
+        !meta.contains_key("tokens") && !meta.contains_key("words"),
+        "a char model's metadata is unchanged"
+    );
     let mut config: serde_json::Value = serde_json::from_str(&meta["config"]).unwrap();
     assert_eq!(config["loss"], "mse");
     config.as_object_mut().unwrap().remove("loss");
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> =
-        st.iter().map(|(n, t)| (n.to_string(), t.shape().to_vec(), t.data().to_vec())).collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
     let mut m: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
     m.remove("checksum");
     m.insert("config".into(), config.to_string());

@@ -35,9 +35,19 @@ fn recipe_4_min_char_rnn() {
 fn recipe_5b_one_to_many() {
     let (_, v, out) = recipe("5b-one-to-many", 600);
     // the validation split: the last 12 of 240 rows, 12 target steps after 2 features
-    let zero: Vec<f64> = (2..14).flat_map(|c| csv_tail("examples/data/waves.csv", c, 12)).collect();
+    let zero: Vec<f64> = (2..14)
+        .flat_map(|c| csv_tail("examples/data/waves.csv", c, 12))
+        .collect();
     let baseline = zero.iter().map(|y| y * y).sum::<f64>() / zero.len() as f64;
-    assert!(val_loss(&v) < baseline / 10.0, "val MSE {} vs predicting 0: {baseline}", val_loss(&v));
+    assert!(
+        val_loss(&v) < baseline / 10.0,
+        "val MSE {} vs predicting 0: {baseline}",
+        val_loss(&v)
+    );
     let preds = std::fs::read_to_string(out.join("one-to-many-predictions.csv")).unwrap();
-    assert_eq!(preds.lines().count(), 1 + 240 * 12, "a header and 12 generated steps per row");
+    assert_eq!(
+        preds.lines().count(),
+        1 + 240 * 12,
+        "a header and 12 generated steps per row"
+    );
 }

@@ -92,7 +92,14 @@ fn labelled_reader() {
     let labels = prop::sample::select(vec![Labels::Define, Labels::Ignored]);
     runner(500)
         .run(
-            &(text(), tokens, 1usize..6, (cols.clone(), cols), labels, prop::sample::select(vec![0.0, 0.3])),
+            &(
+                text(),
+                tokens,
+                1usize..6,
+                (cols.clone(), cols),
+                labels,
+                prop::sample::select(vec![0.0, 0.3]),
+            ),
             |(body, tokens, max_len, (tc, lc), labels, val)| {
                 std::fs::write(&tsv, &body).expect("write the case");
                 std::fs::write(&csv, &body).expect("write the case");
@@ -143,10 +150,17 @@ fn token_stream_reader() {
         .prop_map(|p| p.join(","));
     runner(500)
         .run(
-            &(prop_oneof![text(), ids], tokens, prop::sample::select(vec![0.0, 0.1, 0.4])),
+            &(
+                prop_oneof![text(), ids],
+                tokens,
+                prop::sample::select(vec![0.0, 0.1, 0.4]),
+            ),
             |(body, tokens, val)| {
                 if let Ok(data) = TextData::from_tokens(&body, "case", tokens, val, None) {
-                    prop_assert_eq!(data.vocab.encode(&body, "case").map_err(fail)?.len(), data.train.len() + data.val.len());
+                    prop_assert_eq!(
+                        data.vocab.encode(&body, "case").map_err(fail)?.len(),
+                        data.train.len() + data.val.len()
+                    );
                     exercise(&Dataset::Text(data))?;
                 }
                 Ok(())

@@ -71,7 +71,11 @@ impl FormatArgs {
             TokenKind::Word => {
                 let max_vocab = self.max_vocab;
                 if let Some(m) = max_vocab.filter(|&m| m < 2) {
-                    return Err(Error::config("max-vocab", m, "a vocabulary needs <unk> and at least one word"));
+                    return Err(Error::config(
+                        "max-vocab",
+                        m,
+                        "a vocabulary needs <unk> and at least one word",
+                    ));
                 }
                 Tokenizer::Word {
                     min_count: self.min_count.unwrap_or(1).max(1),
@@ -90,18 +94,39 @@ fn not_here(flag: &'static str, value: &str, what: &str) -> Error {
 pub fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
     let f = &a.format;
     let all = [
-        "tokens", "min-count", "max-vocab", "seq", "text-col", "label-col", "input-cols", "target-shift",
+        "tokens",
+        "min-count",
+        "max-vocab",
+        "seq",
+        "text-col",
+        "label-col",
+        "input-cols",
+        "target-shift",
     ];
     if let Some(task) = a.task {
-        if let Some(flag) = f.any_set(a, &all).filter(|&fl| fl != "seq" || f.seq != Some(task.model_io().seq)) {
-            return Err(not_here(flag, "set", &format!("--task {task} (it fixes its own data and shape)")));
+        if let Some(flag) = f
+            .any_set(a, &all)
+            .filter(|&fl| fl != "seq" || f.seq != Some(task.model_io().seq))
+        {
+            return Err(not_here(
+                flag,
+                "set",
+                &format!("--task {task} (it fixes its own data and shape)"),
+            ));
         }
         return Ok((DataSpec::Task { task }, Dataset::Task(task)));
     }
     let Some(typed) = &a.data else {
-        let text_flags = all.iter().copied().filter(|&fl| fl != "seq" || f.seq != Some(SeqShape::ManyToMany));
+        let text_flags = all
+            .iter()
+            .copied()
+            .filter(|&fl| fl != "seq" || f.seq != Some(SeqShape::ManyToMany));
         if let Some(flag) = f.any_set(a, &text_flags.collect::<Vec<_>>()) {
-            return Err(Error::config(flag, "set", "applies to a --data file; the bundled corpus is character-level text"));
+            return Err(Error::config(
+                flag,
+                "set",
+                "applies to a --data file; the bundled corpus is character-level text",
+            ));
         }
         let spec = DataSpec::Bundled;
         let data = Dataset::load(&spec, a.val_fraction, None)?;
@@ -127,9 +152,19 @@ pub fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
                 text_col: t.clone(),
                 label_col: l.clone(),
             },
-            (false, ..) => return Err(not_here("text-col", "set", "a text file (label<TAB>text lines); use a .csv")),
+            (false, ..) => {
+                return Err(not_here(
+                    "text-col",
+                    "set",
+                    "a text file (label<TAB>text lines); use a .csv",
+                ));
+            }
             (true, ..) => {
-                return Err(Error::config("text-col", "set", "a labelled CSV needs both --text-col and --label-col"))
+                return Err(Error::config(
+                    "text-col",
+                    "set",
+                    "a labelled CSV needs both --text-col and --label-col",
+                ));
             }
         };
         if tokens == Tokenizer::Ids {
@@ -150,7 +185,11 @@ pub fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
     }
     if csv_rows {
         if tokens.kind() == TokenKind::Word {
-            return Err(not_here("tokens", "word", "a numeric CSV; word tokens are read from text files"));
+            return Err(not_here(
+                "tokens",
+                "word",
+                "a numeric CSV; word tokens are read from text files",
+            ));
         }
         let opts = CsvOptions {
             seq_len: Some(a.seq_len()),
@@ -175,7 +214,11 @@ pub fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
         return Err(Error::config(flag, "set", "applies to .csv data only"));
     }
     if let Some(s) = f.seq.filter(|&s| s != SeqShape::ManyToMany) {
-        return Err(not_here("seq", s.as_str(), "a text language model, which is many-to-many"));
+        return Err(not_here(
+            "seq",
+            s.as_str(),
+            "a text language model, which is many-to-many",
+        ));
     }
     let spec = DataSpec::Text { path, tokens };
     let data = Dataset::load(&spec, a.val_fraction, None)?;

@@ -67,7 +67,7 @@ pub struct TrainArgs {
     /// A built-in synthetic task instead of a file
     #[arg(long)]
     pub task: Option<wgrnn::data::Task>,
-    /// CSV with one time step per row: predict the next row's columns (header names or 0-based indices, comma-separated)
+    /// CSV with one time step per row: the columns to predict, of the next row (or the same with --target-shift 0); header names or 0-based indices, comma-separated
     #[arg(long)]
     pub target_cols: Option<String>,
     /// Fraction of the data held out for validation, taken from the end

@@ -88,7 +88,7 @@ fn read_raw(path: &Path, format: &LabelFormat, labels: Labels) -> Result<Raw> {
                             path,
                             format!("line {}: no tab between a label and the text", i + 1),
                             "write each example as label<TAB>text",
-                        ))
+                        ));
                     }
                     None => (None, line),
                 };
@@ -113,14 +113,26 @@ fn read_raw(path: &Path, format: &LabelFormat, labels: Labels) -> Result<Raw> {
         }
     }
     if out.is_empty() {
-        return Err(Error::file(path, "has no examples", "add lines of label<TAB>text (or CSV records)"));
+        return Err(Error::file(
+            path,
+            "has no examples",
+            "add lines of label<TAB>text (or CSV records)",
+        ));
     }
     for (line, label, text) in &out {
         if label.as_ref().is_some_and(String::is_empty) && need_label {
-            return Err(Error::file(path, format!("line {line}: empty label"), "every example needs a label"));
+            return Err(Error::file(
+                path,
+                format!("line {line}: empty label"),
+                "every example needs a label",
+            ));
         }
         if text.trim().is_empty() {
-            return Err(Error::file(path, format!("line {line}: empty text"), "every example needs some text"));
+            return Err(Error::file(
+                path,
+                format!("line {line}: empty text"),
+                "every example needs some text",
+            ));
         }
     }
     Ok(out)
@@ -129,23 +141,30 @@ fn read_raw(path: &Path, format: &LabelFormat, labels: Labels) -> Result<Raw> {
 fn one_col(path: &Path, cols: Vec<usize>, flag: &str) -> Result<usize> {
     match cols[..] {
         [c] => Ok(c),
-        _ => Err(Error::file(path, format!("{flag} names {} columns", cols.len()), format!("{flag} takes one column"))),
+        _ => Err(Error::file(
+            path,
+            format!("{flag} names {} columns", cols.len()),
+            format!("{flag} takes one column"),
+        )),
     }
 }
 
 impl LabelledData {
     /// `vocab`: the checkpoint's (then the labels are `Known` or `Ignored` and `spec.classes`
     /// holds the classes); None builds the vocabulary and the classes from the file.
-    pub fn load(path: &Path, spec: &LabelSpec, val_fraction: f64, vocab: Option<Vocab>, labels: Labels) -> Result<Self> {
+    pub fn load(
+        path: &Path,
+        spec: &LabelSpec,
+        val_fraction: f64,
+        vocab: Option<Vocab>,
+        labels: Labels,
+    ) -> Result<Self> {
         if !(0.0..0.5).contains(&val_fraction) {
             return Err(Error::config("val-fraction", val_fraction, "must be in [0, 0.5)"));
         }
         let raw = read_raw(path, &spec.format, labels)?;
         let n = raw.len();
-        let n_val = match val_fraction > 0.0 && n >= 2 {
-            true => ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1),
-            false => 0,
-        };
+        let n_val = super::held_out(n, val_fraction);
         let mut spec = spec.clone();
         if labels == Labels::Define {
             let mut classes: Vec<String> = raw.iter().filter_map(|r| r.1.clone()).collect();
@@ -174,7 +193,11 @@ impl LabelledData {
         for (line, label, text) in raw {
             let mut tokens = vocab.encode_at(&text, &what, line)?;
             if tokens.is_empty() {
-                return Err(Error::file(path, format!("line {line}: empty text"), "every example needs some text"));
+                return Err(Error::file(
+                    path,
+                    format!("line {line}: empty text"),
+                    "every example needs some text",
+                ));
             }
             if tokens.len() > spec.max_len {
                 tokens.truncate(spec.max_len);
@@ -204,7 +227,9 @@ impl LabelledData {
 
     /// B examples drawn uniformly, padded to T = `steps`.
     pub fn random_batch(&self, rng: &mut ChaCha8Rng, b: usize) -> Batch<f32> {
-        let picked: Vec<&Example> = (0..b).map(|_| &self.train[rng.random_range(0..self.train.len())]).collect();
+        let picked: Vec<&Example> = (0..b)
+            .map(|_| &self.train[rng.random_range(0..self.train.len())])
+            .collect();
         batch(&picked, self.steps)
     }
 

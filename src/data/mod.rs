@@ -102,10 +102,25 @@ impl DataSpec {
     /// Whether a model of this source reads token ids.
     pub fn reads_tokens(&self) -> bool {
         match self {
-            DataSpec::Csv { layout, .. } => matches!(layout, CsvLayout::Rows { token_vocab: Some(_), .. }),
+            DataSpec::Csv { layout, .. } => matches!(
+                layout,
+                CsvLayout::Rows {
+                    token_vocab: Some(_),
+                    ..
+                }
+            ),
             DataSpec::Task { .. } => false,
             _ => true,
         }
+    }
+}
+
+/// How many of `n` sequences (rows, labelled examples) the validation split takes: the
+/// fraction rounded, at least one and never all of them.
+pub(crate) fn held_out(n: usize, val_fraction: f64) -> usize {
+    match val_fraction > 0.0 && n >= 2 {
+        true => ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1),
+        false => 0,
     }
 }
 

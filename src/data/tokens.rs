@@ -91,7 +91,10 @@ fn ids(text: &str, vocab: Option<usize>, what: &str, first_line: usize) -> Resul
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = first_line + i;
-        for cell in line.split(|c: char| c == ',' || c.is_whitespace()).filter(|c| !c.is_empty()) {
+        for cell in line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|c| !c.is_empty())
+        {
             let id: u32 = cell.parse().map_err(|_| {
                 Error::data(
                     "encode",
@@ -146,7 +149,11 @@ impl Vocab {
 
     /// A word vocabulary from token counts: `<unk>`, then every token seen at least
     /// `min_count` times by falling count (ties in string order), cut at `max_vocab` ids.
-    pub fn from_words<'a>(tokens: impl IntoIterator<Item = &'a str>, min_count: usize, max_vocab: Option<usize>) -> Self {
+    pub fn from_words<'a>(
+        tokens: impl IntoIterator<Item = &'a str>,
+        min_count: usize,
+        max_vocab: Option<usize>,
+    ) -> Self {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for t in tokens {
             *counts.entry(t).or_default() += 1;
@@ -257,7 +264,10 @@ impl Vocab {
                 }
                 Ok(out)
             }
-            Table::Words(_, index) => Ok(words(text).into_iter().map(|w| index.get(w).copied().unwrap_or(0)).collect()),
+            Table::Words(_, index) => Ok(words(text)
+                .into_iter()
+                .map(|w| index.get(w).copied().unwrap_or(0))
+                .collect()),
             Table::Ids(v) => ids(text, Some(*v), what, first_line),
         }
     }
@@ -348,9 +358,10 @@ mod tests {
 
     #[test]
     fn word_rule() {
-        assert_eq!(words("Don't stop,\tROMEO!\r\n  (twice) 42x"), [
-            "Don", "'", "t", "stop", ",", "ROMEO", "!", "\n", "(", "twice", ")", "42x"
-        ]);
+        assert_eq!(
+            words("Don't stop,\tROMEO!\r\n  (twice) 42x"),
+            ["Don", "'", "t", "stop", ",", "ROMEO", "!", "\n", "(", "twice", ")", "42x"]
+        );
         assert_eq!(words("a<unk>b"), ["a", "<", "unk", ">", "b"]);
         assert!(words(" \t\r ").is_empty());
     }
@@ -367,7 +378,10 @@ mod tests {
         let ids = v.encode(text, "t").unwrap();
         assert_eq!(v.decode(&ids), text);
         let v = Vocab::from_words(words("( it's done ) - yes"), 1, None);
-        assert_eq!(v.decode(&v.encode("( it's done ) - yes", "t").unwrap()), "(it's done)-yes");
+        assert_eq!(
+            v.decode(&v.encode("( it's done ) - yes", "t").unwrap()),
+            "(it's done)-yes"
+        );
     }
 
     #[test]

@@ -58,7 +58,12 @@ impl Sampling {
             r -= wi;
         }
         // rounding left r at the very end: the last token with any weight
-        order.iter().zip(&w).rev().find(|(_, &wi)| wi > 0.0).map_or(argmax(p), |(&i, _)| i)
+        order
+            .iter()
+            .zip(&w)
+            .rev()
+            .find(|(_, &wi)| wi > 0.0)
+            .map_or(argmax(p), |(&i, _)| i)
     }
 
     fn check(&self) -> Result<()> {
@@ -78,7 +83,11 @@ impl Sampling {
 pub fn sample_text(engine: &mut dyn Engine, vocab: &Vocab, prime: &str, len: usize, how: Sampling) -> Result<String> {
     // a character is at most 4 bytes of UTF-8; a word or id is bounded by the vocabulary's
     // longest, taken as 64 bytes
-    let per = if vocab.kind() == crate::data::TokenKind::Char { 4 } else { 64 };
+    let per = if vocab.kind() == crate::data::TokenKind::Char {
+        4
+    } else {
+        64
+    };
     preflight(
         len as u128 * per,
         &format!("a sample of {len} tokens"),
@@ -115,7 +124,11 @@ pub fn sample_stream(
     }
     let mut ids = vocab.encode(prime, "--prime")?;
     if ids.is_empty() {
-        ids = vocab.encode("\n", "--prime").ok().filter(|v| !v.is_empty()).unwrap_or(vec![0]);
+        ids = vocab
+            .encode("\n", "--prime")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(vec![0]);
     }
     let mut joiner = Joiner::new(vocab, Some(prime));
     let mut rng = ChaCha8Rng::seed_from_u64(how.seed);

@@ -23,7 +23,11 @@ pub(super) fn from_options(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result
         (None, None) => SeqShape::ManyToOne,
     };
     if seq != SeqShape::ManyToMany {
-        if let Some((flag, _)) = series_only.iter().chain(&[("target-cols", opts.target_cols.is_some())]).find(|f| f.1) {
+        if let Some((flag, _)) = series_only
+            .iter()
+            .chain(&[("target-cols", opts.target_cols.is_some())])
+            .find(|f| f.1)
+        {
             return Err(Error::config(
                 flag,
                 "set",
@@ -52,7 +56,11 @@ fn rows(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result<CsvLayout> {
         return Err(Error::config("input-size", 0, "the input width I must be at least 1"));
     }
     if opts.token_ids && i_w != 1 {
-        return Err(Error::config("input-size", i_w, "token ids are one per step: drop --input-size"));
+        return Err(Error::config(
+            "input-size",
+            i_w,
+            "token ids are one per step: drop --input-size",
+        ));
     }
     let tw = match opts.head {
         Head::Softmax => 1,
@@ -132,7 +140,13 @@ fn series(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result<CsvLayout> {
         ));
     }
     let input_cols = match (&opts.input_cols, target_shift) {
-        (Some(spec), _) => Some(resolve_cols(path, header, width, spec, ("--input-cols", "input column"))?),
+        (Some(spec), _) => Some(resolve_cols(
+            path,
+            header,
+            width,
+            spec,
+            ("--input-cols", "input column"),
+        )?),
         (None, 1) => None,
         // predicting a row's own columns from themselves would be the identity
         (None, _) => Some((0..width).filter(|c| !target_cols.contains(c)).collect()),
@@ -167,7 +181,7 @@ fn one_to_many(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result<CsvLayout> 
         }
         _ => match opts.output {
             Some(o) => o,
-            None if width > i_w && (width - i_w) % t == 0 => (width - i_w) / t,
+            None if width > i_w && (width - i_w).is_multiple_of(t) => (width - i_w) / t,
             None => {
                 return Err(Error::file(
                     path,
@@ -176,7 +190,7 @@ fn one_to_many(path: &Path, p: &Parsed, opts: &CsvOptions) -> Result<CsvLayout> 
                         width.saturating_sub(i_w)
                     ),
                     "set --input-size I and --seq-len T so that each row is I features then T·O targets",
-                ))
+                ));
             }
         },
     };
@@ -305,10 +319,18 @@ fn check_series(path: &Path, layout: &CsvLayout, width: usize) -> Result<()> {
     }
     let cols = target_cols.iter().chain(input_cols.iter().flatten());
     if let Some(&c) = cols.clone().find(|&&c| c >= width) {
-        return Err(Error::file(path, format!("column {c} does not exist"), "check --target-cols and --input-cols"));
+        return Err(Error::file(
+            path,
+            format!("column {c} does not exist"),
+            "check --target-cols and --input-cols",
+        ));
     }
     if target_cols.is_empty() || input_cols.as_ref().is_some_and(Vec::is_empty) {
-        return Err(Error::file(path, "no target or no input column", "name at least one of each"));
+        return Err(Error::file(
+            path,
+            "no target or no input column",
+            "name at least one of each",
+        ));
     }
     if *target_shift > 1 {
         return Err(Error::config("target-shift", target_shift, "0 or 1"));

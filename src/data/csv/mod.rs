@@ -127,7 +127,13 @@ impl CsvData {
         Self::with_layout(path, p, layout, 0.0, true)
     }
 
-    fn with_layout(path: &Path, p: parse::Parsed, layout: CsvLayout, val_fraction: f64, inputs_only: bool) -> Result<Self> {
+    fn with_layout(
+        path: &Path,
+        p: parse::Parsed,
+        layout: CsvLayout,
+        val_fraction: f64,
+        inputs_only: bool,
+    ) -> Result<Self> {
         if !(0.0..0.5).contains(&val_fraction) {
             return Err(Error::config("val-fraction", val_fraction, "must be in [0, 0.5)"));
         }
@@ -148,8 +154,7 @@ impl CsvData {
                     n_val
                 }
             }
-            _ if val_fraction > 0.0 && n >= 2 => ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1),
-            _ => 0,
+            _ => super::held_out(n, val_fraction),
         };
         let (train, val) = split_val(rows, n_val);
         Ok(CsvData { layout, train, val })
@@ -259,7 +264,9 @@ impl CsvData {
                 seq_len,
                 output,
                 ..
-            } => format!("csv one-to-many: {tr} train / {va} val rows of I={input_size} → T={seq_len} steps × O={output}"),
+            } => format!(
+                "csv one-to-many: {tr} train / {va} val rows of I={input_size} → T={seq_len} steps × O={output}"
+            ),
         }
     }
 
@@ -295,7 +302,14 @@ impl CsvData {
     /// Layout (b): the inputs of rows `start..start + t` of the training split as one
     /// sequence (B = 1), with zero targets: `predict` reads every row, the last ones too.
     pub fn input_window(&self, start: usize, t: usize) -> Batch<f32> {
-        let CsvLayout::Series { columns, target_cols, head, input_cols, .. } = &self.layout else {
+        let CsvLayout::Series {
+            columns,
+            target_cols,
+            head,
+            input_cols,
+            ..
+        } = &self.layout
+        else {
             unreachable!("input windows are cut from a series")
         };
         let same_row = CsvLayout::Series {

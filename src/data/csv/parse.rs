@@ -141,7 +141,11 @@ pub(crate) fn records(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
         out.push((start, cells));
     }
     let Some(w) = out.first().map(|r| r.1.len()) else {
-        return Err(Error::file(path, "has no records", "add a header line and at least one record"));
+        return Err(Error::file(
+            path,
+            "has no records",
+            "add a header line and at least one record",
+        ));
     };
     if let Some((n, r)) = out.iter().find(|r| r.1.len() != w) {
         return Err(Error::file(
