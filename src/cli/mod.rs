@@ -37,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Train a model (default: a character-level model of the bundled Shakespeare corpus)
     Train(Box<TrainArgs>),
-    /// Generate text from a character-level checkpoint
+    /// Generate text from a language model of characters, words or token ids (--temperature 0: greedy; --top-k)
     Sample(SampleArgs),
     /// Mean loss of a checkpoint on a whole file (text: nats and bits per token; classifiers: accuracy)
     Eval(EvalArgs),
