@@ -37,7 +37,7 @@ fn recipe_1_regression() {
 /// unigram baseline of words.
 #[test]
 fn recipe_3_word_lm() {
-    let (stdout, v, _) = recipe("3-word-lm", 150);
+    let (stdout, v, _) = recipe("3-word-lm", 120);
     let (val, uni) = (val_loss(&v), v["unigram_baseline"].as_f64().unwrap());
     assert!(val < uni, "val loss {val}, unigram baseline {uni}");
     assert!(stdout.contains("KING"), "the sample follows its prime:\n{stdout}");
