@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::config::check_batch_and_seq_len;
 use crate::config::{ModelConfig, MAX_LAYERS};
-use crate::data::{read_file, DataSpec, Dataset, Streams, Vocab};
+use crate::data::{read_file, DataSpec, Dataset, Streams, TokenKind, Vocab};
 use crate::error::{Error, Result};
 use crate::optim::{OptimConfig, OptimKind, OptimState};
 use crate::params::ParamLayout;
@@ -52,7 +52,7 @@ pub struct TrainMeta {
 /// absolute), None for bundled data and tasks. FNV-1a: fast, non-cryptographic; it detects a
 /// changed file, not a forged one.
 pub fn data_fingerprint(spec: &DataSpec) -> Result<Option<String>> {
-    let (DataSpec::Text { path } | DataSpec::Csv { path, .. }) = spec else {
+    let Some(path) = spec.path() else {
         return Ok(None);
     };
     let bytes = read_file(path)?;
@@ -138,7 +138,15 @@ impl Checkpoint {
         meta.insert("optim".into(), json(&self.optim));
         meta.insert("step".into(), self.step.to_string());
         if let Some(v) = &self.vocab {
-            meta.insert("vocab".into(), v.as_string());
+            // a character vocabulary is stored as before, so older wgrnn read these files
+            match v.kind() {
+                TokenKind::Char => meta.insert("vocab".into(), v.as_string()),
+                TokenKind::Word => meta.insert("words".into(), json(&v.word_list())),
+                TokenKind::Ids => None,
+            };
+            if v.kind() != TokenKind::Char {
+                meta.insert("tokens".into(), v.kind().to_string());
+            }
         }
         if let Some(tm) = &self.train {
             meta.insert("train".into(), json(tm));
@@ -177,27 +185,14 @@ impl Checkpoint {
         let step: u64 = get("step")?
             .parse()
             .map_err(|_| bad("metadata \"step\" is not a number".into()))?;
-        let vocab = match meta.get("vocab") {
-            Some(s) => {
-                Some(Vocab::from_stored(s).ok_or_else(|| bad("metadata \"vocab\" is not sorted and unique".into()))?)
-            }
-            None => None,
-        };
-        if let (Some(v), Some(n)) = (&vocab, config.vocab()) {
-            if v.len() != n {
-                return Err(bad(format!(
-                    "vocabulary has {} characters, the config says V = {n}",
-                    v.len()
-                )));
-            }
-        }
+        let vocab = load_vocab(meta, &config).map_err(bad)?;
         let train: Option<TrainMeta> = match meta.get("train") {
             Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(format!("metadata \"train\": {e}")))?),
             None => None,
         };
 
         if let Some(tm) = &train {
-            validate_train(tm, &config).map_err(|e| bad(format!("stored training state: {e}")))?;
+            validate_train(tm, &config, vocab.as_ref()).map_err(|e| bad(format!("stored training state: {e}")))?;
         }
 
         let layout = ParamLayout::new(&config);
@@ -261,7 +256,7 @@ impl Checkpoint {
 /// sampler position is not a number or whose stream position is past any pass would
 /// otherwise fail deep inside `eval` or `--resume`. Positions are checked against the data
 /// itself when it is loaded (`check_positions`).
-fn validate_train(tm: &TrainMeta, cfg: &ModelConfig) -> Result<()> {
+fn validate_train(tm: &TrainMeta, cfg: &ModelConfig, vocab: Option<&Vocab>) -> Result<()> {
     check_batch_and_seq_len(tm.batch, tm.seq_len)?;
     if !(0.0..0.5).contains(&tm.val_fraction) {
         return Err(Error::config("val-fraction", tm.val_fraction, "must be in [0, 0.5)"));
@@ -273,14 +268,67 @@ fn validate_train(tm: &TrainMeta, cfg: &ModelConfig) -> Result<()> {
     if tm.stateful && !text {
         return Err(Error::config("stateful", true, "only text data is read statefully"));
     }
-    if text != cfg.is_tokens() {
+    if tm.data.reads_tokens() != cfg.is_tokens() {
         return Err(Error::config(
             "data",
             tm.data.name(),
             "does not fit the stored model's inputs",
         ));
     }
+    if tm.data.token_kind() != vocab.map(Vocab::kind) {
+        return Err(Error::config(
+            "tokens",
+            tm.data.token_kind().map_or("none".into(), |k| k.to_string()),
+            format!(
+                "the data is read as these tokens but the stored vocabulary is {}",
+                vocab.map_or("absent".into(), |v| format!("of {}s", v.unit()))
+            ),
+        ));
+    }
+    if let DataSpec::Labelled { labels, .. } = &tm.data {
+        let c = &labels.classes;
+        if c.len() != cfg.output || c.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::config(
+                "classes",
+                c.len(),
+                format!("the class names must be sorted, unique, and as many as the outputs O = {}", cfg.output),
+            ));
+        }
+        if labels.max_len == 0 {
+            return Err(Error::config("seq-len", 0, "the bound on an example's length must be at least 1"));
+        }
+    }
     Ok(())
+}
+
+/// The vocabulary a checkpoint's metadata holds: characters under `vocab` (files of every
+/// wgrnn version), words under `words` with `tokens` = "word", nothing for `tokens` = "ids"
+/// (V is the config's). Its size must be the config's V.
+fn load_vocab(meta: &BTreeMap<String, String>, config: &ModelConfig) -> std::result::Result<Option<Vocab>, String> {
+    let kind = match meta.get("tokens") {
+        Some(k) => k.parse::<TokenKind>().map_err(|e| format!("metadata \"tokens\": {e}"))?,
+        None => TokenKind::Char,
+    };
+    let vocab = match (kind, meta.get("vocab"), meta.get("words")) {
+        (TokenKind::Char, Some(s), None) => {
+            Some(Vocab::from_stored(s).ok_or("metadata \"vocab\" is not sorted and unique")?)
+        }
+        (TokenKind::Char, None, None) => None,
+        (TokenKind::Word, None, Some(s)) => {
+            let words: Vec<String> = serde_json::from_str(s).map_err(|e| format!("metadata \"words\": {e}"))?;
+            Some(Vocab::from_stored_words(words).ok_or("metadata \"words\" is not <unk> followed by unique words")?)
+        }
+        (TokenKind::Ids, None, None) => Some(Vocab::ids(config.vocab().ok_or("token ids stored for a dense model")?)),
+        _ => return Err(format!("metadata \"tokens\" = {kind} does not match the stored vocabulary")),
+    };
+    match (&vocab, config.vocab()) {
+        (Some(v), Some(n)) if v.len() != n => Err(format!(
+            "vocabulary has {} {}s, the config says V = {n}",
+            v.len(),
+            v.unit()
+        )),
+        _ => Ok(vocab),
+    }
 }
 
 /// The stored positions against the data a resumed run loaded: the windows must fit, and a

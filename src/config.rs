@@ -91,6 +91,11 @@ str_enum!(
     }
 );
 str_enum!(
+    /// The MSE convention of linear and sigmoid heads (SPEC §1): PyTorch's mean over the O
+    /// outputs, or the classic ½ Σ_k (ŷ_k − y_k)² whose gradient is ŷ − y.
+    Loss("loss") { Mse => "mse", HalfMse => "half-mse" }
+);
+str_enum!(
     /// How the per-(sequence, step) losses are combined.
     Reduction("reduction") { Mean => "mean", Sum => "sum" }
 );
@@ -162,6 +167,9 @@ pub struct ModelConfig {
     pub bidirectional: bool,
     #[serde(default)]
     pub dropout: Dropout,
+    /// MSE convention of a linear / sigmoid head; always `mse` for a softmax head
+    #[serde(default)]
+    pub loss: Loss,
 }
 
 /// Most layers L a model may have.
@@ -190,6 +198,7 @@ impl ModelConfig {
             head_bias: true,
             bidirectional: false,
             dropout: Dropout::default(),
+            loss: Loss::Mse,
         }
     }
 
@@ -269,6 +278,13 @@ impl ModelConfig {
         let p = self.dropout.p;
         if !(0.0..1.0).contains(&p) {
             return Err(Error::config("dropout", p, "the drop probability must be in [0, 1)"));
+        }
+        if self.head == Head::Softmax && self.loss != Loss::Mse {
+            return Err(Error::config(
+                "loss",
+                self.loss,
+                "a softmax head is trained with cross-entropy; the MSE convention applies to --head linear or sigmoid",
+            ));
         }
         if self.head == Head::Softmax && self.output < 2 {
             return Err(Error::config(
@@ -373,6 +389,16 @@ impl ModelConfig {
         self.loss_scale_n(b * self.target_steps(t))
     }
 
+    /// (loss, gradient) factors of an MSE head per squared residual and per residual
+    /// (SPEC §1): loss = Σ (ŷ − y)² · the first, dL/dŷ = (ŷ − y) · the second, before the
+    /// reduction's scale.
+    pub fn mse_factors(&self) -> (f64, f64) {
+        match self.loss {
+            Loss::Mse => (1.0 / self.output as f64, 2.0 / self.output as f64),
+            Loss::HalfMse => (0.5, 1.0),
+        }
+    }
+
     /// `loss_scale` for a batch with `targets` valid (sequence, step) targets in all
     /// (`Batch::target_count`: ragged batches have fewer than B·T).
     pub fn loss_scale_n(&self, targets: usize) -> f64 {
@@ -401,6 +427,9 @@ impl fmt::Display for ModelConfig {
         write!(f, " -> {} head O={}", self.head, self.output)?;
         if !self.head_bias {
             f.write_str(" no-bias")?;
+        }
+        if self.loss != Loss::Mse {
+            write!(f, " {}", self.loss)?;
         }
         write!(f, " ({}, {})", self.reduction, self.seq)
     }

@@ -22,12 +22,13 @@ pub mod gpu;
 mod mem;
 pub mod optim;
 pub mod params;
+pub mod predict;
 pub mod real;
 pub mod tensor_file;
 pub mod train;
 
 pub use batch::{random_batch, Batch, Inputs, Targets};
-pub use config::{Activation, Dropout, Head, Init, Input, ModelConfig, Reduction, SeqShape};
+pub use config::{Activation, Dropout, Head, Init, Input, Loss, ModelConfig, Reduction, SeqShape};
 pub use cpu::CpuEngine;
 pub use engine::{Engine, EngineKind, Grads, Outputs, Want};
 pub use error::{Error, Result};

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         }),
         Command::Sample(a) => cli::commands::sample(a).map(|_| ExitCode::SUCCESS),
         Command::Eval(a) => cli::commands::eval(a).map(|_| ExitCode::SUCCESS),
+        Command::Predict(a) => cli::predict::predict(a).map(|_| ExitCode::SUCCESS),
         Command::Check(a) => cli::commands::check(a).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Grad(a) => cli::commands::grad(a).map(|_| ExitCode::SUCCESS),
         Command::Info => cli::commands::info().map(|_| ExitCode::SUCCESS),

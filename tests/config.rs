@@ -27,6 +27,7 @@ fn dense_cfg() -> ModelConfig {
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: Default::default(),
     }
 }
 

@@ -355,34 +355,45 @@ fn csv_text() -> impl Strategy<Value = String> {
 
 fn csv_options() -> impl Strategy<Value = (CsvOptions, f64)> {
     let small = prop::option::of(prop_oneof![0usize..5, Just(usize::MAX), Just(1usize << 62)]);
+    let cols = prop::option::of(prop::sample::select(vec![
+        "0",
+        "1",
+        "4",
+        "a",
+        "b,c",
+        "e",
+        "0,0",
+        "",
+        "99999999999999999999",
+    ]));
+    let seq = prop::option::of(prop::sample::select(vec![
+        SeqShape::ManyToMany,
+        SeqShape::ManyToOne,
+        SeqShape::OneToMany,
+    ]));
     (
-        small.clone(),
-        small.clone(),
+        (small.clone(), small.clone(), small.clone()),
         prop::sample::select(vec![Head::Softmax, Head::Linear, Head::Sigmoid]),
-        small,
-        prop::option::of(prop::sample::select(vec![
-            "0",
-            "1",
-            "4",
-            "a",
-            "b,c",
-            "e",
-            "0,0",
-            "",
-            "99999999999999999999",
-        ])),
+        (cols.clone(), cols, prop::option::of(0usize..3)),
+        (seq, any::<bool>()),
         prop::sample::select(vec![0.0, 0.05, 0.3, 0.49]),
     )
-        .prop_map(|(seq_len, input_size, head, output, target_cols, val)| {
-            let opts = CsvOptions {
-                seq_len,
-                input_size,
-                head,
-                output,
-                target_cols: target_cols.map(String::from),
-            };
-            (opts, val)
-        })
+        .prop_map(
+            |((seq_len, input_size, output), head, (target_cols, input_cols, target_shift), (seq, token_ids), val)| {
+                let opts = CsvOptions {
+                    seq_len,
+                    input_size,
+                    head,
+                    output,
+                    target_cols: target_cols.map(String::from),
+                    input_cols: input_cols.map(String::from),
+                    target_shift,
+                    seq,
+                    token_ids,
+                };
+                (opts, val)
+            },
+        )
 }
 
 /// Everything a training run and `eval` do with loaded CSV data: the batches must validate
@@ -435,21 +446,31 @@ fn csv_reader_with_stored_layout() {
     let p = d.join("case.csv");
     let n = prop_oneof![0usize..6, Just(usize::MAX), Just(1usize << 63), Just(1usize << 32)];
     let head = prop::sample::select(vec![Head::Softmax, Head::Linear, Head::Sigmoid]);
+    let cols = prop::option::of(prop::collection::vec(n.clone(), 0..3));
     let layout = prop_oneof![
-        (n.clone(), n.clone(), head.clone(), n.clone()).prop_map(|(seq_len, input_size, head, output)| {
-            CsvLayout::Rows {
+        (n.clone(), n.clone(), head.clone(), n.clone(), prop::option::of(n.clone())).prop_map(
+            |(seq_len, input_size, head, output, token_vocab)| CsvLayout::Rows {
                 seq_len,
                 input_size,
                 head,
                 output,
+                token_vocab,
             }
-        }),
-        (n.clone(), prop::collection::vec(n, 0..3), head).prop_map(|(columns, target_cols, head)| {
-            CsvLayout::Series {
+        ),
+        (n.clone(), prop::collection::vec(n.clone(), 0..3), head.clone(), cols, n.clone()).prop_map(
+            |(columns, target_cols, head, input_cols, target_shift)| CsvLayout::Series {
                 columns,
                 target_cols,
                 head,
+                input_cols,
+                target_shift,
             }
+        ),
+        (n.clone(), n.clone(), head, n).prop_map(|(input_size, seq_len, head, output)| CsvLayout::OneToMany {
+            input_size,
+            seq_len,
+            head,
+            output,
         }),
     ];
     runner(400)

@@ -51,6 +51,7 @@ fn stored_csv_layout_with_wrapping_product() {
         input_size: 2,
         head: Head::Linear,
         output: 1,
+        token_vocab: None,
     };
     assert!(CsvData::load_layout(&dir.join("one-column.csv"), layout, 0.0).is_err());
 }

@@ -491,14 +491,14 @@ fn mse_matches_cpu() {
                     logits.clone()
                 };
                 let mut p = vec![0.0; n * o];
-                mse_forward(head, &with_bias, &y, o, &mut p);
+                mse_forward(head, &with_bias, &y, o, 1.0 / o as f64, &mut p);
                 let mut dl = vec![0.0; n * o];
-                mse_backward(head, &p, &y, o, scale, &mut dl);
+                mse_backward(head, &p, &y, 2.0 / o as f64, scale, &mut dl);
                 let mut sum = 0.0;
                 for r in (0..n).filter(|&r| valid[r]) {
                     let mut one = vec![0.0; o];
                     let (yr, lr) = (&y[r * o..(r + 1) * o], &with_bias[r * o..(r + 1) * o]);
-                    sum += mse_forward(head, lr, yr, o, &mut one);
+                    sum += mse_forward(head, lr, yr, o, 1.0 / o as f64, &mut one);
                 }
                 for r in (0..n).filter(|&r| !valid[r]) {
                     dl[r * o..(r + 1) * o].fill(0.0);

@@ -22,6 +22,7 @@ fn gradient_norm_overflow_is_an_error() {
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: Default::default(),
     };
     let params = ParamLayout::new(&cfg).init(&cfg, 1);
     let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 1e-3);

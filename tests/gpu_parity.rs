@@ -82,6 +82,7 @@ fn model(head: Head, seq: SeqShape, input_kind: usize, layers: usize, shape: usi
         head_bias: true,
         bidirectional: false,
         dropout: Dropout::default(),
+        loss: Default::default(),
     };
     (cfg, b, t)
 }

@@ -139,6 +139,7 @@ fn model(
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: Default::default(),
     };
     (cfg, b, t)
 }
@@ -415,4 +416,27 @@ fn split_batch_training_matches_cpu() {
         let (oc, og) = (cpu.forward(&small).unwrap(), gpu.forward(&small).unwrap());
         check_loss(&format!("{case} eval"), og.loss, oc.loss);
     }
+}
+
+/// Half-MSE (SPEC §1) on both MSE heads and every sequence shape: loss, gradients and the
+/// weights after one step, GPU against CPU.
+#[test]
+fn half_mse_matches_cpu() {
+    let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 0.1);
+    let mut w = Worst::default();
+    let mut n = 0usize;
+    for head in [Head::Linear, Head::Sigmoid] {
+        for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
+            for red in [Reduction::Mean, Reduction::Sum] {
+                let (cfg, b, t) = model(Activation::Tanh, head, seq, 0, 2, red, n);
+                let cfg = ModelConfig {
+                    loss: wgrnn::Loss::HalfMse,
+                    ..cfg
+                };
+                compare(&cfg, opt, b, t, n.is_multiple_of(2), 500 + n as u64, &mut w);
+                n += 1;
+            }
+        }
+    }
+    println!("half-mse: {} cases; worst loss {:.3e}, grad {:.3e}", w.cases, w.loss, w.grad);
 }

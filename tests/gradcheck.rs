@@ -2,7 +2,7 @@
 //! tensor, for every activation × head × sequence shape × input kind × L × reduction × h0,
 //! and for the nn.RNN options (bias-free, bidirectional, ragged lengths, dropout).
 
-use wgrnn::cpu::{backward, forward_train};
+use wgrnn::cpu::{backward, forward, forward_train};
 use wgrnn::dropout::MaskKey;
 use wgrnn::{
     random_batch, Activation, Batch, Dropout, Head, Init, Input, Inputs, ModelConfig, ParamLayout, Reduction, SeqShape,
@@ -173,6 +173,7 @@ fn gradcheck_every_variant() {
                                     head_bias: true,
                                     bidirectional: false,
                                     dropout: Default::default(),
+                                    loss: Default::default(),
                                 };
                                 worst = worst.max(check_case(&cfg, b, t, with_h0, cases as u64));
                                 cases += 1;
@@ -202,6 +203,7 @@ fn gradcheck_irnn_relu() {
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: Default::default(),
     };
     let e = check_case(&cfg, 3, 7, true, 42);
     println!("irnn: max relative error {e:.3e}");
@@ -252,6 +254,7 @@ fn option_case(n: usize, head: Head, seq: SeqShape, layers: usize) -> (ModelConf
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: Default::default(),
     };
     (cfg, b, t)
 }
@@ -311,4 +314,63 @@ fn gradcheck_dropout() {
         }
     }
     println!("gradcheck dropout: {cases} cases, max relative error {worst:.3e} (bound {MAX_REL:e})");
+}
+
+/// Half-MSE (SPEC §1: ½ Σ_k (ŷ − y)², gradient ŷ − y) on both MSE heads, every sequence
+/// shape and reduction, with O > 1 so the absent 1/O shows.
+#[test]
+fn gradcheck_half_mse() {
+    let mut worst = 0.0f64;
+    let mut cases = 0u64;
+    for head in [Head::Linear, Head::Sigmoid] {
+        for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
+            for reduction in [Reduction::Mean, Reduction::Sum] {
+                let cfg = ModelConfig {
+                    input: Input::Dense { size: 3 },
+                    hidden: 5,
+                    layers: 2,
+                    activation: Activation::Tanh,
+                    output: 3,
+                    head,
+                    reduction,
+                    seq,
+                    loss: wgrnn::Loss::HalfMse,
+                    ..ModelConfig::char_lm(2, 5, 2)
+                };
+                worst = worst.max(check_case(&cfg, 2, 4, cases.is_multiple_of(2), 300 + cases));
+                cases += 1;
+            }
+        }
+    }
+    println!("half-mse: {cases} cases, max relative error {worst:.3e}");
+}
+
+/// The two conventions on the same batch: half-mse = mse · O / 2, gradients likewise.
+#[test]
+fn half_mse_is_the_classic_convention() {
+    for o in [1usize, 3] {
+        let mse = ModelConfig {
+            input: Input::Dense { size: 2 },
+            output: o,
+            head: Head::Linear,
+            reduction: Reduction::Sum,
+            ..ModelConfig::char_lm(2, 4, 1)
+        };
+        let half = ModelConfig {
+            loss: wgrnn::Loss::HalfMse,
+            ..mse
+        };
+        let layout = ParamLayout::new(&mse);
+        let p: Vec<f64> = layout.init(&mse, 3).iter().map(|&v| v as f64).collect();
+        let batch: Batch<f64> = random_batch(&mse, 2, 3, false, 4).cast();
+        let (a, b) = (forward(&mse, &layout, &p, &batch), forward(&half, &layout, &p, &batch));
+        let ratio = o as f64 / 2.0;
+        assert!((b.loss - a.loss * ratio).abs() < 1e-12 * a.loss.abs(), "O={o}: {} vs {}", b.loss, a.loss);
+        let want = Want::default();
+        let ga = backward(&mse, &layout, &p, &batch, &a, want);
+        let gb = backward(&half, &layout, &p, &batch, &b, want);
+        for (x, y) in ga.params.iter().zip(&gb.params) {
+            assert!((y - x * ratio).abs() <= 1e-12 * (1.0 + x.abs()), "O={o}: grad {y} vs {x}·{ratio}");
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use clap::Args;
 
 use wgrnn::device::DeviceChoice;
-use wgrnn::{Activation, Clip, Head, Init, OptimConfig, Optimizer, Reduction, Result};
+use wgrnn::{Activation, Clip, Head, Init, Loss, OptimConfig, Optimizer, Reduction, Result};
 
 /// Model flags; the data decides what they leave open (V, I, O, the head for CSV and tasks).
 #[derive(Args, Clone, Debug)]
@@ -27,6 +27,9 @@ pub struct ModelArgs {
     /// Output head and loss: softmax (cross-entropy), linear or sigmoid (MSE); text is always softmax [default: softmax]
     #[arg(long)]
     pub head: Option<Head>,
+    /// MSE convention of a linear / sigmoid head: mse (PyTorch's, mean over the O outputs) or half-mse (½ Σ (ŷ−y)², gradient ŷ−y) [default: mse]
+    #[arg(long)]
+    pub loss: Option<Loss>,
     /// Output width O (classes V for softmax) [default: inferred from the data]
     #[arg(long)]
     pub output_size: Option<usize>,
@@ -57,6 +60,10 @@ impl ModelArgs {
 
     pub fn head(&self) -> Head {
         self.head.unwrap_or(Head::Softmax)
+    }
+
+    pub fn loss(&self) -> Loss {
+        self.loss.unwrap_or(Loss::Mse)
     }
 
     pub fn reduction(&self) -> Reduction {

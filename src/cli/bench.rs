@@ -94,6 +94,7 @@ impl BenchArgs {
             head_bias: true,
             bidirectional: false,
             dropout: Default::default(),
+            loss: Default::default(),
         };
         cfg.validate()?;
         Ok(cfg)

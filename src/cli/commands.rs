@@ -4,14 +4,13 @@ use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
 use wgrnn::batch_file::{read_batch_file, write_grads};
 use wgrnn::checkpoint::{check_data_fingerprint, Checkpoint};
 use wgrnn::compare::cross_check;
-use wgrnn::data::text::{eval_batches, read_text};
-use wgrnn::data::{CsvData, DataSpec, Dataset};
+use wgrnn::data::{DataSpec, Dataset, TokenKind, Tokenizer};
 use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, preflight, sample_stream};
-use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
+use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, preflight, sample_stream, Sampling};
+use wgrnn::{random_batch, Batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result, SeqShape};
 
 fn note(why: &Fallback) {
     wgrnn::fsio::stderr_line(&why.to_string());
@@ -26,96 +25,101 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let Some(vocab) = &ck.vocab else {
         return Err(Error::file(
             &a.checkpoint,
-            "holds no vocabulary: not a character-level model",
+            "holds no vocabulary: not a language model",
             "sample a text model's checkpoint",
         ));
     };
+    let how = Sampling {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        seed: a.seed,
+    };
     let mut engine = engine_for(&ck, a.device.device)?;
-    // streamed: each character is written (and flushed) as it is drawn, so any --len runs
-    // in constant memory and an interrupted run has printed everything drawn so far
+    // streamed: each token is written (and flushed) as it is drawn, so any --len runs in
+    // constant memory and an interrupted run has printed everything drawn so far
     let mut write = |s: &str| wgrnn::fsio::stdout_write(s);
     write(&a.prime)?;
-    sample_stream(
-        engine.as_mut(),
-        vocab,
-        &a.prime,
-        a.len,
-        a.temperature,
-        a.seed,
-        &mut write,
-    )?;
+    sample_stream(engine.as_mut(), vocab, &a.prime, a.len, how, &mut write)?;
     write("\n")
+}
+
+/// The batches `eval` runs, and how to name them: the whole of `--data` read the way the
+/// checkpoint's data was, or the checkpoint's own validation split.
+fn eval_batches(a: &EvalArgs, ck: &Checkpoint) -> Result<(Vec<Batch<f32>>, String, usize)> {
+    let tm = ck.train.as_ref();
+    let (b, t) = (tm.map_or(32, |t| t.batch), tm.map_or(64, |t| t.seq_len));
+    let seed = tm.map_or(1, |t| t.seed);
+    // a text model written without training metadata still reads text like its vocabulary
+    let untrained = ck.vocab.as_ref().map(|v| DataSpec::Text {
+        path: Default::default(),
+        tokens: Tokenizer::for_kind(v.kind()),
+    });
+    let Some(spec) = tm.map(|t| &t.data).or(untrained.as_ref()) else {
+        return Err(Error::config(
+            "data",
+            "(none)",
+            "the checkpoint names no data; pass --data FILE",
+        ));
+    };
+    if let Some(path) = &a.data {
+        let Some(spec) = spec.with_path(path) else {
+            return Err(Error::file(
+                path,
+                "cannot be read for this checkpoint",
+                "the model was trained on a synthetic task; drop --data",
+            ));
+        };
+        let data = Dataset::load(&spec, 0.0, ck.vocab.clone())?;
+        warn(&data);
+        let t = data.seq_len(t);
+        return Ok((data.all_batches(b, t, seed), path.display().to_string(), t));
+    }
+    let Some(tm) = tm else {
+        return Err(Error::config("data", "(none)", "the checkpoint names no data; pass --data FILE"));
+    };
+    check_data_fingerprint(tm)?;
+    let data = Dataset::load(spec, tm.val_fraction, ck.vocab.clone())?;
+    let t = data.seq_len(t);
+    Ok((
+        data.val_batches(b, t, seed, usize::MAX),
+        format!("validation split of {}", spec.name()),
+        t,
+    ))
+}
+
+fn warn(data: &Dataset) {
+    for w in data.warnings() {
+        wgrnn::fsio::stderr_line(&w);
+    }
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
-    let tm = ck.train.as_ref();
-    let (b, t) = (tm.map_or(32, |t| t.batch), tm.map_or(64, |t| t.seq_len));
-    let spec = tm.map(|t| t.data.clone());
-    let (batches, what) = match (&a.data, &spec) {
-        (Some(path), _) if ck.vocab.is_some() => {
-            let vocab = ck
-                .vocab
-                .as_ref()
-                .ok_or_else(|| Error::file(path, "no vocabulary", "use a text checkpoint"))?;
-            let tokens = vocab.encode(&read_text(path)?, &path.display().to_string())?;
-            if tokens.len() < 2 {
-                return Err(Error::file(
-                    path,
-                    "has fewer than 2 characters",
-                    "evaluate on a longer text",
-                ));
-            }
-            (eval_batches(&tokens, b, t), path.display().to_string())
-        }
-        (Some(path), Some(DataSpec::Csv { layout, .. })) => {
-            let d = CsvData::load_layout(path, layout.clone(), 0.0)?;
-            (d.all_batches(b, t), path.display().to_string())
-        }
-        (Some(path), _) => {
-            return Err(Error::file(
-                path,
-                "cannot be read for this checkpoint",
-                "the model was trained on a synthetic task or without data metadata; drop --data",
-            ))
-        }
-        (None, Some(spec)) => {
-            if let Some(tm) = tm {
-                check_data_fingerprint(tm)?;
-            }
-            let data = Dataset::load(spec, tm.map_or(0.05, |t| t.val_fraction), ck.vocab.clone())?;
-            (
-                data.val_batches(b, t, tm.map_or(1, |t| t.seed), usize::MAX),
-                format!("validation split of {}", spec.name()),
-            )
-        }
-        (None, None) => {
-            return Err(Error::config(
-                "data",
-                "(none)",
-                "the checkpoint names no data; pass --data FILE",
-            ));
-        }
-    };
+    let b = ck.train.as_ref().map_or(32, |t| t.batch);
+    let (batches, what, t) = eval_batches(a, &ck)?;
     let mut engine = engine_for(&ck, a.device.device)?;
     check_host_memory(&ck.config, b, t, engine.kind())?;
     let r = evaluate(engine.as_mut(), &batches)?
         .ok_or_else(|| Error::config("data", &what, "no complete sequence to evaluate on"))?;
-    let is_text = ck.vocab.is_some();
+    // a language model's loss is per token: nats and bits per character / word / id
+    let lm = ck.vocab.as_ref().filter(|_| ck.config.seq == SeqShape::ManyToMany);
+    let unit = lm.map_or("token", |v| v.unit());
     let bits = r.loss / std::f64::consts::LN_2;
     if a.json {
+        let char_lm = lm.is_some_and(|v| v.kind() == TokenKind::Char);
         let v = serde_json::json!({
             "data": what,
             "loss": r.loss,
-            "bits_per_char": is_text.then_some(bits),
+            "bits_per_char": char_lm.then_some(bits),
+            "bits_per_token": lm.is_some().then_some(bits),
             "accuracy": r.accuracy,
             "mse": (ck.config.head != Head::Softmax).then_some(r.loss),
             "targets": r.targets,
         });
         say!("{v}");
-    } else if is_text {
+    } else if lm.is_some() {
         say!(
-            "{what}: {:.4} nats/char, {bits:.4} bits/char over {} characters",
+            "{what}: {:.4} nats/{unit}, {bits:.4} bits/{unit} over {} {unit}s",
             r.loss,
             r.targets
         );
@@ -126,7 +130,8 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             r.targets
         );
     } else {
-        say!("{what}: MSE {:.6} over {} targets", r.loss, r.targets);
+        let name = if ck.config.loss == wgrnn::Loss::HalfMse { "half-MSE" } else { "MSE" };
+        say!("{what}: {name} {:.6} over {} targets", r.loss, r.targets);
     }
     Ok(())
 }
@@ -185,6 +190,7 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: ma.loss(),
     };
     cfg.validate()?;
     check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;

@@ -11,7 +11,9 @@ macro_rules! say {
 pub mod args;
 pub mod bench;
 pub mod commands;
+pub mod data;
 pub mod job;
+pub mod predict;
 pub mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -35,10 +37,12 @@ pub struct Cli {
 pub enum Command {
     /// Train a model (default: a character-level model of the bundled Shakespeare corpus)
     Train(Box<TrainArgs>),
-    /// Generate text from a character-level checkpoint
+    /// Generate text from a language model of characters, words or token ids (--temperature 0: greedy; --top-k)
     Sample(SampleArgs),
-    /// Mean loss of a checkpoint on a whole file (text: nats and bits per character)
+    /// Mean loss of a checkpoint on a whole file (text: nats and bits per token; classifiers: accuracy)
     Eval(EvalArgs),
+    /// One prediction per sequence of a file (class and probabilities, values, or per step) as CSV or JSON lines
+    Predict(predict::PredictArgs),
     /// Train K steps on the CPU and GPU paths from the same weights and data and compare (SPEC §5)
     Check(CheckArgs),
     /// Loss and all gradients of a checkpoint on one batch file, for comparisons with other frameworks
@@ -55,13 +59,15 @@ pub struct TrainArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub optim: OptimArgs,
-    /// Training data: a text file (character-level) or a .csv file; default: the bundled corpus
+    /// Training data: a text file, labelled lines (--seq many-to-one) or a .csv file; default: the bundled corpus
     #[arg(long)]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: data::FormatArgs,
     /// A built-in synthetic task instead of a file
     #[arg(long)]
     pub task: Option<wgrnn::data::Task>,
-    /// CSV with one time step per row: predict the next row's columns (header names or 0-based indices, comma-separated)
+    /// CSV with one time step per row: the columns to predict, of the next row (or the same with --target-shift 0); header names or 0-based indices, comma-separated
     #[arg(long)]
     pub target_cols: Option<String>,
     /// Fraction of the data held out for validation, taken from the end
@@ -76,7 +82,7 @@ pub struct TrainArgs {
     /// Batch size B (sequences per step) [default: 32]
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Sequence length T (steps per window; for a CSV with one sequence per row: T·I features per row) [default: 64]
+    /// Sequence length T (steps per window; for a CSV with one sequence per row: T·I features per row; labelled text: the longest example kept, longer ones truncated) [default: 64]
     #[arg(long)]
     pub seq_len: Option<usize>,
     /// Seed of the initialisation and of the batch sampler [default: 1]
@@ -138,16 +144,19 @@ impl TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// Checkpoint of a character-level model
+    /// Checkpoint of a language model (characters, words or token ids)
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Characters to generate
+    /// Tokens to generate (characters, words or ids)
     #[arg(long, default_value_t = 500)]
     pub len: usize,
-    /// Softmax temperature (lower: more conservative)
+    /// Softmax temperature (lower: more conservative; 0: always the most likely token)
     #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f64,
-    /// Text to start from (its characters must be in the model's vocabulary)
+    /// Draw only among the k most likely tokens (0: all)
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Text to start from (characters must be in the model's vocabulary; unknown words are <unk>)
     #[arg(long, default_value = "")]
     pub prime: String,
     /// Seed of the sampler

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
+use super::data::{data_spec, resumed_spec, typed_seq_len};
 use super::job::Job;
 use super::TrainArgs;
 use wgrnn::checkpoint::{check_data_fingerprint, check_positions, data_fingerprint, Checkpoint};
-use wgrnn::data::csv::CsvOptions;
-use wgrnn::data::{CsvData, DataSpec, Dataset};
+use wgrnn::data::{DataSpec, Dataset};
 use wgrnn::device::{make_engine_at, Fallback};
 use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::train::{
@@ -80,14 +80,12 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             check_resume_flags(a, &ck, path)?;
             // the stored file must still be the one trained on, unless the flags name the data
             let (spec, fingerprint) = if a.data.is_some() || a.task.is_some() {
-                let spec = data_spec(a)?.0;
+                let spec = resumed_spec(a, &tm.data)?;
                 let fingerprint = data_fingerprint(&spec)?;
                 (spec, fingerprint)
             } else {
-                if let DataSpec::Text { path } | DataSpec::Csv { path, .. } = &tm.data {
-                    if leads {
-                        paths(a, Some(path)).check()?;
-                    }
+                if let (Some(path), true) = (tm.data.path(), leads) {
+                    paths(a, Some(path)).check()?;
                 }
                 check_data_fingerprint(&tm)?;
                 (tm.data.clone(), tm.data_fingerprint.clone())
@@ -133,10 +131,7 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             let (spec, data) = data_spec(a)?;
             let cfg = model_config(a, &data)?;
             let opt = a.optim.config()?;
-            let seq_len = match &data {
-                Dataset::Csv(d) => d.fixed_seq_len().unwrap_or(a.seq_len()),
-                _ => a.seq_len(),
-            };
+            let seq_len = data.seq_len(a.seq_len());
             data.check_len(a.batch(), seq_len, a.stateful, &spec.name())?;
             if a.stateful && !matches!(data, Dataset::Text(_)) {
                 return Err(Error::config(
@@ -158,6 +153,11 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             (engine, data, opts, Resume::default())
         }
     };
+    if leads {
+        for w in data.warnings() {
+            wgrnn::fsio::stderr_line(&w);
+        }
+    }
     let mut engine = job.engine(engine)?;
     let opts = if job.group().leads() {
         opts
@@ -208,64 +208,22 @@ fn options(a: &TrainArgs) -> TrainOptions {
     }
 }
 
-/// The data the flags name, loaded.
-fn data_spec(a: &TrainArgs) -> Result<(DataSpec, Dataset)> {
-    if let Some(task) = a.task {
-        return Ok((DataSpec::Task { task }, Dataset::Task(task)));
-    }
-    let Some(typed) = &a.data else {
-        let spec = DataSpec::Bundled;
-        let data = Dataset::load(&spec, a.val_fraction, None)?;
-        return Ok((spec, data));
-    };
-    // stored absolute in checkpoints, so that `eval` and `--resume` from another directory
-    // read the same file
-    let path = &std::path::absolute(typed).map_err(|e| Error::io("resolve", typed, e))?;
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if !is_csv && a.target_cols.is_some() {
-        return Err(Error::config(
-            "target-cols",
-            a.target_cols.clone().unwrap_or_default(),
-            "applies to .csv data only",
-        ));
-    }
-    if is_csv {
-        let opts = CsvOptions {
-            seq_len: Some(a.seq_len()),
-            input_size: (a.model.input_size > 0).then_some(a.model.input_size),
-            head: a.model.head(),
-            output: a.model.output_size.filter(|&o| o > 0),
-            target_cols: a.target_cols.clone(),
-        };
-        let d = CsvData::load(path, &opts, a.val_fraction)?;
-        let spec = DataSpec::Csv {
-            path: path.clone(),
-            layout: d.layout.clone(),
-        };
-        Ok((spec, Dataset::Csv(d)))
-    } else {
-        let spec = DataSpec::Text { path: path.clone() };
-        let data = Dataset::load(&spec, a.val_fraction, None)?;
-        Ok((spec, data))
-    }
-}
-
 fn model_config(a: &TrainArgs, data: &Dataset) -> Result<ModelConfig> {
     let ma = &a.model;
-    let is_text = matches!(data, Dataset::Text(_));
-    if let (false, Some(e)) = (is_text, ma.embed()) {
+    let io = data.model_io(ma.embed());
+    let is_text = matches!(data, Dataset::Text(_) | Dataset::Labelled(_));
+    if let (Input::Dense { .. }, Some(e)) = (io.input, ma.embed()) {
         return Err(Error::config(
             "embed",
             e,
-            "an embedding table needs token (text) inputs",
+            "an embedding table needs token inputs (text, or --tokens ids)",
         ));
     }
-    let io = data.model_io(ma.embed());
     if let (true, Some(head @ (Head::Linear | Head::Sigmoid))) = (is_text, ma.head) {
         return Err(Error::config(
             "head",
             head,
-            "text models predict characters: use --head softmax",
+            "text models predict tokens or classes: use --head softmax",
         ));
     }
     if let Some(o) = ma.output_size.filter(|&o| o != io.output) {
@@ -301,6 +259,7 @@ fn model_config(a: &TrainArgs, data: &Dataset) -> Result<ModelConfig> {
         head_bias: true,
         bidirectional: false,
         dropout: Default::default(),
+        loss: ma.loss(),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -313,7 +272,8 @@ fn check_resume_flags(a: &TrainArgs, ck: &Checkpoint, path: &std::path::Path) ->
     let tm = ck.train.as_ref();
     let (ma, oa) = (&a.model, &a.optim);
     // None: not typed
-    let agrees: [(&str, Option<bool>); 12] = [
+    let f = &a.format;
+    let agrees: [(&str, Option<bool>); 15] = [
         ("hidden", ma.hidden.map(|v| v == c.hidden)),
         ("layers", ma.layers.map(|v| v == c.layers)),
         ("activation", ma.activation.map(|v| v == c.activation)),
@@ -323,7 +283,10 @@ fn check_resume_flags(a: &TrainArgs, ck: &Checkpoint, path: &std::path::Path) ->
         ("optimizer", oa.optimizer.map(|v| v == ck.optim.kind.optimizer())),
         ("lr", oa.lr.map(|v| v == ck.optim.lr)),
         ("batch", a.batch.map(|v| Some(v) == tm.map(|t| t.batch))),
-        ("seq-len", a.seq_len.map(|v| Some(v) == tm.map(|t| t.seq_len))),
+        ("seq-len", a.seq_len.map(|v| Some(v) == tm.map(typed_seq_len))),
+        ("loss", ma.loss.map(|v| v == c.loss)),
+        ("seq", f.seq.map(|v| v == c.seq)),
+        ("tokens", f.tokens.map(|v| Some(v) == tm.and_then(|t| t.data.token_kind()))),
         ("seed", a.seed.map(|v| Some(v) == tm.map(|t| t.seed))),
         ("stateful", a.stateful.then(|| tm.is_some_and(|t| t.stateful))),
     ];

@@ -167,7 +167,7 @@ fn head_backward<F: Real>(p: &Pass<F>, s: &mut Scratch<F>, dw: &mut [F]) {
     resize(&mut s.g, n * o);
     match &p.batch.targets {
         Targets::Classes(y) => softmax_ce_backward(&act.out, y, o, scale, &mut s.g),
-        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, o, scale, &mut s.g),
+        Targets::Values(y) => mse_backward(cfg.head, &act.out, y, cfg.mse_factors().1, scale, &mut s.g),
     }
     zero_invalid(&mut s.g, o, &act.valid);
     let g = &s.g;

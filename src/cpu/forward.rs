@@ -217,7 +217,7 @@ pub fn forward_into_with<F: Real>(
     valid_rows(cfg, batch, valid);
     let sum = match &batch.targets {
         Targets::Classes(y) => softmax_ce_forward_valid(logits, y, o, out, valid),
-        Targets::Values(y) => mse_forward_valid(cfg.head, logits, y, o, out, valid),
+        Targets::Values(y) => mse_forward_valid(cfg.head, logits, y, o, cfg.mse_factors().0, out, valid),
     };
     act.loss = sum * cfg.loss_scale_n(batch.target_count(cfg));
 }

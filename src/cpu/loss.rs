@@ -46,13 +46,22 @@ pub fn softmax_ce_backward<F: Real>(probs: &[F], y: &[u32], o: usize, scale: F, 
 }
 
 /// Linear or sigmoid head + MSE. Writes predictions y_hat (N, O) and returns
-/// Σ_n Σ_k (y_hat - y)² / O, accumulated in f64.
-pub fn mse_forward<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y_hat: &mut [F]) -> f64 {
-    mse_forward_valid(head, logits, y, o, y_hat, &[])
+/// Σ_n Σ_k (y_hat - y)² · `factor` (`ModelConfig::mse_factors`: 1/O, or ½ for half-mse),
+/// accumulated in f64.
+pub fn mse_forward<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, factor: f64, y_hat: &mut [F]) -> f64 {
+    mse_forward_valid(head, logits, y, o, factor, y_hat, &[])
 }
 
 /// `mse_forward` summing only the rows `valid` marks.
-pub fn mse_forward_valid<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y_hat: &mut [F], valid: &[bool]) -> f64 {
+pub fn mse_forward_valid<F: Real>(
+    head: Head,
+    logits: &[F],
+    y: &[F],
+    o: usize,
+    factor: f64,
+    y_hat: &mut [F],
+    valid: &[bool],
+) -> f64 {
     let mut loss = 0.0f64;
     for (i, ((yh, &l), &t)) in y_hat.iter_mut().zip(logits).zip(y).enumerate() {
         *yh = if head == Head::Sigmoid { sigmoid(l) } else { l };
@@ -61,12 +70,13 @@ pub fn mse_forward_valid<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y
             loss += d * d;
         }
     }
-    loss / o as f64
+    loss * factor
 }
 
-/// dL/do = scale · 2 (y_hat - y) / O, times y_hat (1 - y_hat) for the sigmoid head.
-pub fn mse_backward<F: Real>(head: Head, y_hat: &[F], y: &[F], o: usize, scale: F, dlogits: &mut [F]) {
-    let c = scale * F::from_f64(2.0 / o as f64);
+/// dL/do = scale · `factor` · (y_hat - y) (`factor`: 2/O, or 1 for half-mse), times
+/// y_hat (1 - y_hat) for the sigmoid head.
+pub fn mse_backward<F: Real>(head: Head, y_hat: &[F], y: &[F], factor: f64, scale: F, dlogits: &mut [F]) {
+    let c = scale * F::from_f64(factor);
     for ((d, &yh), &t) in dlogits.iter_mut().zip(y_hat).zip(y) {
         *d = c * (yh - t);
         if head == Head::Sigmoid {

@@ -1,90 +1,15 @@
-//! Character-level text: vocabulary, encoding, the train/val split, and batches of windows
-//! (random windows, or B parallel streams of consecutive windows for truncated BPTT).
+//! Text for language models: tokens (characters, words or ids, `tokens.rs`), the
+//! train/val split, and batches of windows (random windows, or B parallel streams of
+//! consecutive windows for truncated BPTT).
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::read_file;
+use super::tokens::{parse_ids, words, Tokenizer, Vocab};
 use crate::batch::{Batch, Inputs, Targets};
 use crate::error::{Error, Result};
-
-/// The sorted unique characters of the training file; token id = index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Vocab {
-    chars: Vec<char>,
-    index: HashMap<char, u32>,
-}
-
-impl Vocab {
-    pub fn from_text(text: &str) -> Self {
-        let mut chars: Vec<char> = text.chars().collect();
-        chars.sort_unstable();
-        chars.dedup();
-        Self::from_chars(chars)
-    }
-
-    fn from_chars(chars: Vec<char>) -> Self {
-        let index = chars.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
-        Vocab { chars, index }
-    }
-
-    /// The vocabulary as stored in a checkpoint: its characters in id order, which must be
-    /// strictly increasing (sorted, unique).
-    pub fn from_stored(s: &str) -> Option<Self> {
-        let chars: Vec<char> = s.chars().collect();
-        if chars.len() < 2 || chars.windows(2).any(|w| w[0] >= w[1]) {
-            return None;
-        }
-        Some(Self::from_chars(chars))
-    }
-
-    pub fn as_string(&self) -> String {
-        self.chars.iter().collect()
-    }
-
-    /// V
-    pub fn len(&self) -> usize {
-        self.chars.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chars.is_empty()
-    }
-
-    /// `what` names the source (a file, `--prime`) in the error for a character the
-    /// vocabulary lacks.
-    pub fn encode(&self, text: &str, what: &str) -> Result<Vec<u32>> {
-        let mut ids = Vec::with_capacity(text.len());
-        for (line, l) in text.split('\n').enumerate() {
-            if line > 0 {
-                ids.push(self.id('\n', what, line + 1)?);
-            }
-            for c in l.chars() {
-                ids.push(self.id(c, what, line + 1)?);
-            }
-        }
-        Ok(ids)
-    }
-
-    fn id(&self, c: char, what: &str, line: usize) -> Result<u32> {
-        self.index.get(&c).copied().ok_or_else(|| {
-            Error::data(
-                "encode",
-                format!(
-                    "{what}: line {line}: character {c:?} is not in the model's vocabulary of {} characters",
-                    self.len()
-                ),
-                "use text written with the training corpus's characters, or train on this text",
-            )
-        })
-    }
-
-    pub fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().filter_map(|&i| self.chars.get(i as usize)).collect()
-    }
-}
 
 /// A text corpus encoded and split; the validation split is taken from the end so it never
 /// overlaps a training window.
@@ -97,35 +22,51 @@ pub struct TextData {
 
 impl TextData {
     /// `vocab`: the checkpoint's vocabulary when resuming or evaluating; built from the
-    /// training text otherwise.
-    pub fn load(path: &Path, val_fraction: f64, vocab: Option<Vocab>) -> Result<Self> {
+    /// training text by `tok` otherwise.
+    pub fn load(path: &Path, tok: Tokenizer, val_fraction: f64, vocab: Option<Vocab>) -> Result<Self> {
         let text = read_text(path)?;
-        Self::from_text(&text, &path.display().to_string(), val_fraction, vocab)
+        Self::from_tokens(&text, &path.display().to_string(), tok, val_fraction, vocab)
     }
 
+    /// Character-level text (the bundled corpus, tests).
     pub fn from_text(text: &str, name: &str, val_fraction: f64, vocab: Option<Vocab>) -> Result<Self> {
+        Self::from_tokens(text, name, Tokenizer::Char, val_fraction, vocab)
+    }
+
+    pub fn from_tokens(
+        text: &str,
+        name: &str,
+        tok: Tokenizer,
+        val_fraction: f64,
+        vocab: Option<Vocab>,
+    ) -> Result<Self> {
         if !(0.0..0.5).contains(&val_fraction) {
             return Err(Error::config("val-fraction", val_fraction, "must be in [0, 0.5)"));
         }
-        // the vocabulary covers the whole file, so the validation split never holds a
-        // character the model cannot represent
-        let vocab = match vocab {
-            Some(v) => v,
-            None => {
-                let v = Vocab::from_text(text);
-                if v.len() < 2 {
-                    return Err(Error::file(
-                        name,
-                        format!("has {} distinct character(s)", v.len()),
-                        "a language model needs at least 2; use a longer text",
-                    ));
-                }
-                v
+        let n_val = |n: usize| (n as f64 * val_fraction).round() as usize;
+        let vocab = match (vocab, tok) {
+            (Some(v), _) => v,
+            // a character vocabulary covers the whole file, so the validation split never
+            // holds a character the model cannot represent
+            (None, Tokenizer::Char) => Vocab::from_text(text),
+            // words are counted on the training split: the validation split meets unknown
+            // words as new text would
+            (None, Tokenizer::Word { min_count, max_vocab }) => {
+                let w = words(text);
+                let n = w.len() - n_val(w.len());
+                Vocab::from_words(w[..n].iter().copied(), min_count, max_vocab)
             }
+            (None, Tokenizer::Ids) => Vocab::ids(parse_ids(text, name)?.iter().max().map_or(0, |&m| m as usize + 1)),
         };
+        if vocab.len() < 2 {
+            return Err(Error::file(
+                name,
+                format!("has {} distinct {}(s)", vocab.len(), vocab.unit()),
+                "a language model needs at least 2; use a longer text (or a lower --min-count)",
+            ));
+        }
         let mut train = vocab.encode(text, name)?;
-        let n_val = (train.len() as f64 * val_fraction).round() as usize;
-        let val = train.split_off(train.len() - n_val);
+        let val = train.split_off(train.len() - n_val(train.len()));
         Ok(TextData { vocab, train, val })
     }
 
@@ -135,8 +76,9 @@ impl TextData {
             return Err(Error::file(
                 name,
                 format!(
-                    "the training split has {} characters, fewer than --seq-len + 1 = {}",
+                    "the training split has {} {}s, fewer than --seq-len + 1 = {}",
                     self.train.len(),
+                    self.vocab.unit(),
                     t + 1
                 ),
                 "use a longer text or a smaller --seq-len",
@@ -218,7 +160,7 @@ impl Streams {
         if Self::windows_per_pass(len, b, t) == 0 {
             return Err(Error::file(
                 name,
-                format!("the training split ({len} characters) is too short for {b} streams of --seq-len {t} windows"),
+                format!("the training split ({len} tokens) is too short for {b} streams of --seq-len {t} windows"),
                 "use a smaller --batch or --seq-len, or drop --stateful",
             ));
         }

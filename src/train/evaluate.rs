@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::batch::{Batch, Targets};
-use crate::config::{Head, Reduction};
+use crate::config::{Head, Reduction, SeqShape};
 use crate::engine::Engine;
 use crate::error::Result;
 
@@ -20,20 +20,17 @@ pub fn evaluate(engine: &mut dyn Engine, batches: &[Batch<f32>]) -> Result<Optio
     let (mut sum, mut n, mut correct) = (0.0f64, 0usize, 0usize);
     for b in batches {
         let out = engine.forward(b)?;
-        let count = b.batch * cfg.target_steps(b.steps);
+        let count = b.target_count(&cfg);
         sum += match cfg.reduction {
             Reduction::Mean => out.loss as f64 * count as f64,
             Reduction::Sum => out.loss as f64,
         };
         n += count;
         if let Targets::Classes(y) = &b.targets {
-            for (row, &yi) in out.out.chunks_exact(cfg.output).zip(y) {
-                let arg = row
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |a, (i, &p)| if p > a.1 { (i, p) } else { a })
-                    .0;
-                correct += (arg == yi as usize) as usize;
+            // rows are (T_out, B): a padding step of a short sequence carries no target
+            let valid = |row: usize| cfg.seq == SeqShape::ManyToOne || row / b.batch < b.len_of(row % b.batch);
+            for (row, (p, &yi)) in out.out.chunks_exact(cfg.output).zip(y).enumerate() {
+                correct += (valid(row) && argmax(p) == yi as usize) as usize;
             }
         }
     }
@@ -45,4 +42,12 @@ pub fn evaluate(engine: &mut dyn Engine, batches: &[Batch<f32>]) -> Result<Optio
         accuracy: (cfg.head == Head::Softmax).then(|| correct as f64 / n as f64),
         targets: n,
     }))
+}
+
+/// The index of the largest value (the first of equal ones).
+pub fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a })
+        .0
 }

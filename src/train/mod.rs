@@ -17,18 +17,18 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::batch::Batch;
-use crate::data::{DataSpec, Dataset};
+use crate::data::{DataSpec, Dataset, TokenKind};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use batches::{Batches, Start};
 pub use checkpoint::Resume;
-pub use evaluate::{evaluate, EvalResult};
+pub use evaluate::{argmax, evaluate, EvalResult};
 pub use group::{Group, Solo};
 pub use interrupt::install_interrupt;
 pub use memory::{check_batch_and_seq_len, check_host_memory, check_model_memory, preflight, MAX_BATCH_OR_STEPS};
 pub use plot::{write_plot, PlotScale};
 use report::Report;
-pub use sample::{sample_stream, sample_text};
+pub use sample::{sample_stream, sample_text, Sampling};
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -112,7 +112,15 @@ pub fn train_in(
         Dataset::Text(d) => Some(d.unigram_baseline()),
         _ => None,
     };
-    let mut report = Report::new(opts, first, unigram.is_some())?;
+    let unit = match data {
+        Dataset::Text(d) => Some(match d.vocab.kind() {
+            TokenKind::Char => "char",
+            TokenKind::Word => "word",
+            TokenKind::Ids => "token",
+        }),
+        _ => None,
+    };
+    let mut report = Report::new(opts, first, unit)?;
     report.println(&format!(
         "engine: {} | model: {} | {}",
         engine.describe(),
@@ -120,7 +128,11 @@ pub fn train_in(
         data.describe()
     ));
     if let Some(u) = unigram {
-        report.println(&format!("unigram baseline: {u:.4} nats/char"));
+        report.println(&format!("unigram baseline: {u:.4} nats/{}", unit.unwrap_or("token")));
+    }
+    if let Dataset::Labelled(d) = data {
+        let (nll, acc) = d.prior_baseline();
+        report.println(&format!("class-prior baseline: loss {nll:.4}, accuracy {acc:.3}"));
     }
 
     let mut last_val = None;
@@ -152,9 +164,9 @@ pub fn train_in(
                 r => last_saved = r?,
             }
         }
-        if let (Some(vocab), true) = (data.vocab(), due(step, opts.sample_every) && group.leads()) {
+        if let (Dataset::Text(d), true) = (data, due(step, opts.sample_every) && group.leads()) {
             // forward does not touch the training state, so sampling needs no engine of its own
-            let s = sample_text(engine, vocab, "", opts.sample_len, 0.8, opts.seed ^ step)?;
+            let s = sample_text(engine, &d.vocab, "", opts.sample_len, Sampling::new(0.8, opts.seed ^ step))?;
             report.println(&format!("--- sample at step {step} ---\n{s}\n---"));
         }
         if group.stop_requested(stop.load(Ordering::SeqCst)) {

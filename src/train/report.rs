@@ -23,7 +23,8 @@ pub(super) struct Report {
     first: u64,
     total: u64,
     tokens_per_step: f64,
-    text: bool,
+    /// a language model's token ("char", "word"), for bits per token
+    unit: Option<&'static str>,
     recent: VecDeque<f64>,
     /// (step, loss) of every loss read back and of every validation; only a plot needs the
     /// whole curve, so without one a long run keeps no per-step data
@@ -37,7 +38,7 @@ pub(super) struct Curves {
 }
 
 impl Report {
-    pub fn new(opts: &TrainOptions, first: u64, text: bool) -> Result<Self> {
+    pub fn new(opts: &TrainOptions, first: u64, unit: Option<&'static str>) -> Result<Self> {
         let log = match &opts.log {
             Some(p) => Some(Log::open(p, first > 0)?),
             None => None,
@@ -49,7 +50,7 @@ impl Report {
             first,
             total: opts.steps,
             tokens_per_step: (opts.batch * opts.seq_len) as f64,
-            text,
+            unit,
             recent: VecDeque::with_capacity(SMOOTHING + 1),
             curves: opts.plot.is_some().then(Curves::default),
         })
@@ -99,8 +100,8 @@ impl Report {
 
     pub fn validation(&mut self, step: u64, r: &EvalResult) {
         let mut line = format!("step {step}: val loss {:.4}", r.loss);
-        if self.text {
-            line += &format!(" ({:.3} bits/char)", r.loss / std::f64::consts::LN_2);
+        if let Some(u) = self.unit {
+            line += &format!(" ({:.3} bits/{u})", r.loss / std::f64::consts::LN_2);
         }
         if let Some(a) = r.accuracy {
             line += &format!(", accuracy {:.3}", a);

@@ -197,3 +197,40 @@ pub fn edit_json(
     f(&mut v);
     meta.insert(key.into(), v.to_string());
 }
+
+/// Runs the recipe script `examples/<name>.sh` from the repository root with this build's
+/// binary, writing into a fresh directory, for `steps` training steps; returns its stdout,
+/// the training summary (the JSON object `train --json` printed) and the directory.
+pub fn recipe(name: &str, steps: u64) -> (String, serde_json::Value, PathBuf) {
+    let out = dir(&format!("recipe-{name}"));
+    let o = Command::new("sh")
+        .arg(format!("examples/{name}.sh"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("WGRNN", env!("CARGO_BIN_EXE_wgrnn"))
+        .env("OUT", &out)
+        .env("STEPS", steps.to_string())
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .expect("sh runs the recipe");
+    let stdout = ok(&o);
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"engine\""))
+        .unwrap_or_else(|| panic!("no training summary in {stdout}"));
+    let v = serde_json::from_str(summary).expect("the summary is JSON");
+    (stdout, v, out)
+}
+
+/// Column `col` of the last `n` data rows of a numeric CSV of the repository (after a
+/// header when it has one).
+pub fn csv_tail(path: &str, col: usize, n: usize) -> Vec<f64> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("read the data");
+    let rows: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.split(',').nth(col)?.trim().parse().ok())
+        .collect();
+    rows[rows.len() - n..].to_vec()
+}

@@ -47,7 +47,7 @@ impl Sched<'_> {
         ops.push(Op::Dispatch(match cfg.head {
             Head::Softmax => kernels::softmax_ce(rows, o, head_b, io)?,
             Head::Linear | Head::Sigmoid => {
-                let gfactor = (2.0 / o as f64) as f32;
+                let gfactor = cfg.mse_factors().1 as f32;
                 kernels::mse(rows, o, head_b, cfg.head == Head::Sigmoid, gfactor, io)?
             }
         }));

@@ -147,14 +147,14 @@ impl<'a> Sched<'a> {
         steps
     }
 
-    /// The factor that turns the summed per-row losses into the loss: MSE's 1/O (the head
+    /// The factor that turns the summed per-row losses into the loss: MSE's factor (the head
     /// kernels scale each row by the batch's reduction scale, which the mean of a ragged
     /// batch takes from its lengths, per call).
     fn loss_factor(&self) -> f32 {
         let cfg = self.m.cfg;
         match cfg.head {
             Head::Softmax => 1.0,
-            Head::Linear | Head::Sigmoid => (1.0 / cfg.output as f64) as f32,
+            Head::Linear | Head::Sigmoid => cfg.mse_factors().0 as f32,
         }
     }
 
