@@ -277,7 +277,11 @@ impl ModelConfig {
         dim("output", self.output, "the output width O")?;
         let p = self.dropout.p;
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::config("dropout", p, "the drop probability must be in [0, 1)"));
+            return Err(Error::config(
+                "dropout",
+                p,
+                "the drop probability P must be in [0, 1) (0.2 drops a fifth of the units)",
+            ));
         }
         if self.head == Head::Softmax && self.loss != Loss::Mse {
             return Err(Error::config(

@@ -1,6 +1,6 @@
-//! `sample`, `eval`, `check`, `grad`, `info`.
+//! `sample`, `eval`, `check`, `grad`, `export`, `info`.
 
-use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
+use super::{CheckArgs, EvalArgs, ExportArgs, GradArgs, SampleArgs};
 use wgrnn::batch_file::{read_batch_file, write_grads};
 use wgrnn::checkpoint::{check_data_fingerprint, Checkpoint};
 use wgrnn::compare::cross_check;
@@ -9,7 +9,9 @@ use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, preflight, sample_stream, Sampling};
+use wgrnn::train::{
+    check_batch_and_seq_len, check_host_memory, check_sampleable, evaluate, preflight, sample_stream, Sampling,
+};
 use wgrnn::{random_batch, Batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result, SeqShape};
 
 fn note(why: &Fallback) {
@@ -29,6 +31,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
             "sample a text model's checkpoint",
         ));
     };
+    check_sampleable(&ck.config)?;
     let how = Sampling {
         temperature: a.temperature,
         top_k: a.top_k,
@@ -146,6 +149,8 @@ pub fn grad(a: &GradArgs) -> Result<()> {
     let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
     let batch = read_batch_file(&a.batch, &ck.config)?;
     let mut engine = engine_for(&ck, a.device.device)?;
+    // with dropout, the masks of the checkpoint's next update (SPEC §1)
+    engine.set_optim_state(&ck.optim_state)?;
     check_host_memory(&ck.config, batch.batch, batch.steps, engine.kind())?;
     let (loss, grads) = engine.loss_and_grads(&batch, wgrnn::Want::default())?;
     write_grads(&a.out, engine.layout(), loss, &grads.params)?;
@@ -154,6 +159,19 @@ pub fn grad(a: &GradArgs) -> Result<()> {
         engine.layout().tensors.len(),
         a.out.display()
     );
+    Ok(())
+}
+
+pub fn export(a: &ExportArgs) -> Result<()> {
+    let paths = Paths::new()
+        .input("--checkpoint", Some(&a.checkpoint))
+        .output("--out", Some(&a.out));
+    let hint = "pass --force to replace it, or name another file";
+    if a.force { paths } else { paths.new_only("--out", hint) }.check()?;
+    let _lock = OutputLock::acquire("--out", &a.out)?;
+    let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
+    let n = ck.export(&a.out, a.force)?;
+    say!("wrote {n} model tensors ({}) to {}", ck.config, a.out.display());
     Ok(())
 }
 
@@ -176,7 +194,7 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         (_, Head::Softmax, _) => 10,
         _ => 1,
     };
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         input,
         hidden: ma.hidden.unwrap_or(32),
         layers: ma.layers(),
@@ -192,7 +210,7 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         dropout: Default::default(),
         loss: ma.loss(),
     };
-    cfg.validate()?;
+    ma.apply_options(&mut cfg, a.seed)?;
     check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;
     let steps = a.steps.max(1);
     // the batches are made up front (before the GPU is set up): every step's inputs and targets (and their time-major

@@ -28,7 +28,7 @@ pub use interrupt::install_interrupt;
 pub use memory::{check_batch_and_seq_len, check_host_memory, check_model_memory, preflight, MAX_BATCH_OR_STEPS};
 pub use plot::{write_plot, PlotScale};
 use report::Report;
-pub use sample::{sample_stream, sample_text, Sampling};
+pub use sample::{can_sample, check_sampleable, sample_stream, sample_text, Sampling};
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -134,6 +134,14 @@ pub fn train_in(
         let (nll, acc) = d.prior_baseline();
         report.println(&format!("class-prior baseline: loss {nll:.4}, accuracy {acc:.3}"));
     }
+    let sample_every = if can_sample(engine.config()) {
+        opts.sample_every
+    } else {
+        0
+    };
+    if sample_every != opts.sample_every && data.vocab().is_some() {
+        report.println("no samples: a bidirectional model cannot generate text left to right");
+    }
 
     let mut last_val = None;
     let mut last_saved = None;
@@ -164,7 +172,7 @@ pub fn train_in(
                 r => last_saved = r?,
             }
         }
-        if let (Dataset::Text(d), true) = (data, due(step, opts.sample_every) && group.leads()) {
+        if let (Dataset::Text(d), true) = (data, due(step, sample_every) && group.leads()) {
             // forward does not touch the training state, so sampling needs no engine of its own
             let s = sample_text(engine, &d.vocab, "", opts.sample_len, Sampling::new(0.8, opts.seed ^ step))?;
             report.println(&format!("--- sample at step {step} ---\n{s}\n---"));

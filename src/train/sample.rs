@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use super::evaluate::argmax;
 use super::memory::preflight;
 use crate::batch::{Batch, Inputs, Targets};
-use crate::config::{Head, SeqShape};
+use crate::config::{Head, ModelConfig, SeqShape};
 use crate::data::tokens::Joiner;
 use crate::data::Vocab;
 use crate::engine::Engine;
@@ -78,6 +78,33 @@ impl Sampling {
     }
 }
 
+/// Whether text can be generated from the model left to right: a reverse direction would
+/// need the characters not drawn yet.
+pub fn can_sample(cfg: &ModelConfig) -> bool {
+    !cfg.bidirectional
+}
+
+/// Refuses models that cannot generate text: not a character-level language model, or
+/// bidirectional (`can_sample`).
+pub fn check_sampleable(cfg: &ModelConfig) -> Result<()> {
+    let lm = cfg.is_tokens() && cfg.head == Head::Softmax && cfg.seq == SeqShape::ManyToMany;
+    if !lm || cfg.vocab() != Some(cfg.output) {
+        return Err(Error::config(
+            "checkpoint",
+            cfg,
+            "sampling needs a language model (tokens in, a softmax over the same vocabulary out, many-to-many)",
+        ));
+    }
+    if !can_sample(cfg) {
+        return Err(Error::config(
+            "checkpoint",
+            cfg,
+            "a bidirectional model reads each window from both ends, so it cannot generate text one character at a time; sample a unidirectional model",
+        ));
+    }
+    Ok(())
+}
+
 /// `sample_stream` collected into a string, for samples printed whole (`train
 /// --sample-every`); its size is checked against the memory available first.
 pub fn sample_text(engine: &mut dyn Engine, vocab: &Vocab, prime: &str, len: usize, how: Sampling) -> Result<String> {
@@ -114,12 +141,12 @@ pub fn sample_stream(
 ) -> Result<()> {
     how.check()?;
     let cfg = *engine.config();
-    let lm = cfg.is_tokens() && cfg.head == Head::Softmax && cfg.seq == SeqShape::ManyToMany;
-    if !lm || cfg.vocab() != Some(cfg.output) || vocab.len() != cfg.output {
+    check_sampleable(&cfg)?;
+    if vocab.len() != cfg.output {
         return Err(Error::config(
             "checkpoint",
             cfg,
-            "sampling needs a language model (tokens in, a softmax over the same vocabulary out, many-to-many)",
+            "its vocabulary does not match the model's output width",
         ));
     }
     let mut ids = vocab.encode(prime, "--prime")?;
