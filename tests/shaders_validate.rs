@@ -3,7 +3,7 @@
 //! validates with naga, without a device, and every shader file is registered. The preludes
 //! are not checked alone: they are not modules (they call functions each kernel defines).
 
-use wgrnn::gpu::kernels::{params, Kernel, RNN_ACT_WGSL, SG_TILE_WGSL, SHADERS};
+use wgrnn::gpu::kernels::{params, Kernel, PRELUDES, SHADERS};
 
 #[test]
 fn every_kernel_source_parses_and_validates() {
@@ -54,7 +54,7 @@ fn every_shader_file_is_registered() {
     registered.sort();
     assert_eq!(list("shaders"), registered, "shaders/ and kernels::SHADERS disagree");
     // every shared file is a prelude of some kernel, so none is dead
-    let mut preludes: Vec<String> = [SG_TILE_WGSL, RNN_ACT_WGSL]
+    let mut preludes: Vec<String> = PRELUDES
         .iter()
         .map(|(f, _)| f.trim_start_matches("common/").to_string())
         .collect();
@@ -64,7 +64,7 @@ fn every_shader_file_is_registered() {
         preludes,
         "shaders/common/ and the preludes disagree"
     );
-    for (f, _) in [SG_TILE_WGSL, RNN_ACT_WGSL] {
+    for &(f, _) in PRELUDES {
         assert!(
             Kernel::ALL.iter().any(|k| k.preludes().iter().any(|p| p.0 == f)),
             "{f} is prepended to no kernel"

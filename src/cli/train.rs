@@ -109,6 +109,7 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             job.check_train(tm.batch, tm.stateful)?;
             let mut engine = make_engine_at(
                 a.device.device,
+                &a.tune.gpu_options(),
                 job.gpu_index(),
                 ck.config,
                 ck.optim,
@@ -148,7 +149,15 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             job.check_train(a.batch(), a.stateful)?;
             check_model_memory(&cfg)?;
             let params = ParamLayout::new(&cfg).init(&cfg, a.seed());
-            let engine = make_engine_at(a.device.device, job.gpu_index(), cfg, opt, params, &mut note)?;
+            let engine = make_engine_at(
+                a.device.device,
+                &a.tune.gpu_options(),
+                job.gpu_index(),
+                cfg,
+                opt,
+                params,
+                &mut note,
+            )?;
             let opts = TrainOptions {
                 seq_len,
                 data_fingerprint: data_fingerprint(&spec)?,

@@ -2,7 +2,7 @@
 //! parameter struct from `params`, the buffers bound at bindings 1.., workgroup counts).
 
 use super::params::{self, block, PARAM_WORDS};
-use super::Kernel;
+use super::{Kernel, MatmulKernel};
 use crate::error::{Error, Result};
 
 /// One kernel launch: parameters, the buffers bound at bindings 1.. in order, and the
@@ -153,8 +153,9 @@ pub(super) fn dispatch<P: bytemuck::Pod>(kernel: Kernel, p: &P, bufs: &[&wgpu::B
 }
 
 /// C = op(A) · op(B) (`Acc::Set`) or C + op(A) · op(B) (`Acc::Add`); the sizes come from the
-/// operands. Twin of `cpu::gemm`. `kernel` is `Matmul` (naive), `MatmulBlocked` (4×4 per
-/// invocation) or `MatmulSg` (16×2 per lane, A shared by subgroup broadcasts).
+/// operands. Twin of `cpu::gemm`. `kernel` is any matrix-product kernel (`MatmulKernel`):
+/// `Matmul` (naive), `MatmulBlocked` (4×4 per invocation), `MatmulSg` (16×2 per lane, A
+/// shared by subgroup broadcasts) or `MatmulTile*` (workgroup-tiled); all give the same bits.
 pub fn matmul(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc) -> Result<Dispatch> {
     matmul_with(kernel, c, a, b, acc, None)
 }
@@ -191,14 +192,55 @@ fn matmul_with(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: Option<(usi
         rs_off: u(rs_off)?,
         rs2_off: u(rs2_off)?,
     };
+    Ok(Dispatch {
+        kernel,
+        params: block(&p),
+        buffers: matmul_buffers(kernel, a.at.buf, b.at.buf, c.at.buf),
+        groups: matmul_groups(kernel, m, n)?,
+    })
+}
+
+/// The buffers of a product: A, B, C, and for the tiled kernels A and B once more, bound
+/// as arrays of vec4 (every tensor buffer is a whole number of vec4s).
+fn matmul_buffers(kernel: Kernel, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Vec<wgpu::Buffer> {
+    let tiled = matches!(
+        kernel,
+        Kernel::MatmulTile32 | Kernel::MatmulTile64 | Kernel::MatmulTile128
+    );
+    let bufs = if tiled { vec![a, b, c, a, b] } else { vec![a, b, c] };
+    bufs.into_iter().cloned().collect()
+}
+
+fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> Result<[u32; 3]> {
     let what = format!("matmul {m}x{n}");
-    let groups = match kernel {
-        Kernel::Matmul => groups_tiled(&what, m, n, 16)?,
-        Kernel::MatmulBlocked => groups_tiled(&what, m, n, 32)?,
-        Kernel::MatmulSg => groups_sg(m, n)?,
-        _ => return Err(internal(format!("{kernel:?} is not a matmul kernel"))),
-    };
-    Ok(dispatch(kernel, &p, &[a.at.buf, b.at.buf, c.at.buf], groups))
+    match kernel {
+        Kernel::Matmul => groups_tiled(&what, m, n, 16),
+        Kernel::MatmulBlocked => groups_tiled(&what, m, n, 32),
+        Kernel::MatmulSg => groups_sg(m, n),
+        Kernel::MatmulTile32 => groups_tiled(&what, m, n, 32),
+        Kernel::MatmulTile64 => groups_tiled(&what, m, n, 64),
+        Kernel::MatmulTile128 => groups_tiled(&what, m, n, 128),
+        _ => Err(internal(format!("{kernel:?} is not a matmul kernel"))),
+    }
+}
+
+/// The sizes of a matrix-product dispatch (`None` for any other kernel).
+pub fn matmul_params(d: &Dispatch) -> Option<params::MatmulP> {
+    MatmulKernel::of(d.kernel)?;
+    let words = &d.params[..std::mem::size_of::<params::MatmulP>() / 4];
+    Some(bytemuck::pod_read_unaligned(bytemuck::cast_slice(words)))
+}
+
+/// The same product on another matrix-product kernel (the tuner's choice): the same
+/// parameters and operands, that kernel's bindings and workgroup counts.
+pub fn with_matmul_kernel(d: &Dispatch, kernel: Kernel) -> Result<Dispatch> {
+    let p = matmul_params(d).ok_or_else(|| internal(format!("{:?} is not a matmul kernel", d.kernel)))?;
+    Ok(Dispatch {
+        kernel,
+        params: d.params,
+        buffers: matmul_buffers(kernel, &d.buffers[0], &d.buffers[1], &d.buffers[2]),
+        groups: matmul_groups(kernel, p.m as usize, p.n as usize)?,
+    })
 }
 
 /// Activation code shared by the step kernels.

@@ -14,6 +14,7 @@ pub use launch::*;
 pub use update::*;
 
 use super::context::GpuContext;
+use crate::config::str_enum;
 use crate::error::{Error, Result};
 
 /// WGSL has no #include: code shared by several kernels lives in `shaders/common/*.wgsl`
@@ -30,6 +31,13 @@ pub const RNN_ACT_WGSL: (&str, &str) = (
     "common/rnn_act.wgsl",
     include_str!("../../../shaders/common/rnn_act.wgsl"),
 );
+/// The workgroup-tiled matrix product of the `MatmulTile*` kernels (each file gives sizes).
+pub const MM_TILE_WGSL: (&str, &str) = (
+    "common/mm_tile.wgsl",
+    include_str!("../../../shaders/common/mm_tile.wgsl"),
+);
+/// Every shared file, for the tests that check each is used.
+pub const PRELUDES: &[(&str, &str)] = &[SG_TILE_WGSL, RNN_ACT_WGSL, MM_TILE_WGSL];
 
 /// The one list of kernels: each line gives the variant, its shader file, the preludes
 /// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
@@ -72,6 +80,9 @@ kernel_table! {
     Matmul => "matmul.wgsl", [], subgroups: false;
     MatmulBlocked => "matmul_blocked.wgsl", [], subgroups: false;
     MatmulSg => "matmul_sg.wgsl", [SG_TILE_WGSL], subgroups: true;
+    MatmulTile32 => "matmul_tile32.wgsl", [MM_TILE_WGSL], subgroups: false;
+    MatmulTile64 => "matmul_tile64.wgsl", [MM_TILE_WGSL], subgroups: false;
+    MatmulTile128 => "matmul_tile128.wgsl", [MM_TILE_WGSL], subgroups: false;
     RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL], subgroups: false;
     RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL], subgroups: false;
     RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, SG_TILE_WGSL], subgroups: true;
@@ -86,6 +97,42 @@ kernel_table! {
     Sgd => "sgd.wgsl", [], subgroups: false;
     Adam => "adam.wgsl", [], subgroups: false;
     Adagrad => "adagrad.wgsl", [], subgroups: false;
+}
+
+str_enum!(
+    /// The matrix-product kernels by name (`bench --kernel`, WGRNN_MATMUL, the tuning cache):
+    /// the naive reference, the two written for lavapipe, and the workgroup-tiled ones for
+    /// real GPUs, named after their tile of C. All give the same bits.
+    MatmulKernel("matmul kernel") {
+        Naive => "naive",
+        Blocked => "blocked",
+        Sg => "sg",
+        Tile32 => "tile32",
+        Tile64 => "tile64",
+        Tile128 => "tile128",
+    }
+);
+
+impl MatmulKernel {
+    pub fn kernel(self) -> Kernel {
+        match self {
+            MatmulKernel::Naive => Kernel::Matmul,
+            MatmulKernel::Blocked => Kernel::MatmulBlocked,
+            MatmulKernel::Sg => Kernel::MatmulSg,
+            MatmulKernel::Tile32 => Kernel::MatmulTile32,
+            MatmulKernel::Tile64 => Kernel::MatmulTile64,
+            MatmulKernel::Tile128 => Kernel::MatmulTile128,
+        }
+    }
+
+    /// The name of a matrix-product kernel; `None` for other kernels.
+    pub fn of(k: Kernel) -> Option<MatmulKernel> {
+        Self::every().find(|m| m.kernel() == k)
+    }
+
+    pub fn every() -> impl Iterator<Item = MatmulKernel> {
+        <MatmulKernel as clap::ValueEnum>::value_variants().iter().copied()
+    }
 }
 
 impl Kernel {
@@ -124,7 +171,9 @@ pub fn subgroups_usable(ctx: &GpuContext) -> bool {
 /// kernel on a device without usable subgroups).
 pub struct Kernels {
     pipelines: Vec<Option<wgpu::ComputePipeline>>,
-    /// the fastest matrix product and recurrent step kernels this device runs
+    /// The fixed kernel choice (`--tune off`, and the tuner's fallback): the fastest on
+    /// lavapipe of those this device runs, where they were measured. The tuner
+    /// (`gpu::tune`) may pick another matrix product per shape class.
     pub matmul: Kernel,
     pub step_forward: Kernel,
     pub step_backward: Kernel,
@@ -179,6 +228,11 @@ impl Kernels {
     /// Whether `k` can run on this device.
     pub fn available(&self, k: Kernel) -> bool {
         self.pipelines[k.index()].is_some()
+    }
+
+    /// The matrix-product kernels this device runs, the naive reference first.
+    pub fn matmuls(&self) -> Vec<MatmulKernel> {
+        MatmulKernel::every().filter(|m| self.available(m.kernel())).collect()
     }
 }
 
