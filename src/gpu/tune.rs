@@ -36,9 +36,9 @@ str_enum!(
     TuneMode("tune") {
         /// the fixed kernels, measured on lavapipe; no timing, no cache file
         Off => "off",
-        /// time each new shape class briefly: 3 runs per candidate of about 1 ms of work
+        /// time each new shape class briefly: 5 runs per candidate of about 1 ms of work
         Quick => "quick",
-        /// 9 runs of about 5 ms each, and classes a quick run chose are timed again
+        /// 11 runs of about 5 ms each, and classes a quick run chose are timed again
         Full => "full",
     }
 );
