@@ -29,7 +29,6 @@ fn bench_matmul(c: &mut Criterion) {
         };
         let (a, b, out) = (buf(0.5), buf(0.25), buf(0.0));
         g.throughput(Throughput::Elements((2 * n * n * n) as u64)); // FLOPs: read "elem/s" as FLOP/s
-        // the subgroup kernel only where the adapter has the SUBGROUP feature
         for kernel in ctx.kernels().unwrap().matmuls() {
             // C = A · B^T, the forward projection's layout
             let d = kernels::matmul(
@@ -41,11 +40,9 @@ fn bench_matmul(c: &mut Criterion) {
             )
             .unwrap();
             let prog = Program::new(&ctx, &ctx.kernels().unwrap(), &[Op::Dispatch(d)]).unwrap();
-            g.bench_with_input(
-                BenchmarkId::new(kernel.to_string(), format!("{n}^3")),
-                &(),
-                |bch, _| bch.iter(|| prog.run(&ctx).unwrap()),
-            );
+            g.bench_with_input(BenchmarkId::new(kernel.to_string(), format!("{n}^3")), &(), |bch, _| {
+                bch.iter(|| prog.run(&ctx).unwrap())
+            });
         }
     }
     g.finish();

@@ -13,7 +13,10 @@ pub fn bin() -> Command {
     c.env("XDG_RUNTIME_DIR", xdg);
     // the GPU kernel tuner's cache (the CLI tunes by default): the tests', not the user's
     if std::env::var_os("WGRNN_CACHE_DIR").is_none() {
-        c.env("WGRNN_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("tune-cache"));
+        c.env(
+            "WGRNN_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("tune-cache"),
+        );
     }
     c
 }

@@ -95,7 +95,11 @@ pub fn time_class(
     Ok(Timing {
         kernel: cands[pick],
         shape: scratch.shape,
-        us: cands.iter().zip(&times).map(|(k, t)| (k.to_string(), t * 1e6)).collect(),
+        us: cands
+            .iter()
+            .zip(&times)
+            .map(|(k, t)| (k.to_string(), t * 1e6))
+            .collect(),
     })
 }
 
