@@ -62,7 +62,7 @@ run() { # part name tune mode -- command...
 # keeping the layer sizes, except smoke, which shrinks everything).
 case $size in
   full) ladder="1024 2048 4096"; gemm_steps=3; steps="--steps 5 --warmup 2"; big_steps="--steps 2 --warmup 1" ;;
-  quick) ladder="256 512 1024"; gemm_steps=1; steps="--steps 2 --warmup 1"; big_steps="--steps 1 --warmup 1" ;;
+  quick) ladder="256 512"; gemm_steps=1; steps="--steps 2 --warmup 1"; big_steps=$steps ;;
   smoke) ladder="64"; gemm_steps=1; steps="--steps 1 --warmup 0"; big_steps="--steps 1 --warmup 0" ;;
 esac
 workload() { # name -> bench flags
@@ -80,7 +80,7 @@ workload() { # name -> bench flags
     quick:D) echo "--vocab 65 --embed 128 --hidden 128 --layers 1 --seq-len 128 --batch 8" ;;
     quick:E) echo "--input-size 8 --output-size 1 --loss mse --hidden 128 --layers 1 --seq-len 50 --batch 32" ;;
     quick:G) echo "--vocab 65 --embed 256 --hidden 256 --layers 1 --seq-len 32 --batch 32" ;;
-    quick:L) echo "--vocab 65 --embed 1024 --hidden 1024 --layers 2 --seq-len 16 --batch 32" ;;
+    quick:L) echo "--vocab 65 --embed 1024 --hidden 1024 --layers 2 --seq-len 8 --batch 16" ;;
     smoke:A) echo "--vocab 11 --embed 8 --hidden 8 --layers 1 --seq-len 4 --batch 3" ;;
     smoke:E) echo "--input-size 3 --output-size 1 --loss mse --hidden 6 --layers 1 --seq-len 5 --batch 2" ;;
   esac
