@@ -103,8 +103,8 @@ impl GpuEngine {
         Ok(self.program(mode)?.dispatches())
     }
 
-    /// The kernels this engine's programs run: the tuner's report (the matrix product of
-    /// each shape class met so far) and the recurrent step kernels.
+    /// The kernels the programs run: the tuner's report (the matrix-product kernel of each
+    /// shape class met so far on this device) and the recurrent step kernels.
     pub fn kernel_report(&self) -> (TuneReport, [&'static str; 2]) {
         let name = |k: super::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl");
         (
