@@ -160,12 +160,15 @@ fn stage_b(o: Operand, q0: u32, j0: u32, t: u32) {
     }
 }
 
-// blk[r] += av[r] · bv: one step of q for a 4 × 4 block
-fn mac(blk: ptr<private, array<vec4<f32>, 4>>, av: vec4<f32>, bv: vec4<f32>) {
-    (*blk)[0] = fma(vec4<f32>(av.x), bv, (*blk)[0]);
-    (*blk)[1] = fma(vec4<f32>(av.y), bv, (*blk)[1]);
-    (*blk)[2] = fma(vec4<f32>(av.z), bv, (*blk)[2]);
-    (*blk)[3] = fma(vec4<f32>(av.w), bv, (*blk)[3]);
+// blk[r] + av[r] · bv: one step of q for a 4 × 4 block (by value, not through a pointer:
+// every backend naga writes takes that the same way)
+fn mac(blk: array<vec4<f32>, 4>, av: vec4<f32>, bv: vec4<f32>) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(
+        fma(vec4<f32>(av.x), bv, blk[0]),
+        fma(vec4<f32>(av.y), bv, blk[1]),
+        fma(vec4<f32>(av.z), bv, blk[2]),
+        fma(vec4<f32>(av.w), bv, blk[3]),
+    );
 }
 
 // The first `steps` steps of q of the staged tiles into the register blocks of invocation
@@ -174,13 +177,13 @@ fn mac_stage(steps: u32, lx: u32, ly: u32) {
     for (var q = 0u; q < steps; q++) {
         let a0 = As[q * S4 + ly];
         let b0 = Bs[q * S4 + lx];
-        mac(&blk_00, a0, b0);
+        blk_00 = mac(blk_00, a0, b0);
         if (SUB == 2u) {
             let a1 = As[q * S4 + ly + TILE / 8u];
             let b1 = Bs[q * S4 + lx + TILE / 8u];
-            mac(&blk_01, a0, b1);
-            mac(&blk_10, a1, b0);
-            mac(&blk_11, a1, b1);
+            blk_01 = mac(blk_01, a0, b1);
+            blk_10 = mac(blk_10, a1, b0);
+            blk_11 = mac(blk_11, a1, b1);
         }
     }
 }
