@@ -1,9 +1,10 @@
 //! The WGSL kernels (one per `shaders/*.wgsl` file, named after its CPU twin), compiled once
-//! per device. `params` mirrors each shader's `struct P`; `launch` (and `update`, for the
-//! optimisers) turns sizes and element offsets into a `Dispatch` (parameters, buffers,
-//! workgroup counts).
+//! per device. `params` mirrors each shader's `struct P`; `launch` (and `matmul`, for the
+//! matrix products, `update`, for the optimisers) turns sizes and element offsets into a
+//! `Dispatch` (parameters, buffers, workgroup counts).
 
 mod launch;
+mod matmul;
 pub mod params;
 mod update;
 
@@ -11,6 +12,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 pub use launch::*;
+pub use matmul::*;
 pub use update::*;
 
 use super::context::GpuContext;
