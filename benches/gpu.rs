@@ -1,4 +1,4 @@
-//! GPU path: the matrix-product kernels (naive, register-blocked, subgroup; GFLOP/s) and one
+//! GPU path: the matrix-product kernels (every one the adapter runs; GFLOP/s) and one
 //! training step of the issue-3 workload (char-LM B=256, T=64, H=512, V=65). Slow on
 //! lavapipe, hence the small sample sizes. WGRNN_BACKEND / WGRNN_ADAPTER pick the device.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wgrnn::gpu::buffers::{tensor, upload, Scale};
-use wgrnn::gpu::kernels::{self, mat, Acc, Kernel};
+use wgrnn::gpu::kernels::{self, mat, Acc};
 use wgrnn::gpu::program::{Op, Program};
 use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
 use wgrnn::{random_batch, Engine, ModelConfig, OptimConfig, OptimKind, ParamLayout};
@@ -29,13 +29,10 @@ fn bench_matmul(c: &mut Criterion) {
         };
         let (a, b, out) = (buf(0.5), buf(0.25), buf(0.0));
         g.throughput(Throughput::Elements((2 * n * n * n) as u64)); // FLOPs: read "elem/s" as FLOP/s
-        for kernel in [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg] {
-            if !ctx.kernels().unwrap().available(kernel) {
-                continue; // the subgroup kernel needs the SUBGROUP feature
-            }
+        for kernel in ctx.kernels().unwrap().matmuls() {
             // C = A · B^T, the forward projection's layout
             let d = kernels::matmul(
-                kernel,
+                kernel.kernel(),
                 mat(&out, 0, n, n),
                 mat(&a, 0, n, n),
                 mat(&b, 0, n, n).t(),
@@ -43,11 +40,9 @@ fn bench_matmul(c: &mut Criterion) {
             )
             .unwrap();
             let prog = Program::new(&ctx, &ctx.kernels().unwrap(), &[Op::Dispatch(d)]).unwrap();
-            g.bench_with_input(
-                BenchmarkId::new(format!("{kernel:?}"), format!("{n}^3")),
-                &(),
-                |bch, _| bch.iter(|| prog.run(&ctx).unwrap()),
-            );
+            g.bench_with_input(BenchmarkId::new(kernel.to_string(), format!("{n}^3")), &(), |bch, _| {
+                bch.iter(|| prog.run(&ctx).unwrap())
+            });
         }
     }
     g.finish();

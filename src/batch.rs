@@ -97,7 +97,12 @@ impl<F: Real> Batch<F> {
             }
         }
         if let Some(h0) = &self.h0 {
-            expect_len(OP, "h0 (L·dirs, B, H)", h0.len(), prod(&[cfg.state_rows(), b, cfg.hidden]))?;
+            expect_len(
+                OP,
+                "h0 (L·dirs, B, H)",
+                h0.len(),
+                prod(&[cfg.state_rows(), b, cfg.hidden]),
+            )?;
             check_finite(OP, "h0", h0)?;
         }
         if let Some(lens) = &self.lengths {
@@ -120,7 +125,9 @@ impl<F: Real> Batch<F> {
 
     /// Whether some sequence is shorter than T.
     pub fn is_ragged(&self) -> bool {
-        self.lengths.as_ref().is_some_and(|l| l.iter().any(|&n| n as usize != self.steps))
+        self.lengths
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|&n| n as usize != self.steps))
     }
 
     /// Number of (sequence, step) pairs that carry a target: the divisor of the mean

@@ -9,28 +9,13 @@ use crate::batch::random_batch;
 use crate::config::{str_enum, Input, ModelConfig};
 use crate::engine::Engine;
 use crate::error::{checked_product, Error, Result};
-use crate::gpu::kernels::Kernel;
+use crate::gpu::kernels::MatmulKernel;
 use crate::train::{check_host_memory, preflight};
 
 str_enum!(
     /// `--loss`: a softmax head with cross-entropy, or a linear head with MSE.
     BenchLoss("loss") { Ce => "ce", Mse => "mse" }
 );
-
-str_enum!(
-    /// `--kernel`: one of the GPU matrix-product kernels.
-    GemmKernel("kernel") { Naive => "naive", Blocked => "blocked", Sg => "sg" }
-);
-
-impl GemmKernel {
-    pub fn kernel(self) -> Kernel {
-        match self {
-            GemmKernel::Naive => Kernel::Matmul,
-            GemmKernel::Blocked => Kernel::MatmulBlocked,
-            GemmKernel::Sg => Kernel::MatmulSg,
-        }
-    }
-}
 
 /// Forward FLOPs of one batch by explicit count (issue 5):
 /// F = 2·B·T·(Σ_l dirs·(in_l·H + H·H) + dirs·H·O), in_0 = E with an embedding, 0 for plain
@@ -188,7 +173,7 @@ pub fn gemm_cpu(n: usize, reps: usize) -> Result<GemmReport> {
 /// to completion.
 pub fn gemm_gpu(
     ctx: &std::sync::Arc<crate::gpu::GpuContext>,
-    kernel: crate::gpu::kernels::Kernel,
+    kernel: MatmulKernel,
     n: usize,
     reps: usize,
 ) -> Result<GemmReport> {
@@ -204,7 +189,7 @@ pub fn gemm_gpu(
     };
     let (a, b, c) = (buf(0.5)?, buf(0.25)?, buf(0.0)?);
     let d = matmul(
-        kernel,
+        kernel.kernel(),
         mat(&c, 0, n, n),
         mat(&a, 0, n, n),
         mat(&b, 0, n, n).t(),
@@ -219,5 +204,5 @@ pub fn gemm_gpu(
         prog.run(ctx)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(gemm_report(ctx.describe(), format!("{kernel:?}"), n, times))
+    Ok(gemm_report(ctx.describe(), kernel.to_string(), n, times))
 }

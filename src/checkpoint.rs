@@ -318,11 +318,18 @@ fn validate_train(tm: &TrainMeta, cfg: &ModelConfig, vocab: Option<&Vocab>) -> R
             return Err(Error::config(
                 "classes",
                 c.len(),
-                format!("the class names must be sorted, unique, and as many as the outputs O = {}", cfg.output),
+                format!(
+                    "the class names must be sorted, unique, and as many as the outputs O = {}",
+                    cfg.output
+                ),
             ));
         }
         if labels.max_len == 0 {
-            return Err(Error::config("seq-len", 0, "the bound on an example's length must be at least 1"));
+            return Err(Error::config(
+                "seq-len",
+                0,
+                "the bound on an example's length must be at least 1",
+            ));
         }
     }
     Ok(())
@@ -333,7 +340,9 @@ fn validate_train(tm: &TrainMeta, cfg: &ModelConfig, vocab: Option<&Vocab>) -> R
 /// (V is the config's). Its size must be the config's V.
 fn load_vocab(meta: &BTreeMap<String, String>, config: &ModelConfig) -> std::result::Result<Option<Vocab>, String> {
     let kind = match meta.get("tokens") {
-        Some(k) => k.parse::<TokenKind>().map_err(|e| format!("metadata \"tokens\": {e}"))?,
+        Some(k) => k
+            .parse::<TokenKind>()
+            .map_err(|e| format!("metadata \"tokens\": {e}"))?,
         None => TokenKind::Char,
     };
     let vocab = match (kind, meta.get("vocab"), meta.get("words")) {
@@ -346,7 +355,11 @@ fn load_vocab(meta: &BTreeMap<String, String>, config: &ModelConfig) -> std::res
             Some(Vocab::from_stored_words(words).ok_or("metadata \"words\" is not <unk> followed by unique words")?)
         }
         (TokenKind::Ids, None, None) => Some(Vocab::ids(config.vocab().ok_or("token ids stored for a dense model")?)),
-        _ => return Err(format!("metadata \"tokens\" = {kind} does not match the stored vocabulary")),
+        _ => {
+            return Err(format!(
+                "metadata \"tokens\" = {kind} does not match the stored vocabulary"
+            ))
+        }
     };
     match (&vocab, config.vocab()) {
         (Some(v), Some(n)) if v.len() != n => Err(format!(

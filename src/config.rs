@@ -340,8 +340,16 @@ impl ModelConfig {
             for d in 0..self.dirs() {
                 let sfx = if d == 1 { "_reverse" } else { "" };
                 let iw = self.in_width(l);
-                out.push(def(Role::WeightIh(l, d), format!("rnn.weight_ih_l{l}{sfx}"), vec![h, iw]));
-                out.push(def(Role::WeightHh(l, d), format!("rnn.weight_hh_l{l}{sfx}"), vec![h, h]));
+                out.push(def(
+                    Role::WeightIh(l, d),
+                    format!("rnn.weight_ih_l{l}{sfx}"),
+                    vec![h, iw],
+                ));
+                out.push(def(
+                    Role::WeightHh(l, d),
+                    format!("rnn.weight_hh_l{l}{sfx}"),
+                    vec![h, h],
+                ));
                 if self.bias {
                     out.push(def(Role::BiasIh(l, d), format!("rnn.bias_ih_l{l}{sfx}"), vec![h]));
                     out.push(def(Role::BiasHh(l, d), format!("rnn.bias_hh_l{l}{sfx}"), vec![h]));

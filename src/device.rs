@@ -69,10 +69,11 @@ impl fmt::Display for Fallback {
     }
 }
 
-/// Resolves `--device`; the fallback says why `auto` did not take a GPU. `gpu_index` picks
-/// among equally good adapters (see `GpuContext::open`): 0 for a single process.
-pub fn select_device(choice: DeviceChoice, gpu_index: usize) -> Result<(Device, Option<Fallback>)> {
-    let open = || GpuContext::open(&GpuOptions::from_env(), gpu_index);
+/// Resolves `--device`; the fallback says why `auto` did not take a GPU. `opts` are the GPU
+/// options (`GpuOptions::from_env`, with the command's `--tune`); `gpu_index` picks among
+/// equally good adapters (see `GpuContext::open`): 0 for a single process.
+pub fn select_device(choice: DeviceChoice, opts: &GpuOptions, gpu_index: usize) -> Result<(Device, Option<Fallback>)> {
+    let open = || GpuContext::open(opts, gpu_index);
     Ok(match choice {
         DeviceChoice::Cpu => (Device::Cpu, None),
         DeviceChoice::Gpu => (Device::Gpu(open()?), None),
@@ -99,24 +100,26 @@ pub fn select_device(choice: DeviceChoice, gpu_index: usize) -> Result<(Device, 
 /// An engine on the chosen path; `note` receives the reason when `auto` does not take the GPU.
 pub fn make_engine(
     choice: DeviceChoice,
+    opts: &GpuOptions,
     cfg: ModelConfig,
     opt: OptimConfig,
     params: Vec<f32>,
     note: &mut dyn FnMut(&Fallback),
 ) -> Result<Box<dyn Engine>> {
-    make_engine_at(choice, 0, cfg, opt, params, note)
+    make_engine_at(choice, opts, 0, cfg, opt, params, note)
 }
 
 /// `make_engine` on the `gpu_index`-th of the equally good GPU adapters.
 pub fn make_engine_at(
     choice: DeviceChoice,
+    opts: &GpuOptions,
     gpu_index: usize,
     cfg: ModelConfig,
     opt: OptimConfig,
     params: Vec<f32>,
     note: &mut dyn FnMut(&Fallback),
 ) -> Result<Box<dyn Engine>> {
-    let (device, why) = select_device(choice, gpu_index)?;
+    let (device, why) = select_device(choice, opts, gpu_index)?;
     if let Some(why) = why {
         note(&why);
     }

@@ -60,7 +60,9 @@ mod tests {
         let kept = (0..100_000).filter(|&u| key.factor(1, 2, 3, u) > 0.0).count();
         assert!((kept as f64 / 1e5 - 0.7).abs() < 0.01, "{kept}");
         let other = MaskKey::new(&Dropout { p: 0.3, seed: 7 }, 6);
-        let same = (0..1000).filter(|&u| key.factor(0, 1, 0, u) == other.factor(0, 1, 0, u)).count();
+        let same = (0..1000)
+            .filter(|&u| key.factor(0, 1, 0, u) == other.factor(0, 1, 0, u))
+            .count();
         assert!(same < 700, "the update count must change the mask: {same}");
         let none = MaskKey::new(&Dropout { p: 0.0, seed: 7 }, 5);
         assert!((0..1000).all(|u| none.factor(0, 1, 0, u) == 1.0));

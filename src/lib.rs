@@ -12,9 +12,9 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod device;
-pub mod dropout;
 #[cfg(feature = "mpi")]
 pub mod dist;
+pub mod dropout;
 pub mod engine;
 pub mod error;
 pub mod fsio;

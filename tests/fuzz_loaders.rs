@@ -448,24 +448,36 @@ fn csv_reader_with_stored_layout() {
     let head = prop::sample::select(vec![Head::Softmax, Head::Linear, Head::Sigmoid]);
     let cols = prop::option::of(prop::collection::vec(n.clone(), 0..3));
     let layout = prop_oneof![
-        (n.clone(), n.clone(), head.clone(), n.clone(), prop::option::of(n.clone())).prop_map(
-            |(seq_len, input_size, head, output, token_vocab)| CsvLayout::Rows {
+        (
+            n.clone(),
+            n.clone(),
+            head.clone(),
+            n.clone(),
+            prop::option::of(n.clone())
+        )
+            .prop_map(|(seq_len, input_size, head, output, token_vocab)| CsvLayout::Rows {
                 seq_len,
                 input_size,
                 head,
                 output,
                 token_vocab,
-            }
-        ),
-        (n.clone(), prop::collection::vec(n.clone(), 0..3), head.clone(), cols, n.clone()).prop_map(
-            |(columns, target_cols, head, input_cols, target_shift)| CsvLayout::Series {
-                columns,
-                target_cols,
-                head,
-                input_cols,
-                target_shift,
-            }
-        ),
+            }),
+        (
+            n.clone(),
+            prop::collection::vec(n.clone(), 0..3),
+            head.clone(),
+            cols,
+            n.clone()
+        )
+            .prop_map(
+                |(columns, target_cols, head, input_cols, target_shift)| CsvLayout::Series {
+                    columns,
+                    target_cols,
+                    head,
+                    input_cols,
+                    target_shift,
+                }
+            ),
         (n.clone(), n.clone(), head, n).prop_map(|(input_size, seq_len, head, output)| CsvLayout::OneToMany {
             input_size,
             seq_len,

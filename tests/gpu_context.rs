@@ -22,6 +22,7 @@ fn unknown_adapter_and_backend_are_errors() {
     let err = GpuContext::new(&GpuOptions {
         backend: None,
         adapter: Some("no-such-adapter-xyz".into()),
+        ..GpuOptions::default()
     })
     .err()
     .expect("no adapter has that name");
@@ -38,7 +39,7 @@ fn unknown_adapter_and_backend_are_errors() {
 
     let err = GpuContext::new(&GpuOptions {
         backend: Some("glide".into()),
-        adapter: None,
+        ..GpuOptions::default()
     })
     .err()
     .expect("not a backend");

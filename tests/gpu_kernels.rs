@@ -70,13 +70,10 @@ fn close(what: &str, gpu: &[f32], cpu: &[f32]) -> f32 {
 }
 
 /// Every matrix-product kernel this device runs, the naive reference first (the subgroup
-/// kernel only where the adapter has usable subgroups; its plain twin always).
+/// kernel only where the adapter has usable subgroups; the others always).
 fn matmul_kernels() -> Vec<Kernel> {
     let k = ctx().kernels().unwrap();
-    [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg]
-        .into_iter()
-        .filter(|&x| k.available(x))
-        .collect()
+    k.matmuls().into_iter().map(|m| m.kernel()).collect()
 }
 
 /// The logical (rows, cols) operand at `off`, stored transposed when `t`.
@@ -93,6 +90,8 @@ fn matmul_kernels_all_transposes() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     // k = 8, 16, 17: the subgroup kernel's full 8-step groups with and without a tail;
     // n = 70 > 32: more than one column tile of a subgroup
+    // (130, 129, 33): several tiles of every tiled kernel, none full, stages of q with a
+    // tail of 1
     let shapes = [
         (1, 1, 1),
         (3, 5, 7),
@@ -104,11 +103,16 @@ fn matmul_kernels_all_transposes() {
         (9, 70, 16),
         (16, 40, 17),
         (8, 32, 8),
+        (130, 129, 33),
     ];
-    let (ao, bo, co) = (3, 5, 7); // element offsets, deliberately not aligned
+    // element offsets deliberately not aligned: the tiled kernels' scalar loads
+    let unaligned = shapes.map(|s| (s, (3, 5, 7)));
+    // every leading dimension and offset a multiple of 4: their vec4 loads, with and
+    // without a tail of q and partial tiles
+    let aligned = [(4, 4, 4), (8, 32, 8), (64, 36, 20), (132, 68, 40)].map(|s| (s, (4, 8, 12)));
     let mut worst = 0.0f32;
     let mut cases = 0;
-    for &(m, n, k) in &shapes {
+    for &((m, n, k), (ao, bo, co)) in unaligned.iter().chain(&aligned) {
         for ta in [false, true] {
             for tb in [false, true] {
                 for beta in [false, true] {

@@ -438,5 +438,8 @@ fn half_mse_matches_cpu() {
             }
         }
     }
-    println!("half-mse: {} cases; worst loss {:.3e}, grad {:.3e}", w.cases, w.loss, w.grad);
+    println!(
+        "half-mse: {} cases; worst loss {:.3e}, grad {:.3e}",
+        w.cases, w.loss, w.grad
+    );
 }

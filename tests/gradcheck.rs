@@ -365,12 +365,20 @@ fn half_mse_is_the_classic_convention() {
         let batch: Batch<f64> = random_batch(&mse, 2, 3, false, 4).cast();
         let (a, b) = (forward(&mse, &layout, &p, &batch), forward(&half, &layout, &p, &batch));
         let ratio = o as f64 / 2.0;
-        assert!((b.loss - a.loss * ratio).abs() < 1e-12 * a.loss.abs(), "O={o}: {} vs {}", b.loss, a.loss);
+        assert!(
+            (b.loss - a.loss * ratio).abs() < 1e-12 * a.loss.abs(),
+            "O={o}: {} vs {}",
+            b.loss,
+            a.loss
+        );
         let want = Want::default();
         let ga = backward(&mse, &layout, &p, &batch, &a, want);
         let gb = backward(&half, &layout, &p, &batch, &b, want);
         for (x, y) in ga.params.iter().zip(&gb.params) {
-            assert!((y - x * ratio).abs() <= 1e-12 * (1.0 + x.abs()), "O={o}: grad {y} vs {x}·{ratio}");
+            assert!(
+                (y - x * ratio).abs() <= 1e-12 * (1.0 + x.abs()),
+                "O={o}: grad {y} vs {x}·{ratio}"
+            );
         }
     }
 }

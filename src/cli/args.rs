@@ -7,6 +7,8 @@
 use clap::Args;
 
 use wgrnn::device::DeviceChoice;
+use wgrnn::gpu::tune::TuneMode;
+use wgrnn::gpu::GpuOptions;
 use wgrnn::{Activation, Clip, Dropout, Head, Init, Loss, ModelConfig, OptimConfig, Optimizer, Reduction, Result};
 
 /// Model flags; the data decides what they leave open (V, I, O, the head for CSV and tasks).
@@ -164,4 +166,27 @@ pub struct DeviceArgs {
     /// auto: a hardware GPU if there is one, else the CPU path; gpu: wgpu on any adapter
     #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+}
+
+/// How the GPU path picks its matrix-product kernels.
+#[derive(Args, Clone, Debug)]
+pub struct TuneArgs {
+    /// GPU matrix-product kernels: quick / full time the candidates on this adapter once per shape class and keep the fastest (cached in ~/.cache/wgrnn/tune.json); off uses the fixed kernels [default: WGRNN_TUNE, else quick]
+    #[arg(long)]
+    pub tune: Option<TuneMode>,
+}
+
+impl TuneArgs {
+    /// The environment's GPU options (`GpuOptions::from_env`) with `--tune` applied: the
+    /// flag, else WGRNN_TUNE, else quick (the library alone does not tune unless asked).
+    pub fn gpu_options(&self) -> GpuOptions {
+        let mut o = GpuOptions::from_env();
+        match self.tune {
+            Some(t) => o.tune = Some(t.to_string()),
+            None => {
+                o.tune.get_or_insert_with(|| TuneMode::Quick.to_string());
+            }
+        }
+        o
+    }
 }

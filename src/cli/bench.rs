@@ -4,11 +4,11 @@
 use clap::Args;
 use serde_json::json;
 
-use super::args::DeviceArgs;
+use super::args::{DeviceArgs, TuneArgs};
 use super::job::Job;
-use wgrnn::bench::{gemm_cpu, gemm_gpu, gemm_size, run, BenchLoss, BenchReport, GemmKernel};
+use wgrnn::bench::{gemm_cpu, gemm_gpu, gemm_size, run, BenchLoss, BenchReport};
 use wgrnn::device::{select_device, Device};
-use wgrnn::gpu::kernels::Kernel;
+use wgrnn::gpu::kernels::MatmulKernel;
 use wgrnn::gpu::GpuEngine;
 use wgrnn::train::{check_batch_and_seq_len, check_model_memory};
 use wgrnn::{CpuEngine, Error, Head, Input, ModelConfig, Optimizer, ParamLayout, Reduction, Result, SeqShape};
@@ -71,12 +71,14 @@ pub struct BenchArgs {
     pub gemm: Option<usize>,
     /// With --gemm on the GPU: time only this kernel [default: every kernel the adapter runs]
     #[arg(long)]
-    pub kernel: Option<GemmKernel>,
+    pub kernel: Option<MatmulKernel>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub tune: TuneArgs,
 }
 
 impl BenchArgs {
@@ -136,7 +138,7 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
         check_batch_and_seq_len(a.batch, a.seq_len)?;
         check_model_memory(&a.config()?)?;
     }
-    let gpu = match select_device(a.device.device, job.gpu_index())? {
+    let gpu = match select_device(a.device.device, &a.tune.gpu_options(), job.gpu_index())? {
         (Device::Gpu(ctx), _) => Some(ctx),
         (Device::Cpu, why) => {
             if let Some(why) = why {
@@ -151,10 +153,10 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
             None => vec![gemm_cpu(n, a.steps)?],
             Some(ctx) => {
                 let kernels = ctx.kernels()?;
-                let only = a.kernel.map(GemmKernel::kernel);
-                [Kernel::Matmul, Kernel::MatmulBlocked, Kernel::MatmulSg]
+                kernels
+                    .matmuls()
                     .into_iter()
-                    .filter(|&k| kernels.available(k) && only.is_none_or(|o| o == k))
+                    .filter(|&k| a.kernel.is_none_or(|o| o == k))
                     .map(|k| gemm_gpu(ctx, k, n, a.steps))
                     .collect::<Result<Vec<_>>>()?
             }
@@ -196,12 +198,25 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
         }
         Some(ctx) => {
             let mut e = GpuEngine::new(ctx, cfg, opt, params)?;
-            let dispatches = e.dispatches_per_step(a.batch, a.seq_len)?;
+            // building the program here also tunes its products, before any timed step
+            let dispatches = if a.infer {
+                e.dispatches_per_forward(a.batch, a.seq_len)?
+            } else {
+                e.dispatches_per_step(a.batch, a.seq_len)?
+            };
             let report = run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer, a.ragged)?;
+            let (tune, [step_forward, step_backward]) = e.kernel_report();
             let stats = GpuStats {
                 dispatches,
                 record_ms: e.last_record_ms(),
                 buffer_bytes: e.gpu_buffer_bytes(),
+                kernels: json!({
+                    "tune": tune.tune,
+                    "clock": tune.clock,
+                    "matmul": tune.matmul,
+                    "step_forward": step_forward,
+                    "step_backward": step_backward,
+                }),
             };
             (report, Some(stats))
         }
@@ -221,6 +236,9 @@ struct GpuStats {
     record_ms: f64,
     /// device buffers held by the engine after the run (the peak: nothing is freed mid-run)
     buffer_bytes: u64,
+    /// the kernels that ran: the tuning mode, the matrix product of each shape class, the
+    /// recurrent step kernels
+    kernels: serde_json::Value,
 }
 
 /// `extras`: a data-parallel run's figures (`Job::bench_extras`).
@@ -243,6 +261,7 @@ fn print_report(
             v["dispatches_per_step"] = json!(g.dispatches);
             v["record_ms"] = json!(g.record_ms);
             v["gpu_buffer_bytes"] = json!(g.buffer_bytes);
+            v["kernels"] = g.kernels.clone();
         }
         say!("{v}");
         return Ok(());
@@ -263,11 +282,13 @@ fn print_report(
     );
     if let Some(g) = &gpu {
         line += &format!(
-            ", {} dispatches/step, record_ms {:.3}, gpu_buffer_bytes {} ({:.1} MiB)",
+            ", {} dispatches/step, record_ms {:.3}, gpu_buffer_bytes {} ({:.1} MiB), tune {}, matmul kernels {}",
             g.dispatches,
             g.record_ms,
             g.buffer_bytes,
-            g.buffer_bytes as f64 / (1u64 << 20) as f64
+            g.buffer_bytes as f64 / (1u64 << 20) as f64,
+            g.kernels["tune"].as_str().unwrap_or_default(),
+            g.kernels["matmul"]
         );
     }
     if let Some(mb) = r.peak_rss_mb {

@@ -8,6 +8,8 @@ use wgrnn::data::{DataSpec, Dataset, TokenKind, Tokenizer};
 use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::fsio::{OutputLock, Paths};
+use wgrnn::gpu::kernels::MatmulKernel;
+use wgrnn::gpu::tune::{TuneMode, Tuner};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
 use wgrnn::train::{
     check_batch_and_seq_len, check_host_memory, check_sampleable, evaluate, preflight, sample_stream, Sampling,
@@ -19,7 +21,14 @@ fn note(why: &Fallback) {
 }
 
 fn engine_for(ck: &Checkpoint, device: DeviceChoice) -> Result<Box<dyn Engine>> {
-    make_engine(device, ck.config, ck.optim, ck.params.clone(), &mut note)
+    make_engine(
+        device,
+        &GpuOptions::from_env(),
+        ck.config,
+        ck.optim,
+        ck.params.clone(),
+        &mut note,
+    )
 }
 
 pub fn sample(a: &SampleArgs) -> Result<()> {
@@ -78,7 +87,11 @@ fn eval_batches(a: &EvalArgs, ck: &Checkpoint) -> Result<(Vec<Batch<f32>>, Strin
         return Ok((data.all_batches(b, t, seed), path.display().to_string(), t));
     }
     let Some(tm) = tm else {
-        return Err(Error::config("data", "(none)", "the checkpoint names no data; pass --data FILE"));
+        return Err(Error::config(
+            "data",
+            "(none)",
+            "the checkpoint names no data; pass --data FILE",
+        ));
     };
     check_data_fingerprint(tm)?;
     let data = Dataset::load(spec, tm.val_fraction, ck.vocab.clone())?;
@@ -133,7 +146,11 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             r.targets
         );
     } else {
-        let name = if ck.config.loss == wgrnn::Loss::HalfMse { "half-MSE" } else { "MSE" };
+        let name = if ck.config.loss == wgrnn::Loss::HalfMse {
+            "half-MSE"
+        } else {
+            "MSE"
+        };
         say!("{what}: {name} {:.6} over {} targets", r.loss, r.targets);
     }
     Ok(())
@@ -223,7 +240,7 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
     )?;
     let opt = a.optim.config()?;
     let params = ParamLayout::new(&cfg).init(&cfg, a.seed);
-    let ctx = GpuContext::new(&GpuOptions::from_env())?;
+    let ctx = GpuContext::new(&a.tune.gpu_options())?;
     let device = ctx.describe();
     let mut gpu = GpuEngine::new(ctx, cfg, opt, params.clone())?;
     let mut cpu = CpuEngine::new(cfg, opt, params)?;
@@ -289,14 +306,68 @@ pub fn info() -> Result<()> {
             a.max_storage_buffer_binding_size, a.max_buffer_size, a.max_compute_workgroup_storage_size, a.max_compute_invocations_per_workgroup
         );
     }
-    let pick = match select_device(DeviceChoice::Auto, 0)? {
+    let pick = match select_device(DeviceChoice::Auto, &GpuOptions::from_env(), 0)? {
         (Device::Gpu(ctx), _) => format!("gpu ({})", ctx.describe()),
         (Device::Cpu, why) => format!("cpu ({})", why.map(|w| w.reason()).unwrap_or_default()),
     };
     say!("--device auto picks: {pick}");
+    if !adapters.is_empty() {
+        kernels_info()?;
+    }
     say!(
         "cpu path: {} threads available",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    Ok(())
+}
+
+/// The kernels the GPU path runs on the adapter `--device gpu` opens: the fixed choice, the
+/// tuner's candidates and clock, and the choices cached for this adapter. Nothing is timed.
+fn kernels_info() -> Result<()> {
+    let mut opts = GpuOptions::from_env();
+    // the command line's default, so that the report names the cache the commands use
+    opts.tune.get_or_insert_with(|| TuneMode::Quick.to_string());
+    let report = GpuContext::new(&opts).and_then(|ctx| {
+        let kernels = ctx.kernels()?;
+        let r = Tuner::new(&ctx, &kernels, &opts)?.report(&kernels);
+        let step = |k: wgrnn::gpu::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl").to_string();
+        Ok((
+            ctx.describe(),
+            r,
+            step(kernels.step_forward),
+            step(kernels.step_backward),
+        ))
+    });
+    let (device, r, fwd, bwd) = match report {
+        Ok(v) => v,
+        Err(e) => {
+            say!("kernels: the GPU could not be opened: {e}");
+            return Ok(());
+        }
+    };
+    let names = |v: &[MatmulKernel]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    say!("kernels on {device}:");
+    say!("  recurrent steps: {fwd}, {bwd}");
+    say!(
+        "  matrix products: {} with --tune off; --tune quick|full times {} ({}) once per shape class",
+        r.default,
+        names(&r.candidates),
+        r.clock
+    );
+    match &r.cache {
+        Some(path) => say!(
+            "  tuning cache {}: {} shape classes chosen for this adapter{}",
+            path.display(),
+            r.known.len(),
+            if r.known.is_empty() { "" } else { ":" }
+        ),
+        None => say!(
+            "  tuning cache: none (tune {}; no cache directory or WGRNN_MATMUL set)",
+            r.tune
+        ),
+    }
+    for (class, k) in &r.known {
+        say!("    {class}: {k}");
+    }
     Ok(())
 }

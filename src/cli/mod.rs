@@ -19,7 +19,7 @@ pub mod train;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-use args::{DeviceArgs, ModelArgs, OptimArgs};
+use args::{DeviceArgs, ModelArgs, OptimArgs, TuneArgs};
 use wgrnn::train::PlotScale;
 
 #[derive(Parser, Debug)]
@@ -125,6 +125,8 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub tune: TuneArgs,
     /// Load a checkpoint that has no checksum (written by hand or by another tool)
     #[arg(long)]
     pub allow_unverified: bool,
@@ -213,6 +215,8 @@ pub struct CheckArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tune: TuneArgs,
 }
 
 #[derive(Args, Debug)]

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use std::path::PathBuf;
+use wgrnn::gpu::GpuOptions;
 
 use super::args::DeviceArgs;
 use wgrnn::checkpoint::Checkpoint;
@@ -54,9 +55,14 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
             "predict with a checkpoint written by train on a file",
         ));
     };
-    let mut engine = make_engine(a.device.device, ck.config, ck.optim, ck.params.clone(), &mut |why| {
-        wgrnn::fsio::stderr_line(&why.to_string())
-    })?;
+    let mut engine = make_engine(
+        a.device.device,
+        &GpuOptions::from_env(),
+        ck.config,
+        ck.optim,
+        ck.params.clone(),
+        &mut |why| wgrnn::fsio::stderr_line(&why.to_string()),
+    )?;
     check_host_memory(&ck.config, b, t, engine.kind())?;
     match &a.out {
         None => {

@@ -107,6 +107,7 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             job.check_train(tm.batch, tm.stateful)?;
             let mut engine = make_engine_at(
                 a.device.device,
+                &a.tune.gpu_options(),
                 job.gpu_index(),
                 ck.config,
                 ck.optim,
@@ -143,7 +144,15 @@ fn run_in(a: &TrainArgs, job: &Job) -> Result<Summary> {
             job.check_train(a.batch(), a.stateful)?;
             check_model_memory(&cfg)?;
             let params = ParamLayout::new(&cfg).init(&cfg, a.seed());
-            let engine = make_engine_at(a.device.device, job.gpu_index(), cfg, opt, params, &mut note)?;
+            let engine = make_engine_at(
+                a.device.device,
+                &a.tune.gpu_options(),
+                job.gpu_index(),
+                cfg,
+                opt,
+                params,
+                &mut note,
+            )?;
             let opts = TrainOptions {
                 seq_len,
                 data_fingerprint: data_fingerprint(&spec)?,
@@ -293,7 +302,10 @@ fn check_resume_flags(a: &TrainArgs, ck: &Checkpoint, path: &std::path::Path) ->
         ("seq-len", a.seq_len.map(|v| Some(v) == tm.map(typed_seq_len))),
         ("loss", ma.loss.map(|v| v == c.loss)),
         ("seq", f.seq.map(|v| v == c.seq)),
-        ("tokens", f.tokens.map(|v| Some(v) == tm.and_then(|t| t.data.token_kind()))),
+        (
+            "tokens",
+            f.tokens.map(|v| Some(v) == tm.and_then(|t| t.data.token_kind())),
+        ),
         ("seed", a.seed.map(|v| Some(v) == tm.map(|t| t.seed))),
         ("stateful", a.stateful.then(|| tm.is_some_and(|t| t.stateful))),
     ];

@@ -56,13 +56,15 @@ pub fn check_limits(ctx: &GpuContext, what: &str, floats: usize, scale: Scale) -
     Ok(())
 }
 
-/// A zero-initialised f32 (or u32) buffer of `floats` elements (at least one, so that
-/// empty tensors can still be bound).
+/// A zero-initialised f32 (or u32) buffer of `floats` elements, rounded up to a whole
+/// number of vec4s (at least one, so that empty tensors can still be bound, and the tiled
+/// matrix products can bind any tensor as an array of vec4).
 pub fn tensor(ctx: &GpuContext, what: &str, floats: usize, scale: Scale) -> Result<wgpu::Buffer> {
+    let floats = floats.max(1).next_multiple_of(4);
     check_limits(ctx, what, floats, scale)?;
     Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(what),
-        size: (floats.max(1) as u64) * 4,
+        size: floats as u64 * 4,
         usage: USAGE,
         mapped_at_creation: false,
     }))

@@ -7,22 +7,34 @@ use crate::error::{Error, Result};
 
 const DRIVER_HINT: &str = "install a Vulkan driver (Debian: apt-get install mesa-vulkan-drivers)";
 
-/// Which adapter to use; `None` fields mean "any".
+/// Which adapter to use (`None` fields mean "any") and how its matrix-product kernels are
+/// chosen (read by `gpu::tune`, which parses the names).
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// "vulkan" | "metal" | "dx12" | "gl"
     pub backend: Option<String>,
     /// a case-insensitive substring of the adapter name
     pub adapter: Option<String>,
+    /// "off" | "quick" | "full" (`--tune`); unset: off, the fixed kernels
+    pub tune: Option<String>,
+    /// one matrix-product kernel for every product (`kernels::MatmulKernel` names), instead
+    /// of the tuner's choice: tests and comparisons
+    pub matmul: Option<String>,
+    /// the directory of the tuner's cache; unset: $XDG_CACHE_HOME/wgrnn, else ~/.cache/wgrnn
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl GpuOptions {
-    /// WGRNN_BACKEND and WGRNN_ADAPTER; empty values count as unset.
+    /// WGRNN_BACKEND, WGRNN_ADAPTER, WGRNN_TUNE, WGRNN_MATMUL and WGRNN_CACHE_DIR; empty
+    /// values count as unset.
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         GpuOptions {
             backend: var("WGRNN_BACKEND"),
             adapter: var("WGRNN_ADAPTER"),
+            tune: var("WGRNN_TUNE"),
+            matmul: var("WGRNN_MATMUL"),
+            cache_dir: var("WGRNN_CACHE_DIR").map(Into::into),
         }
     }
 }
@@ -33,12 +45,17 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// the options it was opened with
+    pub options: GpuOptions,
     /// The first error wgpu reported outside an error scope (or a device loss), kept until
     /// the next `take_error` so the engine can turn it into `Error::Gpu`.
     uncaptured: Arc<Mutex<Option<String>>>,
     /// The compiled kernels, filled on first use by `GpuContext::kernels` (in `kernels`):
     /// type-erased so this file does not depend on the kernel registry.
     pub(crate) kernel_cache: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    /// The autotuner's choices, filled on first use by `GpuContext::tuner` (in `tune`),
+    /// type-erased for the same reason.
+    pub(crate) tuner_cache: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
 fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
@@ -122,8 +139,9 @@ impl GpuContext {
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
             // Only what the adapter has: a subgroup kernel may be selected when present, and
-            // every kernel has a plain version that needs no feature.
-            required_features: adapter.features() & wgpu::Features::SUBGROUP,
+            // every kernel has a plain version that needs no feature; the tuner times
+            // kernels with timestamp queries where they exist, with the wall clock otherwise.
+            required_features: adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY),
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -147,8 +165,10 @@ impl GpuContext {
             queue,
             info,
             limits,
+            options: opts.clone(),
             uncaptured,
             kernel_cache: Mutex::new(None),
+            tuner_cache: Mutex::new(None),
         }))
     }
 

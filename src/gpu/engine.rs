@@ -14,6 +14,7 @@ use super::kernels::{adam_bias_corrections, Kernels};
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::schedule::{self, Model};
+use super::tune::{TuneReport, Tuner};
 use super::workspace::{Carried, Mode, Workspace, H0};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
@@ -25,6 +26,8 @@ use crate::params::ParamLayout;
 pub struct GpuEngine {
     ctx: Arc<GpuContext>,
     kernels: Arc<Kernels>,
+    /// which matrix-product kernel runs each product (the device's, shared)
+    tuner: Arc<Tuner>,
     cfg: ModelConfig,
     layout: ParamLayout,
     opt: OptimConfig,
@@ -52,6 +55,7 @@ impl GpuEngine {
         let layout = ParamLayout::new(&cfg);
         layout.check_len("GpuEngine::new", "params", params.len(), "use ParamLayout::init")?;
         let kernels = ctx.kernels()?;
+        let tuner = ctx.tuner()?;
         let n = layout.total;
         let c = ctx.clone();
         ctx.scoped("allocating parameters", || {
@@ -66,6 +70,7 @@ impl GpuEngine {
             Ok(GpuEngine {
                 ctx: c.clone(),
                 kernels,
+                tuner,
                 cfg,
                 layout,
                 opt,
@@ -85,8 +90,27 @@ impl GpuEngine {
 
     /// Kernel launches per training step for a batch of shape (B, T) (for reports).
     pub fn dispatches_per_step(&mut self, b: usize, t: usize) -> Result<usize> {
+        self.dispatches(b, t, Mode::Train)
+    }
+
+    /// Kernel launches per forward pass (`Engine::forward`) of a batch of shape (B, T).
+    pub fn dispatches_per_forward(&mut self, b: usize, t: usize) -> Result<usize> {
+        self.dispatches(b, t, Mode::Forward)
+    }
+
+    fn dispatches(&mut self, b: usize, t: usize, mode: Mode) -> Result<usize> {
         self.ws.ensure(&self.ctx, &self.cfg, b, t, &mut self.staging)?;
-        Ok(self.program(Mode::Train)?.dispatches())
+        Ok(self.program(mode)?.dispatches())
+    }
+
+    /// The kernels the programs run: the tuner's report (the matrix-product kernel of each
+    /// shape class met so far on this device) and the recurrent step kernels.
+    pub fn kernel_report(&self) -> (TuneReport, [&'static str; 2]) {
+        let name = |k: super::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl");
+        (
+            self.tuner.report(&self.kernels),
+            [name(self.kernels.step_forward), name(self.kernels.step_backward)],
+        )
     }
 
     /// Host time spent recording the latest training step's commands (zero before the first).
@@ -149,10 +173,13 @@ impl GpuEngine {
         upload(&self.ctx, &self.scalars, PROBE.step, &step_parts(k));
     }
 
-    /// The program for `mode` at the current shape, built on first use.
+    /// The program for `mode` at the current shape, built on first use: the schedule's ops,
+    /// their products moved onto the tuner's kernels (timing the shape classes it has not
+    /// met yet).
     fn program(&mut self, mode: Mode) -> Result<&Program> {
         if !self.ws.current()?.programs.contains_key(&mode) {
-            let ops = schedule::ops(self.model(), self.ws.current()?, &self.kernels, mode)?;
+            let mut ops = schedule::ops(self.model(), self.ws.current()?, &self.kernels, mode)?;
+            self.tuner.assign(&self.ctx, &self.kernels, &mut ops)?;
             let prog = Program::new(&self.ctx, &self.kernels, &ops)?;
             self.ws.current_mut()?.programs.insert(mode, prog);
         }

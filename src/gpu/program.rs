@@ -144,13 +144,40 @@ impl Program {
     /// orders dispatches that write and read the same buffer); clears and copies sit between
     /// passes.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.record_with(encoder, None);
+    }
+
+    /// `record`, with GPU timestamps written into `queries` at `index` (the start of the
+    /// first compute pass) and `index + 1` (the end of the last): how long the device spent
+    /// on the program, for the tuner. Needs the TIMESTAMP_QUERY feature.
+    pub fn record_timed(&self, encoder: &mut wgpu::CommandEncoder, queries: &wgpu::QuerySet, index: u32) {
+        self.record_with(encoder, Some((queries, index)));
+    }
+
+    fn record_with(&self, encoder: &mut wgpu::CommandEncoder, timing: Option<(&wgpu::QuerySet, u32)>) {
+        let starts_pass = |i: usize| {
+            matches!(self.steps[i], Compiled::Dispatch { .. })
+                && (i == 0 || !matches!(self.steps[i - 1], Compiled::Dispatch { .. }))
+        };
+        let passes = (0..self.steps.len()).filter(|&i| starts_pass(i)).count();
+        let mut pass_no = 0;
         let mut i = 0;
         while i < self.steps.len() {
             match &self.steps[i] {
                 Compiled::Dispatch { .. } => {
+                    let (first, last) = (pass_no == 0, pass_no + 1 == passes);
+                    pass_no += 1;
+                    let timestamp_writes =
+                        timing
+                            .filter(|_| first || last)
+                            .map(|(query_set, at)| wgpu::ComputePassTimestampWrites {
+                                query_set,
+                                beginning_of_pass_write_index: first.then_some(at),
+                                end_of_pass_write_index: last.then_some(at + 1),
+                            });
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
-                        timestamp_writes: None,
+                        timestamp_writes,
                     });
                     while let Some(Compiled::Dispatch {
                         pipeline,

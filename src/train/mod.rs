@@ -174,7 +174,13 @@ pub fn train_in(
         }
         if let (Dataset::Text(d), true) = (data, due(step, sample_every) && group.leads()) {
             // forward does not touch the training state, so sampling needs no engine of its own
-            let s = sample_text(engine, &d.vocab, "", opts.sample_len, Sampling::new(0.8, opts.seed ^ step))?;
+            let s = sample_text(
+                engine,
+                &d.vocab,
+                "",
+                opts.sample_len,
+                Sampling::new(0.8, opts.seed ^ step),
+            )?;
             report.println(&format!("--- sample at step {step} ---\n{s}\n---"));
         }
         if group.stop_requested(stop.load(Ordering::SeqCst)) {

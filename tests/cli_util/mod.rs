@@ -11,6 +11,13 @@ pub fn bin() -> Command {
     // wgpu's Vulkan loader wants a runtime dir; CI machines often lack one
     let xdg = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into());
     c.env("XDG_RUNTIME_DIR", xdg);
+    // the GPU kernel tuner's cache (the CLI tunes by default): the tests', not the user's
+    if std::env::var_os("WGRNN_CACHE_DIR").is_none() {
+        c.env(
+            "WGRNN_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("tune-cache"),
+        );
+    }
     c
 }
 

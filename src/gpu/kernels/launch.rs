@@ -26,62 +26,6 @@ pub fn at(buf: &wgpu::Buffer, off: usize) -> At<'_> {
     At { buf, off }
 }
 
-/// A row-major (rows, cols) matrix at an element offset, used as itself or, after `.t()`,
-/// as its transpose (the kernels read transposed operands in place).
-#[derive(Clone, Copy, Debug)]
-pub struct Mat<'a> {
-    pub at: At<'a>,
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-}
-
-/// The (rows, cols) matrix stored at element `off` of `buf`.
-pub fn mat(buf: &wgpu::Buffer, off: usize, rows: usize, cols: usize) -> Mat<'_> {
-    Mat {
-        at: at(buf, off),
-        rows,
-        cols,
-        transposed: false,
-    }
-}
-
-impl Mat<'_> {
-    pub fn t(self) -> Self {
-        Mat {
-            transposed: !self.transposed,
-            ..self
-        }
-    }
-
-    /// (rows, cols) of the operand as the product sees it
-    fn dims(&self) -> (usize, usize) {
-        if self.transposed {
-            (self.cols, self.rows)
-        } else {
-            (self.rows, self.cols)
-        }
-    }
-}
-
-/// Whether a product overwrites its destination or adds to it (a later chunk of a split
-/// batch sums its gradients into the earlier chunks').
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Acc {
-    Set,
-    Add,
-}
-
-impl Acc {
-    pub fn add_if(add: bool) -> Acc {
-        if add {
-            Acc::Add
-        } else {
-            Acc::Set
-        }
-    }
-}
-
 /// Largest workgroup count per dimension every adapter allows.
 const MAX_GROUPS: u32 = 65535;
 
@@ -150,55 +94,6 @@ pub(super) fn dispatch<P: bytemuck::Pod>(kernel: Kernel, p: &P, bufs: &[&wgpu::B
         buffers: bufs.iter().map(|&b| b.clone()).collect(),
         groups,
     }
-}
-
-/// C = op(A) · op(B) (`Acc::Set`) or C + op(A) · op(B) (`Acc::Add`); the sizes come from the
-/// operands. Twin of `cpu::gemm`. `kernel` is `Matmul` (naive), `MatmulBlocked` (4×4 per
-/// invocation) or `MatmulSg` (16×2 per lane, A shared by subgroup broadcasts).
-pub fn matmul(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc) -> Result<Dispatch> {
-    matmul_with(kernel, c, a, b, acc, None)
-}
-
-/// `matmul` that also writes the row sums Σ_q op(A)[i, q] at elements `rs.0 + i` and
-/// `rs.1 + i` of C's buffer (added to the first under `Acc::Add`): the bias gradients Σ dz
-/// beside dW = dz^T · h, in the same dispatch.
-pub fn matmul_row_sums(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: (usize, usize)) -> Result<Dispatch> {
-    matmul_with(kernel, c, a, b, acc, Some(rs))
-}
-
-fn matmul_with(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: Option<(usize, usize)>) -> Result<Dispatch> {
-    let ((m, k), (kb, n)) = (a.dims(), b.dims());
-    if kb != k || c.dims() != (m, n) || c.transposed {
-        return Err(internal(format!(
-            "matmul shapes: op(A) {:?} · op(B) {:?} into C {:?}",
-            a.dims(),
-            b.dims(),
-            c.dims()
-        )));
-    }
-    let (rs_off, rs2_off) = rs.unwrap_or((0, 0));
-    let p = params::MatmulP {
-        m: u(m)?,
-        n: u(n)?,
-        k: u(k)?,
-        a_off: u(a.at.off)?,
-        b_off: u(b.at.off)?,
-        c_off: u(c.at.off)?,
-        ta: a.transposed as u32,
-        tb: b.transposed as u32,
-        beta: (acc == Acc::Add) as u32,
-        rowsum: rs.is_some() as u32,
-        rs_off: u(rs_off)?,
-        rs2_off: u(rs2_off)?,
-    };
-    let what = format!("matmul {m}x{n}");
-    let groups = match kernel {
-        Kernel::Matmul => groups_tiled(&what, m, n, 16)?,
-        Kernel::MatmulBlocked => groups_tiled(&what, m, n, 32)?,
-        Kernel::MatmulSg => groups_sg(m, n)?,
-        _ => return Err(internal(format!("{kernel:?} is not a matmul kernel"))),
-    };
-    Ok(dispatch(kernel, &p, &[a.at.buf, b.at.buf, c.at.buf], groups))
 }
 
 /// One sum of `reduce_sums`: dst[dst.off] = factor · Σ src[src.off..+n] (of squares when

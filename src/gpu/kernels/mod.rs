@@ -1,9 +1,10 @@
 //! The WGSL kernels (one per `shaders/*.wgsl` file, named after its CPU twin), compiled once
-//! per device. `params` mirrors each shader's `struct P`; `launch` (with `rnn` for the
-//! recurrent steps and heads, `update` for the optimisers) turns sizes and element offsets
-//! into a `Dispatch` (parameters, buffers, workgroup counts).
+//! per device. `params` mirrors each shader's `struct P`; `launch` (with `matmul` for the
+//! matrix products, `rnn` for the recurrent steps and heads, `update` for the optimisers)
+//! turns sizes and element offsets into a `Dispatch` (parameters, buffers, workgroup counts).
 
 mod launch;
+mod matmul;
 pub mod params;
 mod rnn;
 mod update;
@@ -12,10 +13,12 @@ use std::any::Any;
 use std::sync::Arc;
 
 pub use launch::*;
+pub use matmul::*;
 pub use rnn::*;
 pub use update::*;
 
 use super::context::GpuContext;
+use crate::config::str_enum;
 use crate::error::{Error, Result};
 
 /// WGSL has no #include: code shared by several kernels lives in `shaders/common/*.wgsl`
@@ -44,7 +47,13 @@ pub const DROPOUT_WGSL: (&str, &str) = (
     include_str!("../../../shaders/common/dropout.wgsl"),
 );
 /// Every shared file, for the tests that check each is used.
-pub const PRELUDES: &[(&str, &str)] = &[SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL];
+/// The workgroup-tiled matrix product of the `MatmulTile*` kernels (each file gives sizes).
+pub const MM_TILE_WGSL: (&str, &str) = (
+    "common/mm_tile.wgsl",
+    include_str!("../../../shaders/common/mm_tile.wgsl"),
+);
+/// Every shared file, for the tests that check each is used.
+pub const PRELUDES: &[(&str, &str)] = &[SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL, MM_TILE_WGSL];
 
 /// The one list of kernels: each line gives the variant, its shader file, the preludes
 /// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
@@ -87,6 +96,9 @@ kernel_table! {
     Matmul => "matmul.wgsl", [], subgroups: false;
     MatmulBlocked => "matmul_blocked.wgsl", [], subgroups: false;
     MatmulSg => "matmul_sg.wgsl", [SG_TILE_WGSL], subgroups: true;
+    MatmulTile32 => "matmul_tile32.wgsl", [MM_TILE_WGSL], subgroups: false;
+    MatmulTile64 => "matmul_tile64.wgsl", [MM_TILE_WGSL], subgroups: false;
+    MatmulTile128 => "matmul_tile128.wgsl", [MM_TILE_WGSL], subgroups: false;
     RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
@@ -102,6 +114,42 @@ kernel_table! {
     Sgd => "sgd.wgsl", [], subgroups: false;
     Adam => "adam.wgsl", [], subgroups: false;
     Adagrad => "adagrad.wgsl", [], subgroups: false;
+}
+
+str_enum!(
+    /// The matrix-product kernels by name (`bench --kernel`, WGRNN_MATMUL, the tuning cache):
+    /// the naive reference, the two written for lavapipe, and the workgroup-tiled ones for
+    /// real GPUs, named after their tile of C. All give the same bits.
+    MatmulKernel("matmul kernel") {
+        Naive => "naive",
+        Blocked => "blocked",
+        Sg => "sg",
+        Tile32 => "tile32",
+        Tile64 => "tile64",
+        Tile128 => "tile128",
+    }
+);
+
+impl MatmulKernel {
+    pub fn kernel(self) -> Kernel {
+        match self {
+            MatmulKernel::Naive => Kernel::Matmul,
+            MatmulKernel::Blocked => Kernel::MatmulBlocked,
+            MatmulKernel::Sg => Kernel::MatmulSg,
+            MatmulKernel::Tile32 => Kernel::MatmulTile32,
+            MatmulKernel::Tile64 => Kernel::MatmulTile64,
+            MatmulKernel::Tile128 => Kernel::MatmulTile128,
+        }
+    }
+
+    /// The name of a matrix-product kernel; `None` for other kernels.
+    pub fn of(k: Kernel) -> Option<MatmulKernel> {
+        Self::every().find(|m| m.kernel() == k)
+    }
+
+    pub fn every() -> impl Iterator<Item = MatmulKernel> {
+        <MatmulKernel as clap::ValueEnum>::value_variants().iter().copied()
+    }
 }
 
 impl Kernel {
@@ -140,7 +188,9 @@ pub fn subgroups_usable(ctx: &GpuContext) -> bool {
 /// kernel on a device without usable subgroups).
 pub struct Kernels {
     pipelines: Vec<Option<wgpu::ComputePipeline>>,
-    /// the fastest matrix product and recurrent step kernels this device runs
+    /// The fixed kernel choice (`--tune off`, and the tuner's fallback): the fastest on
+    /// lavapipe of those this device runs, where they were measured. The tuner
+    /// (`gpu::tune`) may pick another matrix product per shape class.
     pub matmul: Kernel,
     pub step_forward: Kernel,
     pub step_backward: Kernel,
@@ -195,6 +245,11 @@ impl Kernels {
     /// Whether `k` can run on this device.
     pub fn available(&self, k: Kernel) -> bool {
         self.pipelines[k.index()].is_some()
+    }
+
+    /// The matrix-product kernels this device runs, the naive reference first.
+    pub fn matmuls(&self) -> Vec<MatmulKernel> {
+        MatmulKernel::every().filter(|m| self.available(m.kernel())).collect()
     }
 }
 

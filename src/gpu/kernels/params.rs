@@ -42,7 +42,7 @@ macro_rules! param_structs {
 
 param_structs! {
     /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n), plus optional row sums of op(A).
-    MatmulP for [Matmul, MatmulBlocked, MatmulSg] {
+    MatmulP for [Matmul, MatmulBlocked, MatmulSg, MatmulTile32, MatmulTile64, MatmulTile128] {
         m: u32, n: u32, k: u32,
         a_off: u32, b_off: u32, c_off: u32,
         ta: u32, tb: u32,
