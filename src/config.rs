@@ -202,33 +202,6 @@ impl ModelConfig {
         }
     }
 
-    /// Refuses the nn.RNN-parity options (#11) until both engines compute them.
-    pub fn check_implemented(&self) -> Result<()> {
-        let todo = [
-            ("bias", !self.bias),
-            ("head_bias", !self.head_bias),
-            ("bidirectional", self.bidirectional),
-            ("dropout", self.dropout.is_active()),
-        ];
-        match todo.iter().find(|(_, on)| *on) {
-            Some((field, _)) => Err(Error::config(field, "set", "not implemented yet")),
-            None => Ok(()),
-        }
-    }
-
-    /// Refuses to carry the final state into the next window (stateful training, SPEC §1):
-    /// a reverse recurrence's initial state would have to come from the future.
-    pub fn check_carry(&self) -> Result<()> {
-        if self.bidirectional {
-            return Err(Error::config(
-                "stateful",
-                "bidirectional",
-                "a bidirectional model cannot carry its state into the next window; drop --stateful or --bidirectional",
-            ));
-        }
-        Ok(())
-    }
-
     /// Directions per layer: 1, or 2 when bidirectional.
     pub fn dirs(&self) -> usize {
         if self.bidirectional {

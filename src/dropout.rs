@@ -41,8 +41,32 @@ impl MaskKey {
     /// The factor of unit `u` (0..H·dirs) of sequence `b` at step `t` (1..=T) of layer `l`'s
     /// output: 0, or `scale` when kept.
     pub fn factor(&self, l: usize, t: usize, b: usize, u: usize) -> f32 {
-        let h = [l, t, b, u].iter().fold(self.base, |h, &w| mix(h ^ w as u32));
-        if h >= self.threshold {
+        self.row(l, t, b).factor(u)
+    }
+
+    /// The mask of one row (layer l, step t, sequence b): the words fold in order, so the
+    /// hash of (l, t, b) is computed once and each unit adds one round.
+    pub fn row(&self, l: usize, t: usize, b: usize) -> MaskRow {
+        MaskRow {
+            hash: [l, t, b].iter().fold(self.base, |h, &w| mix(h ^ w as u32)),
+            threshold: self.threshold,
+            scale: self.scale,
+        }
+    }
+}
+
+/// `MaskKey::row`: the factors of one row's units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskRow {
+    hash: u32,
+    threshold: u32,
+    scale: f32,
+}
+
+impl MaskRow {
+    /// The factor of unit `u`: 0, or the key's scale when kept.
+    pub fn factor(&self, u: usize) -> f32 {
+        if mix(self.hash ^ u as u32) >= self.threshold {
             self.scale
         } else {
             0.0

@@ -31,7 +31,8 @@ pub struct Grads<F> {
 pub struct Outputs {
     /// the reduced loss
     pub loss: f32,
-    /// (N, O), N = T_out·B: softmax probabilities, or predictions for MSE heads
+    /// (N, O), N = T_out·B: softmax probabilities, or predictions for MSE heads (rows of
+    /// padding steps hold the head's output on the carried state; they carry no target)
     pub out: Vec<f32>,
     /// (L·dirs, B, H) hidden state after each sequence's last step (PyTorch's h_n)
     pub final_state: Vec<f32>,

@@ -343,52 +343,6 @@ fn bad_batch_files() {
     ok(&lengths("lenok.safetensors", I64, vec![2], le(&[3, 1])));
 }
 
-/// The nn.RNN options (#11): flag combinations that cannot work, and commands a
-/// bidirectional model cannot serve.
-#[test]
-fn nn_rnn_option_errors() {
-    let d = dir("err-nn-rnn");
-    let data = d.join("t.txt");
-    std::fs::write(&data, small_text()).unwrap();
-    fails(
-        &train_on(&data, &["--dropout", "0.3"]),
-        &["dropout = 0.3", "does nothing with --layers 1", "--layers 2"],
-    );
-    fails(
-        &train_on(&data, &["--bidirectional", "--stateful"]),
-        &["bidirectional model cannot carry its state", "--stateful"],
-    );
-    let m = tiny_text_model(&d, &["--bidirectional", "--layers", "2", "--dropout", "0.2"]);
-    fails(
-        &run(&["sample", "--checkpoint", s(&m), "--device", "cpu"]),
-        &["bidirectional", "cannot generate text"],
-    );
-    let resume = |extra: &[&str]| {
-        let out = d.join("r.safetensors");
-        let mut a = vec![
-            "train",
-            "--resume",
-            s(&m),
-            "--steps",
-            "30",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--out",
-            s(&out),
-        ];
-        a.extend_from_slice(extra);
-        run(&a)
-    };
-    fails(
-        &resume(&["--dropout", "0.5"]),
-        &["--dropout does not match the checkpoint"],
-    );
-    fails(&resume(&["--no-bias"]), &["--no-bias does not match the checkpoint"]);
-    fails(&resume(&["--stateful"]), &["--stateful does not match the checkpoint"]);
-    ok(&resume(&["--bidirectional", "--dropout", "0.2"]));
-}
-
 #[test]
 fn unwritable_output_and_nan_loss() {
     let d = dir("err-write");

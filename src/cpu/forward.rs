@@ -346,8 +346,9 @@ fn layer_output<F: Real>(
                                  // a pure function of (t, b, u): the steps fill in parallel, in any order
         mask.par_chunks_mut(b * w).enumerate().for_each(|(i, m)| {
             for (s, row) in m.chunks_exact_mut(w).enumerate() {
+                let key = key.row(l, i + 1, s);
                 for (u, v) in row.iter_mut().enumerate() {
-                    *v = F::from_f64(f64::from(key.factor(l, i + 1, s, u)));
+                    *v = F::from_f64(f64::from(key.factor(u)));
                 }
             }
         });

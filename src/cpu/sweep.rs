@@ -168,6 +168,11 @@ fn padded(lens: Option<&[u32]>, r0: usize, nb: usize, t: usize) -> impl Iterator
         .map(|(i, _)| i)
 }
 
+/// The longest sequence among a shard's rows r0..r0+nb: later steps are padding for all.
+fn longest(lens: Option<&[u32]>, r0: usize, nb: usize, steps: usize) -> usize {
+    lens.map_or(steps, |l| l[r0..r0 + nb].iter().max().map_or(0, |&n| n as usize))
+}
+
 /// The forward recurrence of one direction over its state buffer `h` (T+1, B, H), whose step
 /// rows hold the input projections (plus biases) and whose h0 row is set. Padding steps carry
 /// the previous state. `lens` (B) is None when no sequence is shorter than T.
@@ -182,9 +187,14 @@ pub fn forward<F: Real>(
 ) {
     let steps = h.len() / (b * hd) - 1;
     for_each_row_shard(h, b, hd, |rows, r0, nb| {
+        let longest = longest(lens, r0, nb, steps);
         for i in 0..steps {
             let t = dir.time(i, steps);
             let (now, prev) = pair(rows, dir.slot(t), dir.prev_slot(t)); // (nb, H) each
+            if t > longest {
+                now.copy_from_slice(prev); // every sequence of the shard has ended
+                continue;
+            }
             rec.forward_step(act, prev, now);
             for r in padded(lens, r0, nb, t) {
                 now[r * hd..(r + 1) * hd].copy_from_slice(&prev[r * hd..(r + 1) * hd]);
@@ -233,8 +243,13 @@ pub fn backward<F: Real>(
     let bh = b * hd;
     let steps = dh.len() / bh;
     for_each_row_shard(dh, b, hd, |rows, r0, nb| {
+        let longest = longest(lens, r0, nb, steps);
         for i in (0..steps).rev() {
             let t = dir.time(i, steps);
+            if t > longest {
+                rows[t - 1].fill(F::ZERO); // every sequence of the shard has ended
+                continue;
+            }
             let h_rows = &h[dir.slot(t) * bh + r0 * hd..dir.slot(t) * bh + (r0 + nb) * hd]; // (nb, H)
                                                                                             // the step visited before: t+1 forward, t-1 in reverse (rows t and t-2)
             let before = match dir {
