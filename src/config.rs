@@ -202,6 +202,19 @@ impl ModelConfig {
         }
     }
 
+    /// Refuses to carry the final state into the next window (stateful training, SPEC §1):
+    /// a reverse recurrence's initial state would have to come from the future.
+    pub fn check_carry(&self) -> Result<()> {
+        if self.bidirectional {
+            return Err(Error::config(
+                "stateful",
+                "bidirectional",
+                "a bidirectional model cannot carry its state into the next window; drop --stateful or --bidirectional",
+            ));
+        }
+        Ok(())
+    }
+
     /// Directions per layer: 1, or 2 when bidirectional.
     pub fn dirs(&self) -> usize {
         if self.bidirectional {
