@@ -313,6 +313,7 @@ impl Engine for GpuEngine {
     /// state, in the same encoder: nothing is read back unless the state had to leave the
     /// device (its shape evicted, or the binding limit changed).
     fn train_step_carried(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>> {
+        self.cfg.check_carry()?;
         match self.ws.carried {
             Carried::Device { b, .. } if b == batch.batch => self.train(batch, H0::Carried, want_loss),
             // no state yet, or one of another batch size: the host path and its errors
