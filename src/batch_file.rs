@@ -12,34 +12,30 @@ use crate::error::{Error, Result};
 use crate::params::ParamLayout;
 use crate::tensor_file::{bytes_f32, f32_bytes, write_tensors, TensorFile};
 
+/// What a batch file may hold, for messages.
+const HOLDS: &str = "a batch file holds inputs, targets and optionally h0 and lengths";
+
 /// Reads a `grad` batch file (batch-major, as PyTorch holds it) into a time-major batch:
 /// `inputs` int64 (B, T) or f32 (B, T, I); `targets` int64 (B, T) / (B) or f32 (B, T, O) /
-/// (B, O); optional `h0` f32 (L, B, H).
+/// (B, O); optional `h0` f32 (L·dirs, B, H); optional `lengths` int64 (B), each in 1..=T
+/// (`pack_padded_sequence` semantics: the steps past a sequence's length are padding, their
+/// inputs and targets ignored but still checked).
 pub fn read_batch_file(path: &Path, cfg: &ModelConfig) -> Result<Batch<f32>> {
-    let file = TensorFile::open(path, 3)?;
+    let file = TensorFile::open(path, 4)?;
     let bad = |detail: String, hint: &str| Error::file(path, detail, hint.to_string());
     let names = file.names()?;
     if let Some(n) = names
         .iter()
-        .find(|n| !["inputs", "targets", "h0"].contains(&n.as_str()))
+        .find(|n| !["inputs", "targets", "h0", "lengths"].contains(&n.as_str()))
     {
-        return Err(bad(
-            format!("unexpected tensor {n:?}"),
-            "a batch file holds inputs, targets and optionally h0",
-        ));
+        return Err(bad(format!("unexpected tensor {n:?}"), HOLDS));
     }
-    let (x_ty, x_shape, x_bytes) = file.raw("inputs")?.ok_or_else(|| {
-        bad(
-            "missing tensor \"inputs\"".into(),
-            "a batch file holds inputs, targets and optionally h0",
-        )
-    })?;
-    let (y_ty, y_shape, y_bytes) = file.raw("targets")?.ok_or_else(|| {
-        bad(
-            "missing tensor \"targets\"".into(),
-            "a batch file holds inputs, targets and optionally h0",
-        )
-    })?;
+    let (x_ty, x_shape, x_bytes) = file
+        .raw("inputs")?
+        .ok_or_else(|| bad("missing tensor \"inputs\"".into(), HOLDS))?;
+    let (y_ty, y_shape, y_bytes) = file
+        .raw("targets")?
+        .ok_or_else(|| bad("missing tensor \"targets\"".into(), HOLDS))?;
     let (b, t) = match x_shape.as_slice() {
         [b, t, ..] if *b > 0 && *t > 0 => (*b, *t),
         _ => {
@@ -123,13 +119,28 @@ pub fn read_batch_file(path: &Path, cfg: &ModelConfig) -> Result<Batch<f32>> {
         Some(_) => Some(file.f32("h0", &[cfg.state_rows(), b, cfg.hidden])?),
         None => None,
     };
+    let lengths = match file.raw("lengths")? {
+        None => None,
+        Some((Dtype::I64, shape, bytes)) if shape == [b] => Some(i64_lengths(&bytes, t).ok_or_else(|| {
+            bad(
+                format!("\"lengths\" holds a length outside 1..={t}"),
+                "each sequence's length must be at least 1 and at most T, the second dimension of \"inputs\"",
+            )
+        })?),
+        Some((ty, shape, _)) => {
+            return Err(bad(
+                format!("\"lengths\" is {ty:?} {shape:?}"),
+                &format!("expected int64 ({b}): one length per sequence"),
+            ))
+        }
+    };
     let batch = Batch {
         batch: b,
         steps: t,
         inputs,
         targets,
         h0,
-        lengths: None,
+        lengths,
     };
     batch.validate(cfg)?;
     Ok(batch)
@@ -145,6 +156,17 @@ fn i64_ids(bytes: &[u8], n: usize) -> Option<Vec<u32>> {
         })
         .collect()
 }
+/// int64 lengths as u32, or None when one is outside 1..=t.
+fn i64_lengths(bytes: &[u8], t: usize) -> Option<Vec<u32>> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let v = i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            (v >= 1 && v as u64 <= t as u64).then_some(v as u32)
+        })
+        .collect()
+}
+
 /// Writes `loss` (a scalar) and `grad.<name>` for every parameter tensor.
 pub fn write_grads(path: &Path, layout: &ParamLayout, loss: f32, grads: &[f32]) -> Result<()> {
     let mut tensors = vec![("loss".to_string(), Vec::new(), f32_bytes(&[loss]))];

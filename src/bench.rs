@@ -33,19 +33,19 @@ impl GemmKernel {
 }
 
 /// Forward FLOPs of one batch by explicit count (issue 5):
-/// F = 2·B·T·(Σ_l (in_l·H + H·H) + H·O), in_0 = E with an embedding, 0 for plain tokens
-/// (a gather), I for dense inputs; in_l = H above.
+/// F = 2·B·T·(Σ_l dirs·(in_l·H + H·H) + dirs·H·O), in_0 = E with an embedding, 0 for plain
+/// tokens (a gather), I for dense inputs; in_l = dirs·H above.
 pub fn forward_flops(cfg: &ModelConfig, b: usize, t: usize) -> f64 {
-    let h = cfg.hidden as f64;
+    let (h, dirs) = (cfg.hidden as f64, cfg.dirs() as f64);
     let in0 = match cfg.input {
         Input::Dense { size } => size as f64,
         Input::Tokens { embed: Some(e), .. } => e as f64,
         Input::Tokens { embed: None, .. } => 0.0,
     };
     let per_token: f64 = (0..cfg.layers)
-        .map(|l| if l == 0 { in0 * h } else { h * h } + h * h)
+        .map(|l| dirs * (if l == 0 { in0 * h } else { dirs * h * h } + h * h))
         .sum::<f64>()
-        + h * cfg.output as f64;
+        + dirs * h * cfg.output as f64;
     2.0 * (b * t) as f64 * per_token
 }
 
@@ -67,9 +67,10 @@ pub struct BenchReport {
     pub peak_rss_mb: Option<f64>,
 }
 
-/// Runs `warmup` untimed and `steps` timed steps of B×T random data. Training steps read
-/// the loss back only on the last step, as a training loop that logs rarely would; the
-/// forward-only mode reads its outputs every step (that is its product).
+/// Runs `warmup` untimed and `steps` timed steps of B×T random data (`ragged`: lengths
+/// spread over T/2+1..=T). Training steps read the loss back only on the last step, as a
+/// training loop that logs rarely would; the forward-only mode reads its outputs every step
+/// (that is its product).
 pub fn run(
     engine: &mut dyn Engine,
     b: usize,
@@ -77,6 +78,7 @@ pub fn run(
     steps: usize,
     warmup: usize,
     infer: bool,
+    ragged: bool,
 ) -> Result<BenchReport> {
     let cfg = *engine.config();
     check_host_memory(&cfg, b, t, engine.kind())?;
@@ -88,7 +90,10 @@ pub fn run(
         &format!("the times of {steps} steps"),
         "use fewer --steps",
     )?;
-    let batch = random_batch(&cfg, b, t, false, 0x5eed);
+    let mut batch = random_batch(&cfg, b, t, false, 0x5eed);
+    if ragged {
+        batch.lengths = Some((0..b).map(|i| (t - i % t.div_ceil(2)) as u32).collect());
+    }
     let mut times = Vec::with_capacity(steps);
     for i in 0..total {
         let start = Instant::now();

@@ -2,7 +2,8 @@
 //!
 //! Model tensors carry the PyTorch names and shapes of SPEC §3 (unpadded), so
 //! `model.load_state_dict(safetensors.torch.load_file(path), strict=False)` works on an
-//! `nn.Embedding` + `nn.RNN` + `nn.Linear` module. Besides them: the optimiser state as
+//! `nn.Embedding` + `nn.RNN` + `nn.Linear` module (`Checkpoint::export` writes the model
+//! tensors alone, for `strict=True`). Besides them: the optimiser state as
 //! `optim.<slot>.<name>`, the carried hidden state of a stateful run as `state.h` (L, B, H),
 //! and in the metadata the config, vocabulary, step, optimiser settings, data and sampler
 //! position, a format version and a checksum of all tensor bytes. Files are written
@@ -16,16 +17,19 @@ use crate::config::check_batch_and_seq_len;
 use crate::config::{ModelConfig, MAX_LAYERS};
 use crate::data::{read_file, DataSpec, Dataset, Streams, Vocab};
 use crate::error::{Error, Result};
+use crate::fsio::{write_atomic, write_atomic_new};
 use crate::optim::{OptimConfig, OptimKind, OptimState};
-use crate::params::ParamLayout;
-use crate::tensor_file::{f32_bytes, write_tensors, Fnv, TensorFile};
+use crate::params::{ParamLayout, TensorSpec};
+use crate::tensor_file::{f32_bytes, tensor_bytes, write_tensors, Fnv, TensorFile};
 
 pub const FORMAT: &str = "wgrnn-checkpoint-1";
+/// The metadata format of `wgrnn export` files (model tensors only).
+pub const EXPORT_FORMAT: &str = "wgrnn-model-1";
 
-/// Most tensors a checkpoint can hold: the model's (embedding, 4 per layer, head weight and
-/// bias) with up to two optimiser slots each, and the carried state. A header listing more
-/// is refused before it is parsed further.
-const MAX_TENSORS: usize = 3 * (1 + 4 * MAX_LAYERS + 2) + 1;
+/// Most tensors a checkpoint can hold: the model's (embedding, 4 per layer and direction,
+/// head weight and bias) with up to two optimiser slots each, and the carried state. A
+/// header listing more is refused before it is parsed further.
+const MAX_TENSORS: usize = 3 * (1 + 4 * 2 * MAX_LAYERS + 2) + 1;
 
 /// How training was run, so that `--resume` continues exactly where it stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,7 +102,7 @@ pub struct Checkpoint {
     /// optimiser updates done
     pub step: u64,
     pub train: Option<TrainMeta>,
-    /// (L, B, H) state carried into the next window of a stateful run
+    /// (L·dirs, B, H) state carried into the next window of a stateful run
     pub carried: Option<Vec<f32>>,
 }
 /// Names of the optimiser's state buffers, in `OptimState::slots` order.
@@ -112,13 +116,33 @@ fn slot_names(kind: &OptimKind) -> &'static [&'static str] {
 }
 
 impl Checkpoint {
+    /// The model's tensors by their PyTorch names (SPEC §3), unpadded.
+    fn model_tensors(&self) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+        let layout = ParamLayout::new(&self.config);
+        let tensor = |t: &TensorSpec| (t.name.clone(), t.shape.clone(), f32_bytes(&self.params[t.range()]));
+        layout.tensors.iter().map(tensor).collect()
+    }
+
+    /// The model alone (`wgrnn export`): its tensors and, in the metadata, the config; no
+    /// optimiser or carried state, so `load_state_dict(strict=True)` takes it. Replaces an
+    /// existing `path` only when `replace` (else `fsio::write_atomic_new`).
+    pub fn export(&self, path: &Path, replace: bool) -> Result<usize> {
+        let tensors = self.model_tensors();
+        let mut meta = BTreeMap::new();
+        meta.insert("format".into(), EXPORT_FORMAT.into());
+        meta.insert("config".into(), json(&self.config));
+        let bytes = tensor_bytes(path, &tensors, meta)?;
+        match replace {
+            true => write_atomic(path, &bytes)?,
+            false => write_atomic_new(path, &bytes)?,
+        }
+        Ok(tensors.len())
+    }
+
     /// Model tensors by their PyTorch names, optimiser slots as `optim.<slot>.<name>`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let layout = ParamLayout::new(&self.config);
-        let mut tensors = Vec::new();
-        for t in &layout.tensors {
-            tensors.push((t.name.clone(), t.shape.clone(), f32_bytes(&self.params[t.range()])));
-        }
+        let mut tensors = self.model_tensors();
         for (slot, buf) in slot_names(&self.optim.kind).iter().zip(&self.optim_state.slots) {
             for t in &layout.tensors {
                 tensors.push((
@@ -129,7 +153,7 @@ impl Checkpoint {
             }
         }
         if let (Some(h), Some(tm)) = (&self.carried, &self.train) {
-            let shape = vec![self.config.layers, tm.batch, self.config.hidden];
+            let shape = vec![self.config.state_rows(), tm.batch, self.config.hidden];
             tensors.push(("state.h".into(), shape, f32_bytes(h)));
         }
         let mut meta = BTreeMap::new();
@@ -232,7 +256,7 @@ impl Checkpoint {
             }
         }
         let carried = match (&train, file.info("state.h")?) {
-            (Some(tm), Some(_)) => Some(file.f32("state.h", &[config.layers, tm.batch, config.hidden])?),
+            (Some(tm), Some(_)) => Some(file.f32("state.h", &[config.state_rows(), tm.batch, config.hidden])?),
             _ => None,
         };
         // after the per-tensor checks, so a missing or misshapen tensor is named as such
@@ -272,6 +296,9 @@ fn validate_train(tm: &TrainMeta, cfg: &ModelConfig) -> Result<()> {
     let text = matches!(tm.data, DataSpec::Text { .. } | DataSpec::Bundled);
     if tm.stateful && !text {
         return Err(Error::config("stateful", true, "only text data is read statefully"));
+    }
+    if tm.stateful {
+        cfg.check_carry()?;
     }
     if text != cfg.is_tokens() {
         return Err(Error::config(

@@ -207,6 +207,19 @@ impl ModelConfig {
         }
     }
 
+    /// Refuses to carry the final state into the next window (stateful training, SPEC §1):
+    /// a reverse recurrence's initial state would have to come from the future.
+    pub fn check_carry(&self) -> Result<()> {
+        if self.bidirectional {
+            return Err(Error::config(
+                "stateful",
+                "bidirectional",
+                "a bidirectional model cannot carry its state into the next window; drop --stateful or --bidirectional",
+            ));
+        }
+        Ok(())
+    }
+
     /// Directions per layer: 1, or 2 when bidirectional.
     pub fn dirs(&self) -> usize {
         if self.bidirectional {
@@ -255,7 +268,11 @@ impl ModelConfig {
         dim("output", self.output, "the output width O")?;
         let p = self.dropout.p;
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::config("dropout", p, "the drop probability must be in [0, 1)"));
+            return Err(Error::config(
+                "dropout",
+                p,
+                "the drop probability P must be in [0, 1) (0.2 drops a fifth of the units)",
+            ));
         }
         if self.head == Head::Softmax && self.output < 2 {
             return Err(Error::config(

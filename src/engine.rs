@@ -14,7 +14,7 @@ pub struct Want {
     /// gradient with respect to the one-hot vectors (width V), with an embedding table the
     /// gradient with respect to the embedded vectors (width E).
     pub dx: bool,
-    /// dL/dh0: (L, B, H)
+    /// dL/dh0: (L·dirs, B, H)
     pub dh0: bool,
 }
 
@@ -33,7 +33,7 @@ pub struct Outputs {
     pub loss: f32,
     /// (N, O), N = T_out·B: softmax probabilities, or predictions for MSE heads
     pub out: Vec<f32>,
-    /// (L, B, H) hidden state after the last step
+    /// (L·dirs, B, H) hidden state after each sequence's last step (PyTorch's h_n)
     pub final_state: Vec<f32>,
 }
 
@@ -58,8 +58,10 @@ pub trait Engine {
 
     /// `train_step` whose initial state is the final state of the previous `train_step`
     /// (truncated BPTT over consecutive windows); `batch.h0` must be `None`. Engines that
-    /// keep states on a device override this so the state never leaves it.
+    /// keep states on a device override this so the state never leaves it. A bidirectional
+    /// model is refused (`ModelConfig::check_carry`).
     fn train_step_carried(&mut self, batch: &Batch<f32>, want_loss: bool) -> Result<Option<f32>> {
+        self.config().check_carry()?;
         let mut carried = batch.clone();
         carried.h0 = Some(self.last_state()?);
         self.train_step(&carried, want_loss)
@@ -76,8 +78,9 @@ pub trait Engine {
     /// Forward only.
     fn forward(&mut self, batch: &Batch<f32>) -> Result<Outputs>;
 
-    /// (L, B, H) hidden state after the last step of the last `train_step`, to carry into
-    /// the next window (truncated BPTT).
+    /// (L·dirs, B, H) hidden state after the last step of the last `train_step` (with
+    /// lengths: each sequence's state at its own last step), to carry into the next window
+    /// (truncated BPTT).
     fn last_state(&mut self) -> Result<Vec<f32>>;
 
     fn params(&mut self) -> Result<Vec<f32>>;

@@ -68,7 +68,18 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
 
 /// temp file in the same directory + fsync + rename + fsync of the directory
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let path = &write_target(path);
+    write_via_temp(&write_target(path), bytes, true)
+}
+
+/// `write_atomic` for an output that must not replace anything: the temporary file is
+/// linked into place under the output's name, which fails if that name exists (a file, a
+/// symlink, anything), so nothing created since the output was checked is overwritten.
+pub fn write_atomic_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, bytes, false)
+}
+
+/// The temporary file, then a rename (`replace`) or a link into place.
+fn write_via_temp(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -93,14 +104,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| file.sync_all())
         .map_err(|e| fail("write", e));
     drop(file);
-    let renamed = written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| fail("rename into place", e)));
+    let placed = written.and_then(|_| match replace {
+        true => std::fs::rename(&tmp, path).map_err(|e| fail("rename into place", e)),
+        false => std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                Error::file(path, "exists already", "remove it first or name a new file")
+            }
+            _ => fail("link into place", e),
+        }),
+    });
     set_pending(&tmp, false);
-    if let Err(e) = renamed {
-        // leave nothing half-written behind; the target itself was never touched
+    if placed.is_err() || !replace {
+        // leave nothing half-written behind; the target itself was never touched (a link
+        // leaves the temporary name as a second name of the output)
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
     }
-    // the rename is durable only once the directory entry is; not every file system allows
+    placed?;
+    // the new entry is durable only once the directory is; not every file system allows
     // syncing a directory, and the data is already safe in the file
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();

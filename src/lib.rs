@@ -27,7 +27,7 @@ pub mod tensor_file;
 pub mod train;
 
 pub use batch::{random_batch, Batch, Inputs, Targets};
-pub use config::{Activation, Head, Init, Input, ModelConfig, Reduction, SeqShape};
+pub use config::{Activation, Dropout, Head, Init, Input, ModelConfig, Reduction, SeqShape};
 pub use cpu::CpuEngine;
 pub use engine::{Engine, EngineKind, Grads, Outputs, Want};
 pub use error::{Error, Result};

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::commands::eval(a).map(|_| ExitCode::SUCCESS),
         Command::Check(a) => cli::commands::check(a).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Grad(a) => cli::commands::grad(a).map(|_| ExitCode::SUCCESS),
+        Command::Export(a) => cli::commands::export(a).map(|_| ExitCode::SUCCESS),
         Command::Info => cli::commands::info().map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => cli::bench::bench(a).map(|_| ExitCode::SUCCESS),
     };

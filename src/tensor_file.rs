@@ -87,8 +87,17 @@ pub(crate) fn bytes_f32(b: &[u8]) -> Vec<f32> {
 pub fn write_tensors(
     path: &Path,
     tensors: &[(String, Vec<usize>, Vec<u8>)],
-    mut meta: BTreeMap<String, String>,
+    meta: BTreeMap<String, String>,
 ) -> Result<()> {
+    write_atomic(path, &tensor_bytes(path, tensors, meta)?)
+}
+
+/// The bytes of that file (`path` only names it in errors).
+pub fn tensor_bytes(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    mut meta: BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let sum = checksum(
         &meta,
         tensors
@@ -109,8 +118,7 @@ pub fn write_tensors(
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(|e| bug(&e))?;
     let bytes = safetensors::serialize(views, None).map_err(|e| bug(&e))?;
-    let bytes = with_metadata(&bytes, &meta).ok_or_else(|| bug(&"the header is not JSON"))?;
-    write_atomic(path, &bytes)
+    with_metadata(&bytes, &meta).ok_or_else(|| bug(&"the header is not JSON"))
 }
 
 /// Adds `__metadata__` to a serialised file's header in key order: safetensors takes the

@@ -49,6 +49,10 @@ fn bad_flag_values() {
         ("--lr", "nan", "lr"),
         ("--val-fraction", "0.9", "val-fraction"),
         ("--steps", "many", "steps"),
+        ("--dropout", "1.5", "drop probability P must be in [0, 1)"),
+        ("--dropout", "1", "drop probability P must be in [0, 1)"),
+        ("--dropout", "-0.1", "drop probability P must be in [0, 1)"),
+        ("--dropout", "nan", "drop probability P must be in [0, 1)"),
     ] {
         fails(&train_on(&data, &[flag, value]), &[needle]);
     }
@@ -303,6 +307,86 @@ fn bad_batch_files() {
         ],
     );
     fails(&grad(&p), &["\"h0\"", "shape"]);
+    // lengths (B) int64, each in 1..=T
+    let lengths = |name: &str, dt, shape: Vec<usize>, bytes: Vec<u8>| {
+        let p = write(
+            name,
+            vec![
+                ("inputs", I64, vec![2, 3], ids(6, 5)),
+                ("targets", I64, vec![2, 3], ids(6, 5)),
+                ("lengths", dt, shape, bytes),
+            ],
+        );
+        grad(&p)
+    };
+    let le = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    fails(
+        &lengths("len0.safetensors", I64, vec![2], le(&[3, 0])),
+        &["\"lengths\"", "outside 1..=3"],
+    );
+    fails(
+        &lengths("len4.safetensors", I64, vec![2], le(&[4, 1])),
+        &["\"lengths\"", "outside 1..=3"],
+    );
+    fails(
+        &lengths("lenneg.safetensors", I64, vec![2], le(&[-1, 1])),
+        &["outside 1..=3"],
+    );
+    fails(
+        &lengths("lenf32.safetensors", F32, vec![2], vec![0; 8]),
+        &["\"lengths\"", "int64 (2)"],
+    );
+    fails(
+        &lengths("lenshape.safetensors", I64, vec![3], le(&[1, 2, 3])),
+        &["\"lengths\"", "[3]"],
+    );
+    ok(&lengths("lenok.safetensors", I64, vec![2], le(&[3, 1])));
+}
+
+/// The nn.RNN options (#11): flag combinations that cannot work, and commands a
+/// bidirectional model cannot serve.
+#[test]
+fn nn_rnn_option_errors() {
+    let d = dir("err-nn-rnn");
+    let data = d.join("t.txt");
+    std::fs::write(&data, small_text()).unwrap();
+    fails(
+        &train_on(&data, &["--dropout", "0.3"]),
+        &["dropout = 0.3", "does nothing with --layers 1", "--layers 2"],
+    );
+    fails(
+        &train_on(&data, &["--bidirectional", "--stateful"]),
+        &["bidirectional model cannot carry its state", "--stateful"],
+    );
+    let m = tiny_text_model(&d, &["--bidirectional", "--layers", "2", "--dropout", "0.2"]);
+    fails(
+        &run(&["sample", "--checkpoint", s(&m), "--device", "cpu"]),
+        &["bidirectional", "cannot generate text"],
+    );
+    let resume = |extra: &[&str]| {
+        let out = d.join("r.safetensors");
+        let mut a = vec![
+            "train",
+            "--resume",
+            s(&m),
+            "--steps",
+            "30",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--out",
+            s(&out),
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    fails(
+        &resume(&["--dropout", "0.5"]),
+        &["--dropout does not match the checkpoint"],
+    );
+    fails(&resume(&["--no-bias"]), &["--no-bias does not match the checkpoint"]);
+    fails(&resume(&["--stateful"]), &["--stateful does not match the checkpoint"]);
+    ok(&resume(&["--bidirectional", "--dropout", "0.2"]));
 }
 
 #[test]

@@ -6,7 +6,8 @@ use wgrnn::cpu::backward::{backward_into_with, Scratch};
 use wgrnn::cpu::forward::{forward_into_with, Activations};
 use wgrnn::cpu::packed::{step, Epilogue, Side};
 use wgrnn::cpu::{Kernel, PackedW};
-use wgrnn::{random_batch, Activation, Grads, Input, ModelConfig, ParamLayout, SeqShape, Want};
+use wgrnn::dropout::MaskKey;
+use wgrnn::{random_batch, Activation, Dropout, Grads, Input, ModelConfig, ParamLayout, SeqShape, Want};
 
 const ACTS: [Activation; 3] = [Activation::Tanh, Activation::Sigmoid, Activation::Relu];
 
@@ -127,17 +128,26 @@ fn rows_do_not_depend_on_their_shard() {
 }
 
 /// Loss and gradients of the whole model on `kernel`, inside a pool of `threads` threads
-/// (the recurrence shards its rows over the pool).
-fn run(cfg: &ModelConfig, b: usize, t: usize, kernel: Kernel, threads: usize) -> (f64, Grads<f32>) {
+/// (the recurrence shards its rows over the pool); with dropout, the masks of update 5.
+fn run(
+    cfg: &ModelConfig,
+    b: usize,
+    t: usize,
+    lengths: &Option<Vec<u32>>,
+    kernel: Kernel,
+    threads: usize,
+) -> (f64, Grads<f32>) {
     let layout = ParamLayout::new(cfg);
     let params = layout.init(cfg, 11);
-    let batch = random_batch(cfg, b, t, true, 3);
+    let mut batch = random_batch(cfg, b, t, true, 3);
+    batch.lengths = lengths.clone();
+    let key = MaskKey::new(&cfg.dropout, 5);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         let mut act = Activations::default();
         let mut grads = Grads::default();
         let want = Want { dx: true, dh0: true };
-        forward_into_with(cfg, &layout, &params, &batch, &mut act, kernel);
+        forward_into_with(cfg, &layout, &params, &batch, Some(&key), &mut act, kernel);
         backward_into_with(
             cfg,
             &layout,
@@ -153,7 +163,8 @@ fn run(cfg: &ModelConfig, b: usize, t: usize, kernel: Kernel, threads: usize) ->
     })
 }
 
-fn configs() -> Vec<(ModelConfig, usize, usize)> {
+/// (model, B, T, lengths)
+fn configs() -> Vec<(ModelConfig, usize, usize, Option<Vec<u32>>)> {
     let mut out = Vec::new();
     // (H, B, T, L, activation, embedding, sequence shape): H off the SIMD widths, B = 1,
     // B odd (unequal shards), big enough that the recurrence shards over threads.
@@ -167,7 +178,27 @@ fn configs() -> Vec<(ModelConfig, usize, usize)> {
         cfg.input = Input::Tokens { vocab: 13, embed };
         cfg.activation = act;
         cfg.seq = seq;
-        out.push((cfg, b, t));
+        out.push((cfg, b, t, None));
+    }
+    // the nn.RNN options: each sequence's own length (a 1 among them), reverse directions,
+    // no biases, dropout between layers
+    let lengths = |b: usize, t: usize| Some((0..b).map(|i| (i * 7 % t + 1) as u32).collect());
+    for (h, b, t, l, act, seq, bidirectional, bias, p) in [
+        (45, 7, 20, 2, Activation::Tanh, SeqShape::ManyToMany, true, false, 0.3),
+        (37, 5, 17, 1, Activation::Relu, SeqShape::ManyToOne, true, true, 0.0),
+        (33, 9, 25, 2, Activation::Sigmoid, SeqShape::OneToMany, false, true, 0.5),
+    ] {
+        let mut cfg = ModelConfig::char_lm(13, h, l);
+        cfg.input = Input::Tokens {
+            vocab: 13,
+            embed: Some(6),
+        };
+        cfg.activation = act;
+        cfg.seq = seq;
+        cfg.bidirectional = bidirectional;
+        (cfg.bias, cfg.head_bias) = (bias, bias);
+        cfg.dropout = Dropout { p, seed: 4 };
+        out.push((cfg, b, t, lengths(b, t)));
     }
     out
 }
@@ -184,13 +215,10 @@ fn close(what: &str, got: &[f32], want: &[f32]) {
 /// on every kernel, and identical bits however many threads shard the batch.
 #[test]
 fn model_gradients_match_reference_and_do_not_depend_on_kernel_or_threads() {
-    for (cfg, b, t) in configs() {
-        let name = format!(
-            "H={} B={b} T={t} L={} {:?} {}",
-            cfg.hidden, cfg.layers, cfg.activation, cfg.seq
-        );
-        let (ref_loss, reference) = run(&cfg, b, t, Kernel::Reference, 2);
-        let (loss0, first) = run(&cfg, b, t, Kernel::Portable, 1);
+    for (cfg, b, t, lens) in configs() {
+        let name = format!("{cfg} B={b} T={t} lengths {lens:?}");
+        let (ref_loss, reference) = run(&cfg, b, t, &lens, Kernel::Reference, 2);
+        let (loss0, first) = run(&cfg, b, t, &lens, Kernel::Portable, 1);
         assert!((loss0 - ref_loss).abs() <= 1e-5 * ref_loss.abs(), "{name}: loss");
         close(&format!("{name}: params"), &first.params, &reference.params);
         close(
@@ -205,7 +233,7 @@ fn model_gradients_match_reference_and_do_not_depend_on_kernel_or_threads() {
         );
         for kernel in kernels() {
             for threads in [1, 2, 3] {
-                let (loss, g) = run(&cfg, b, t, kernel, threads);
+                let (loss, g) = run(&cfg, b, t, &lens, kernel, threads);
                 assert_eq!(
                     loss.to_bits(),
                     loss0.to_bits(),

@@ -1,7 +1,8 @@
 //! The CPU reference against PyTorch autograd (an independent implementation of SPEC §1–§4).
 //!
 //! tests/golden/make_golden.py builds the same models from nn.Embedding + nn.RNN + nn.Linear
-//! (a hand-written loop for the sigmoid cell, which nn.RNN lacks), in float64, and stores the
+//! (a hand-written loop for the sigmoid cell, which nn.RNN lacks; pack_padded_sequence for
+//! ragged batches; bias-free and bidirectional modules), in float64, and stores the
 //! weights under the SPEC §3 names, the batch (batch-first, as PyTorch takes it), the loss,
 //! every gradient (and dx, dh0), and the weights after two steps of torch.optim's SGD, Adam
 //! and Adagrad with clipping. CI does not need torch: it only reads those files.
@@ -157,8 +158,13 @@ impl Case {
         };
         let h0 = entry["h0"].as_bool().unwrap().then(|| {
             let (h0, shape) = f64s(&st, "batch.h0");
-            assert_eq!(shape, [cfg.layers, b, cfg.hidden], "{name}: h0");
-            h0 // (L, B, H) in both
+            assert_eq!(shape, [cfg.state_rows(), b, cfg.hidden], "{name}: h0");
+            h0 // (L·dirs, B, H) in both
+        });
+        let lengths = st.names().contains(&"batch.lengths").then(|| {
+            let (lens, shape) = ids(&st, "batch.lengths");
+            assert_eq!(shape, [b], "{name}: lengths");
+            lens
         });
         let batch = Batch {
             batch: b,
@@ -166,7 +172,7 @@ impl Case {
             inputs,
             targets,
             h0,
-            lengths: None,
+            lengths,
         };
         batch.validate(&cfg).unwrap();
         let loss = entry["loss"].as_f64().unwrap();
@@ -372,4 +378,12 @@ fn golden_cases_cover_every_shape_head_and_cell() {
     assert!(has(&|c| c.activation == wgrnn::Activation::Sigmoid));
     assert!(has(&|c| c.activation == wgrnn::Activation::Relu));
     assert!(has(&|c| c.reduction == wgrnn::Reduction::Sum));
+    // the nn.RNN options (#11)
+    assert!(has(&|c| !c.bias && c.bidirectional));
+    assert!(has(&|c| c.bias && c.bidirectional && c.seq == SeqShape::ManyToOne));
+    assert!(has(&|c| !c.head_bias));
+    let ragged = |f: &dyn Fn(&ModelConfig) -> bool| all.iter().any(|c| c.batch.is_ragged() && f(&c.cfg));
+    assert!(ragged(&|c| c.bidirectional && !c.bias));
+    assert!(ragged(&|c| c.bidirectional && c.seq == SeqShape::ManyToOne));
+    assert!(ragged(&|c| c.seq == SeqShape::OneToMany));
 }

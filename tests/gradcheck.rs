@@ -1,9 +1,12 @@
 //! CPU reference vs central finite differences in f64 (SPEC §5): relative error < 1e-6 per
-//! tensor, for every activation × head × sequence shape × input kind × L × reduction × h0.
+//! tensor, for every activation × head × sequence shape × input kind × L × reduction × h0,
+//! and for the nn.RNN options (bias-free, bidirectional, ragged lengths, dropout).
 
-use wgrnn::cpu::{backward, forward};
+use wgrnn::cpu::{backward, forward_train};
+use wgrnn::dropout::MaskKey;
 use wgrnn::{
-    random_batch, Activation, Batch, Head, Init, Input, Inputs, ModelConfig, ParamLayout, Reduction, SeqShape, Want,
+    random_batch, Activation, Batch, Dropout, Head, Init, Input, Inputs, ModelConfig, ParamLayout, Reduction, SeqShape,
+    Want,
 };
 
 /// Five-point central differences in f64: truncation error ~ eps^4·f⁽⁵⁾/30 ~ 1e-18 and
@@ -20,8 +23,10 @@ const MAX_REL: f64 = 1e-6;
 /// Gradients whose norm is below this are treated as exactly zero on both sides.
 const TINY: f64 = 1e-10;
 
-fn loss(cfg: &ModelConfig, layout: &ParamLayout, p: &[f64], batch: &Batch<f64>) -> f64 {
-    forward(cfg, layout, p, batch).loss
+/// The loss of a training step; with dropout the masks are fixed by `key` (a pure function
+/// of the update count), so the loss is a smooth function of the weights and inputs.
+fn loss(cfg: &ModelConfig, layout: &ParamLayout, p: &[f64], batch: &Batch<f64>, key: Option<&MaskKey>) -> f64 {
+    forward_train(cfg, layout, p, batch, key).loss
 }
 
 fn rel_err(a: &[f64], n: &[f64]) -> f64 {
@@ -52,18 +57,37 @@ fn numeric(analytic: &[f64], eps: &[f64], mut f: impl FnMut(usize, f64) -> f64) 
 /// Returns the largest relative error over all tensors, and fails with a message naming the
 /// case and tensor when one exceeds the bound.
 fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -> f64 {
+    check_ragged(cfg, b, t, with_h0, seed, None)
+}
+
+/// `check_case` with sequence lengths (B) and, with dropout, the masks of update `seed`.
+fn check_ragged(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64, lengths: Option<Vec<u32>>) -> f64 {
     cfg.validate().unwrap();
+    let key = MaskKey::new(&cfg.dropout, seed);
+    let key = Some(&key);
     let layout = ParamLayout::new(cfg);
     let p: Vec<f64> = layout.init(cfg, seed).iter().map(|&v| v as f64).collect();
-    let batch: Batch<f64> = random_batch(cfg, b, t, with_h0, seed + 1).cast();
+    let mut batch: Batch<f64> = random_batch(cfg, b, t, with_h0, seed + 1).cast();
+    batch.lengths = lengths;
     batch.validate(cfg).unwrap();
-    let act = forward(cfg, &layout, &p, &batch);
+    let act = forward_train(cfg, &layout, &p, &batch, key);
+    // the options under test change the loss: the check cannot pass by ignoring them
+    if batch.is_ragged() {
+        let full = Batch {
+            lengths: None,
+            ..batch.clone()
+        };
+        assert_ne!(act.loss, loss(cfg, &layout, &p, &full, key), "lengths ignored");
+    }
+    if cfg.dropout.is_active() {
+        assert_ne!(act.loss, loss(cfg, &layout, &p, &batch, None), "dropout ignored");
+    }
     let want = Want {
         dx: matches!(cfg.input, Input::Dense { .. }),
         dh0: with_h0,
     };
     let g = backward(cfg, &layout, &p, &batch, &act, want);
-    let case = format!("{cfg} B={b} T={t} h0={with_h0}");
+    let case = format!("{cfg} B={b} T={t} h0={with_h0} lengths={:?}", batch.lengths);
     let mut worst = 0.0f64;
     let mut report = |name: &str, a: &[f64], n: &[f64]| {
         let e = rel_err(a, n);
@@ -81,7 +105,7 @@ fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -
         let num = numeric(&g.params[r.clone()], eps, |i, d| {
             let mut q = p.clone();
             q[r.start + i] += d;
-            loss(cfg, &layout, &q, &batch)
+            loss(cfg, &layout, &q, &batch, key)
         });
         report(&spec.name, &g.params[r.clone()], &num);
     }
@@ -91,7 +115,7 @@ fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -
             if let Inputs::Dense(v) = &mut bb.inputs {
                 v[i] += d;
             }
-            loss(cfg, &layout, &p, &bb)
+            loss(cfg, &layout, &p, &bb, key)
         });
         report("dx", g.dx.as_ref().unwrap(), &num);
     }
@@ -99,7 +123,7 @@ fn check_case(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64) -
         let num = numeric(g.dh0.as_ref().unwrap(), eps, |i, d| {
             let mut bb = batch.clone();
             bb.h0.as_mut().unwrap()[i] += d;
-            loss(cfg, &layout, &p, &bb)
+            loss(cfg, &layout, &p, &bb, key)
         });
         report("dh0", g.dh0.as_ref().unwrap(), &num);
     }
@@ -181,4 +205,110 @@ fn gradcheck_irnn_relu() {
     };
     let e = check_case(&cfg, 3, 7, true, 42);
     println!("irnn: max relative error {e:.3e}");
+}
+
+/// (B, T, I, H, O) sets for the nn.RNN options: T ≥ 2 so that lengths can differ; 1s in
+/// B, I, H... and O somewhere. O is raised to 2 for softmax heads.
+const OPTION_SHAPES: [(usize, usize, usize, usize, usize); 4] =
+    [(3, 4, 2, 3, 2), (1, 3, 3, 2, 1), (4, 2, 1, 2, 3), (2, 5, 2, 1, 1)];
+
+/// Lengths with a 1 and (B > 1) a full-length sequence: 1, T, T-1, 1, T, ...
+fn ragged_lengths(b: usize, t: usize) -> Vec<u32> {
+    (0..b)
+        .map(|i| match i % 3 {
+            0 => 1,
+            1 => t as u32,
+            _ => (t - 1).max(1) as u32,
+        })
+        .collect()
+}
+
+/// A small model for case number `n`: the activation, input kind, reduction and shape
+/// rotate with n so every combination of the options meets each of them somewhere.
+fn option_case(n: usize, head: Head, seq: SeqShape, layers: usize) -> (ModelConfig, usize, usize) {
+    let (b, t, i, h, o) = OPTION_SHAPES[n % OPTION_SHAPES.len()];
+    let input = match (n / 3) % 3 {
+        0 => Input::Dense { size: i },
+        1 => Input::Tokens {
+            vocab: i + 2,
+            embed: None,
+        },
+        _ => Input::Tokens {
+            vocab: i + 2,
+            embed: Some(i),
+        },
+    };
+    let cfg = ModelConfig {
+        input,
+        hidden: h,
+        layers,
+        activation: [Activation::Tanh, Activation::Sigmoid, Activation::Relu][n % 3],
+        output: if head == Head::Softmax { o.max(2) } else { o },
+        head,
+        reduction: [Reduction::Mean, Reduction::Sum][(n / 9) % 2],
+        seq,
+        init: Init::Default,
+        bias: true,
+        head_bias: true,
+        bidirectional: false,
+        dropout: Default::default(),
+    };
+    (cfg, b, t)
+}
+
+/// {bias, no bias, no head bias} × {uni, bi} × {equal, ragged lengths (with a 1)} × L ∈
+/// {1, 2} × head × sequence shape.
+#[test]
+fn gradcheck_bias_free_bidirectional_ragged() {
+    let (mut cases, mut worst) = (0, 0.0f64);
+    for (bias, head_bias) in [(true, true), (false, false), (true, false)] {
+        for bidirectional in [false, true] {
+            for ragged in [false, true] {
+                for layers in 1..=2 {
+                    for head in [Head::Softmax, Head::Linear, Head::Sigmoid] {
+                        for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
+                            let (mut cfg, b, t) = option_case(cases, head, seq, layers);
+                            cfg.bias = bias;
+                            cfg.head_bias = head_bias;
+                            cfg.bidirectional = bidirectional;
+                            let lengths = ragged.then(|| ragged_lengths(b, t));
+                            let with_h0 = cases % 4 != 3;
+                            worst = worst.max(check_ragged(&cfg, b, t, with_h0, cases as u64, lengths));
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("gradcheck nn.RNN options: {cases} cases, max relative error {worst:.3e} (bound {MAX_REL:e})");
+}
+
+/// Dropout between layers with its masks fixed (SPEC §1: a pure function of the update
+/// count), on L = 2 and 3, uni- and bidirectional, equal and ragged lengths.
+#[test]
+fn gradcheck_dropout() {
+    let (mut cases, mut worst) = (0, 0.0f64);
+    for bidirectional in [false, true] {
+        for ragged in [false, true] {
+            for layers in 2..=3 {
+                for (head, seq) in [
+                    (Head::Softmax, SeqShape::ManyToMany),
+                    (Head::Linear, SeqShape::ManyToOne),
+                    (Head::Sigmoid, SeqShape::OneToMany),
+                ] {
+                    let (mut cfg, b, t) = option_case(cases, head, seq, layers);
+                    cfg.bidirectional = bidirectional;
+                    cfg.bias = cases % 2 == 0;
+                    // wider layers, so that each mask both drops and keeps units
+                    cfg.hidden = 4;
+                    cfg.dropout = Dropout { p: 0.4, seed: 9 };
+                    let lengths = ragged.then(|| ragged_lengths(b, t));
+                    worst = worst.max(check_ragged(&cfg, b, t, true, 100 + cases as u64, lengths));
+                    cases += 1;
+                }
+            }
+        }
+    }
+    println!("gradcheck dropout: {cases} cases, max relative error {worst:.3e} (bound {MAX_REL:e})");
 }

@@ -7,7 +7,7 @@
 use clap::Args;
 
 use wgrnn::device::DeviceChoice;
-use wgrnn::{Activation, Clip, Head, Init, OptimConfig, Optimizer, Reduction, Result};
+use wgrnn::{Activation, Clip, Dropout, Head, Init, ModelConfig, OptimConfig, Optimizer, Reduction, Result};
 
 /// Model flags; the data decides what they leave open (V, I, O, the head for CSV and tasks).
 #[derive(Args, Clone, Debug)]
@@ -39,6 +39,18 @@ pub struct ModelArgs {
     /// Initialisation: default (PyTorch's) or irnn (identity W_hh, for relu)
     #[arg(long, default_value_t = Init::Default)]
     pub init: Init,
+    /// No recurrent biases (nn.RNN(bias=False): no rnn.bias_* tensors)
+    #[arg(long)]
+    pub no_bias: bool,
+    /// No output bias (nn.Linear(bias=False): no head.bias)
+    #[arg(long)]
+    pub no_head_bias: bool,
+    /// A reverse recurrence beside every layer (nn.RNN(bidirectional=True)); not with --stateful
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Drop probability P in [0, 1) on the outputs of every layer but the last, in training only (nn.RNN(dropout=P)); needs --layers 2 or more; masks seeded by --seed [default: 0]
+    #[arg(long, allow_negative_numbers = true)]
+    pub dropout: Option<f32>,
 }
 
 impl ModelArgs {
@@ -61,6 +73,28 @@ impl ModelArgs {
 
     pub fn reduction(&self) -> Reduction {
         self.reduction.unwrap_or(Reduction::Mean)
+    }
+
+    /// The nn.RNN options on `cfg` (whose layer count is set): biases, direction, and
+    /// dropout with its masks seeded by `seed`, the run's --seed. Validates `cfg`.
+    pub fn apply_options(&self, cfg: &mut ModelConfig, seed: u64) -> Result<()> {
+        cfg.bias = !self.no_bias;
+        cfg.head_bias = !self.no_head_bias;
+        cfg.bidirectional = self.bidirectional;
+        cfg.dropout = match self.dropout {
+            Some(p) if p != 0.0 => Dropout { p, seed },
+            _ => Dropout::default(),
+        };
+        cfg.validate()?;
+        // nn.RNN only warns; a flag that changes nothing would silently train another model
+        if cfg.dropout.is_active() && cfg.layers < 2 {
+            return Err(wgrnn::Error::config(
+                "dropout",
+                cfg.dropout.p,
+                "drops between stacked layers and does nothing with --layers 1; use --layers 2 or more",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -54,6 +54,18 @@ pub struct BenchArgs {
     /// Forward only (inference), no backward or update
     #[arg(long)]
     pub infer: bool,
+    /// No recurrent or head biases
+    #[arg(long)]
+    pub no_bias: bool,
+    /// Bidirectional layers
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Dropout P between layers (training steps only)
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub dropout: f32,
+    /// Sequence lengths spread over T/2+1..=T (pack_padded semantics); tokens/s still counts all B·T slots
+    #[arg(long)]
+    pub ragged: bool,
     /// Time the matrix-product kernel alone on N×N×N instead: the device's ceiling
     #[arg(long)]
     pub gemm: Option<usize>,
@@ -90,10 +102,13 @@ impl BenchArgs {
             reduction: Reduction::Mean,
             seq: SeqShape::ManyToMany,
             init: wgrnn::Init::Default,
-            bias: true,
-            head_bias: true,
-            bidirectional: false,
-            dropout: Default::default(),
+            bias: !self.no_bias,
+            head_bias: !self.no_bias,
+            bidirectional: self.bidirectional,
+            dropout: wgrnn::Dropout {
+                p: self.dropout,
+                seed: 1,
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -166,16 +181,22 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
     let (report, gpu_stats) = match gpu {
         None => {
             let mut e = job.engine(Box::new(CpuEngine::new(cfg, opt, params)?))?;
-            (run(e.as_mut(), a.batch, a.seq_len, a.steps, a.warmup, a.infer)?, None)
+            (
+                run(e.as_mut(), a.batch, a.seq_len, a.steps, a.warmup, a.infer, a.ragged)?,
+                None,
+            )
         }
         Some(ctx) if job.ranks() > 1 => {
             let mut e = job.engine(Box::new(GpuEngine::new(ctx, cfg, opt, params)?))?;
-            (run(e.as_mut(), a.batch, a.seq_len, a.steps, a.warmup, a.infer)?, None)
+            (
+                run(e.as_mut(), a.batch, a.seq_len, a.steps, a.warmup, a.infer, a.ragged)?,
+                None,
+            )
         }
         Some(ctx) => {
             let mut e = GpuEngine::new(ctx, cfg, opt, params)?;
             let dispatches = e.dispatches_per_step(a.batch, a.seq_len)?;
-            let report = run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer)?;
+            let report = run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer, a.ragged)?;
             let stats = GpuStats {
                 dispatches,
                 record_ms: e.last_record_ms(),

@@ -1,6 +1,6 @@
-//! `sample`, `eval`, `check`, `grad`, `info`.
+//! `sample`, `eval`, `check`, `grad`, `export`, `info`.
 
-use super::{CheckArgs, EvalArgs, GradArgs, SampleArgs};
+use super::{CheckArgs, EvalArgs, ExportArgs, GradArgs, SampleArgs};
 use wgrnn::batch_file::{read_batch_file, write_grads};
 use wgrnn::checkpoint::{check_data_fingerprint, Checkpoint};
 use wgrnn::compare::cross_check;
@@ -10,7 +10,7 @@ use wgrnn::device::{make_engine, select_device, Device, DeviceChoice, Fallback};
 use wgrnn::engine::{Engine, EngineKind};
 use wgrnn::fsio::{OutputLock, Paths};
 use wgrnn::gpu::{list_adapters, GpuContext, GpuEngine, GpuOptions};
-use wgrnn::train::{check_batch_and_seq_len, check_host_memory, evaluate, preflight, sample_stream};
+use wgrnn::train::{check_batch_and_seq_len, check_host_memory, check_sampleable, evaluate, preflight, sample_stream};
 use wgrnn::{random_batch, CpuEngine, Error, Head, Input, ModelConfig, ParamLayout, Result};
 
 fn note(why: &Fallback) {
@@ -30,6 +30,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
             "sample a text model's checkpoint",
         ));
     };
+    check_sampleable(&ck.config)?;
     let mut engine = engine_for(&ck, a.device.device)?;
     // streamed: each character is written (and flushed) as it is drawn, so any --len runs
     // in constant memory and an interrupted run has printed everything drawn so far
@@ -141,6 +142,8 @@ pub fn grad(a: &GradArgs) -> Result<()> {
     let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
     let batch = read_batch_file(&a.batch, &ck.config)?;
     let mut engine = engine_for(&ck, a.device.device)?;
+    // with dropout, the masks of the checkpoint's next update (SPEC §1)
+    engine.set_optim_state(&ck.optim_state)?;
     check_host_memory(&ck.config, batch.batch, batch.steps, engine.kind())?;
     let (loss, grads) = engine.loss_and_grads(&batch, wgrnn::Want::default())?;
     write_grads(&a.out, engine.layout(), loss, &grads.params)?;
@@ -149,6 +152,19 @@ pub fn grad(a: &GradArgs) -> Result<()> {
         engine.layout().tensors.len(),
         a.out.display()
     );
+    Ok(())
+}
+
+pub fn export(a: &ExportArgs) -> Result<()> {
+    let paths = Paths::new()
+        .input("--checkpoint", Some(&a.checkpoint))
+        .output("--out", Some(&a.out));
+    let hint = "pass --force to replace it, or name another file";
+    if a.force { paths } else { paths.new_only("--out", hint) }.check()?;
+    let _lock = OutputLock::acquire("--out", &a.out)?;
+    let ck = Checkpoint::load_with(&a.checkpoint, a.allow_unverified)?;
+    let n = ck.export(&a.out, a.force)?;
+    say!("wrote {n} model tensors ({}) to {}", ck.config, a.out.display());
     Ok(())
 }
 
@@ -171,7 +187,7 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         (_, Head::Softmax, _) => 10,
         _ => 1,
     };
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         input,
         hidden: ma.hidden.unwrap_or(32),
         layers: ma.layers(),
@@ -186,7 +202,7 @@ pub fn check(a: &CheckArgs) -> Result<bool> {
         bidirectional: false,
         dropout: Default::default(),
     };
-    cfg.validate()?;
+    ma.apply_options(&mut cfg, a.seed)?;
     check_host_memory(&cfg, a.batch, a.seq_len, EngineKind::Cpu)?;
     let steps = a.steps.max(1);
     // the batches are made up front (before the GPU is set up): every step's inputs and targets (and their time-major

@@ -43,6 +43,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Loss and all gradients of a checkpoint on one batch file, for comparisons with other frameworks
     Grad(GradArgs),
+    /// Write a checkpoint's model tensors alone (PyTorch names), for load_state_dict(strict=True)
+    Export(ExportArgs),
     /// List GPU adapters, their backends and limits, and what --device auto picks
     Info,
     /// Throughput of training steps on random data (tokens/s, GFLOP/s), or of the matrix-product kernel (--gemm N)
@@ -209,7 +211,7 @@ pub struct GradArgs {
     /// Checkpoint with the weights
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// safetensors file with `inputs` (int64 (B, T) or f32 (B, T, I)), `targets` and optionally `h0` (L, B, H)
+    /// safetensors file with `inputs` (int64 (B, T) or f32 (B, T, I)), `targets`, and optionally `h0` (L·dirs, B, H) and `lengths` (int64 (B), each in 1..=T)
     #[arg(long)]
     pub batch: PathBuf,
     /// Output safetensors file: `loss` and `grad.<parameter name>`
@@ -217,6 +219,22 @@ pub struct GradArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Load a checkpoint that has no checksum (written by hand or by another tool)
+    #[arg(long)]
+    pub allow_unverified: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Checkpoint to export
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Output safetensors file: embed.*, rnn.*, head.* only (no optimiser or carried state), written atomically
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace --out if it exists (without it, an existing file is never touched)
+    #[arg(long)]
+    pub force: bool,
     /// Load a checkpoint that has no checksum (written by hand or by another tool)
     #[arg(long)]
     pub allow_unverified: bool,

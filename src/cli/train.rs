@@ -287,7 +287,7 @@ fn model_config(a: &TrainArgs, data: &Dataset) -> Result<ModelConfig> {
             "this task is a regression: use --head linear or sigmoid",
         ));
     }
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         input: io.input,
         hidden: ma.hidden.unwrap_or(256),
         layers: ma.layers(),
@@ -302,7 +302,10 @@ fn model_config(a: &TrainArgs, data: &Dataset) -> Result<ModelConfig> {
         bidirectional: false,
         dropout: Default::default(),
     };
-    cfg.validate()?;
+    ma.apply_options(&mut cfg, a.seed())?;
+    if a.stateful {
+        cfg.check_carry()?;
+    }
     Ok(cfg)
 }
 
@@ -313,13 +316,17 @@ fn check_resume_flags(a: &TrainArgs, ck: &Checkpoint, path: &std::path::Path) ->
     let tm = ck.train.as_ref();
     let (ma, oa) = (&a.model, &a.optim);
     // None: not typed
-    let agrees: [(&str, Option<bool>); 12] = [
+    let agrees: [(&str, Option<bool>); 16] = [
         ("hidden", ma.hidden.map(|v| v == c.hidden)),
         ("layers", ma.layers.map(|v| v == c.layers)),
         ("activation", ma.activation.map(|v| v == c.activation)),
         ("embed", ma.embed.map(|_| ma.embed() == c.embed())),
         ("head", ma.head.map(|v| v == c.head)),
         ("reduction", ma.reduction.map(|v| v == c.reduction)),
+        ("no-bias", ma.no_bias.then_some(!c.bias)),
+        ("no-head-bias", ma.no_head_bias.then_some(!c.head_bias)),
+        ("bidirectional", ma.bidirectional.then_some(c.bidirectional)),
+        ("dropout", ma.dropout.map(|p| p == c.dropout.p)),
         ("optimizer", oa.optimizer.map(|v| v == ck.optim.kind.optimizer())),
         ("lr", oa.lr.map(|v| v == ck.optim.lr)),
         ("batch", a.batch.map(|v| Some(v) == tm.map(|t| t.batch))),

@@ -5,6 +5,7 @@ use super::forward::{forward_into, Activations};
 use super::optim::{clip, update};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
+use crate::dropout::MaskKey;
 use crate::engine::{Engine, EngineKind, Outputs};
 use crate::engine::{Grads, Want};
 use crate::error::{Error, Result};
@@ -29,7 +30,6 @@ pub struct CpuEngine {
 impl CpuEngine {
     pub fn new(cfg: ModelConfig, opt: OptimConfig, params: Vec<f32>) -> Result<Self> {
         cfg.validate()?;
-        cfg.check_implemented()?;
         opt.validate()?;
         let layout = ParamLayout::new(&cfg);
         layout.check_len("CpuEngine::new", "params", params.len(), "use ParamLayout::init")?;
@@ -76,9 +76,11 @@ impl CpuEngine {
         Ok(())
     }
 
-    /// Forward into the reused activations; the loss, checked to be finite.
+    /// The forward pass of a training step into the reused activations (with dropout, the
+    /// masks of the update about to be made: SPEC §1); the loss, checked to be finite.
     fn run_forward(&mut self, batch: &Batch<f32>) -> Result<f32> {
-        forward_into(&self.cfg, &self.layout, &self.params, batch, &mut self.act);
+        let key = MaskKey::new(&self.cfg.dropout, self.state.step);
+        forward_into(&self.cfg, &self.layout, &self.params, batch, Some(&key), &mut self.act);
         self.check_loss(self.act.loss)
     }
 
@@ -160,7 +162,7 @@ impl Engine for CpuEngine {
 
     fn forward(&mut self, batch: &Batch<f32>) -> Result<Outputs> {
         batch.validate(&self.cfg)?;
-        forward_into(&self.cfg, &self.layout, &self.params, batch, &mut self.act);
+        forward_into(&self.cfg, &self.layout, &self.params, batch, None, &mut self.act);
         Ok(Outputs {
             loss: self.act.loss as f32,
             out: self.act.out.clone(),

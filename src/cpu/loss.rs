@@ -1,5 +1,7 @@
 //! Heads and losses (SPEC §1), forward and backward side by side. `logits` are (N, O) with
-//! N = T_out·B rows, one per (step, sequence) pair that carries a target.
+//! N = T_out·B rows, one per (step, sequence) pair. In a ragged batch some rows are padding
+//! steps: `valid` (N) says which rows carry a target (empty: all do); the others are
+//! computed but left out of the loss, and get no gradient (`zero_invalid`).
 
 use super::act::sigmoid;
 use crate::config::Head;
@@ -8,6 +10,11 @@ use crate::real::Real;
 /// Softmax (max-subtracted) + cross-entropy. Writes probabilities (N, O) and returns the
 /// summed loss Σ_n -log p_n[y_n], accumulated in f64.
 pub fn softmax_ce_forward<F: Real>(logits: &[F], y: &[u32], o: usize, probs: &mut [F]) -> f64 {
+    softmax_ce_forward_valid(logits, y, o, probs, &[])
+}
+
+/// `softmax_ce_forward` summing only the rows `valid` marks.
+pub fn softmax_ce_forward_valid<F: Real>(logits: &[F], y: &[u32], o: usize, probs: &mut [F], valid: &[bool]) -> f64 {
     let mut loss = 0.0f64;
     for (n, (row, p)) in logits.chunks_exact(o).zip(probs.chunks_exact_mut(o)).enumerate() {
         let max = row.iter().copied().fold(row[0], F::max);
@@ -18,6 +25,9 @@ pub fn softmax_ce_forward<F: Real>(logits: &[F], y: &[u32], o: usize, probs: &mu
         }
         for pk in p.iter_mut() {
             *pk = *pk / sum;
+        }
+        if !valid.is_empty() && !valid[n] {
+            continue;
         }
         // -log p[y] = log(sum) - (l[y] - max): exact even when p[y] underflows to 0.
         loss += (sum.ln() - (row[y[n] as usize] - max)).to_f64();
@@ -38,11 +48,18 @@ pub fn softmax_ce_backward<F: Real>(probs: &[F], y: &[u32], o: usize, scale: F, 
 /// Linear or sigmoid head + MSE. Writes predictions y_hat (N, O) and returns
 /// Σ_n Σ_k (y_hat - y)² / O, accumulated in f64.
 pub fn mse_forward<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y_hat: &mut [F]) -> f64 {
+    mse_forward_valid(head, logits, y, o, y_hat, &[])
+}
+
+/// `mse_forward` summing only the rows `valid` marks.
+pub fn mse_forward_valid<F: Real>(head: Head, logits: &[F], y: &[F], o: usize, y_hat: &mut [F], valid: &[bool]) -> f64 {
     let mut loss = 0.0f64;
-    for ((yh, &l), &t) in y_hat.iter_mut().zip(logits).zip(y) {
+    for (i, ((yh, &l), &t)) in y_hat.iter_mut().zip(logits).zip(y).enumerate() {
         *yh = if head == Head::Sigmoid { sigmoid(l) } else { l };
-        let d = (*yh - t).to_f64();
-        loss += d * d;
+        if valid.is_empty() || valid[i / o] {
+            let d = (*yh - t).to_f64();
+            loss += d * d;
+        }
     }
     loss / o as f64
 }
@@ -55,5 +72,15 @@ pub fn mse_backward<F: Real>(head: Head, y_hat: &[F], y: &[F], o: usize, scale: 
         if head == Head::Sigmoid {
             *d *= yh * (F::ONE - yh);
         }
+    }
+}
+
+/// Zeroes the rows of dL/do (N, O) that carry no target.
+pub fn zero_invalid<F: Real>(dlogits: &mut [F], o: usize, valid: &[bool]) {
+    if valid.is_empty() {
+        return;
+    }
+    for (row, _) in dlogits.chunks_exact_mut(o).zip(valid).filter(|(_, &v)| !v) {
+        row.fill(F::ZERO);
     }
 }

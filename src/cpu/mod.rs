@@ -10,13 +10,14 @@ pub mod matmul;
 pub mod optim;
 pub mod packed;
 mod simd;
+pub mod sweep;
 mod tile;
 
 pub use crate::engine::{Grads, Want};
 pub use crate::real::Real;
 pub use backward::backward;
 pub use engine::CpuEngine;
-pub use forward::{forward, Activations};
+pub use forward::{forward, forward_train, Activations};
 pub use matmul::{gemm, Op};
 pub use packed::{Kernel, PackedW};
 

@@ -16,6 +16,8 @@ pub struct Paths<'a> {
     /// (output, input) pairs where the output is meant to replace the input: a resumed run
     /// updating its own checkpoint, which is read whole before anything is written
     updates: Vec<(&'a str, &'a str)>,
+    /// (output, hint) for outputs that must not exist yet
+    new_only: Vec<(&'a str, &'a str)>,
 }
 
 /// What makes two paths the same file: the device and inode of an existing one, the
@@ -49,10 +51,22 @@ impl<'a> Paths<'a> {
         self
     }
 
+    /// Refuses `output` if anything exists under its name; `hint` says how to proceed
+    /// (`export --force`). Write it with `fsio::write_atomic_new`.
+    pub fn new_only(mut self, output: &'a str, hint: &'a str) -> Self {
+        self.new_only.push((output, hint));
+        self
+    }
+
     /// Refuses outputs that cannot be written or would destroy another path; one line
     /// naming both flags.
     pub fn check(&self) -> Result<()> {
         for (flag, path) in &self.outputs {
+            if let Some((_, hint)) = self.new_only.iter().find(|(f, _)| f == flag) {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    return Err(Error::file(path, format!("{flag} exists already"), *hint));
+                }
+            }
             check_output(flag, path)?;
         }
         let ids: Vec<_> = self.outputs.iter().map(|(_, p)| identity(p)).collect();

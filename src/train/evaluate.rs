@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::batch::{Batch, Targets};
-use crate::config::{Head, Reduction};
+use crate::config::{Head, Reduction, SeqShape};
 use crate::engine::Engine;
 use crate::error::Result;
 
@@ -20,14 +20,17 @@ pub fn evaluate(engine: &mut dyn Engine, batches: &[Batch<f32>]) -> Result<Optio
     let (mut sum, mut n, mut correct) = (0.0f64, 0usize, 0usize);
     for b in batches {
         let out = engine.forward(b)?;
-        let count = b.batch * cfg.target_steps(b.steps);
+        let count = b.target_count(&cfg);
         sum += match cfg.reduction {
             Reduction::Mean => out.loss as f64 * count as f64,
             Reduction::Sum => out.loss as f64,
         };
         n += count;
         if let Targets::Classes(y) = &b.targets {
-            for (row, &yi) in out.out.chunks_exact(cfg.output).zip(y) {
+            // padding rows (t ≥ len_b, time-major) carry no target
+            let valid = |n: usize| cfg.seq == SeqShape::ManyToOne || n / b.batch < b.len_of(n % b.batch);
+            let rows = out.out.chunks_exact(cfg.output).zip(y).enumerate();
+            for (_, (row, &yi)) in rows.filter(|(n, _)| valid(*n)) {
                 let arg = row
                     .iter()
                     .enumerate()

@@ -28,7 +28,7 @@ pub use interrupt::install_interrupt;
 pub use memory::{check_batch_and_seq_len, check_host_memory, check_model_memory, preflight, MAX_BATCH_OR_STEPS};
 pub use plot::{write_plot, PlotScale};
 use report::Report;
-pub use sample::{sample_stream, sample_text};
+pub use sample::{can_sample, check_sampleable, sample_stream, sample_text};
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -122,6 +122,14 @@ pub fn train_in(
     if let Some(u) = unigram {
         report.println(&format!("unigram baseline: {u:.4} nats/char"));
     }
+    let sample_every = if can_sample(engine.config()) {
+        opts.sample_every
+    } else {
+        0
+    };
+    if sample_every != opts.sample_every && data.vocab().is_some() {
+        report.println("no samples: a bidirectional model cannot generate text left to right");
+    }
 
     let mut last_val = None;
     let mut last_saved = None;
@@ -152,7 +160,7 @@ pub fn train_in(
                 r => last_saved = r?,
             }
         }
-        if let (Some(vocab), true) = (data.vocab(), due(step, opts.sample_every) && group.leads()) {
+        if let (Some(vocab), true) = (data.vocab(), due(step, sample_every) && group.leads()) {
             // forward does not touch the training state, so sampling needs no engine of its own
             let s = sample_text(engine, vocab, "", opts.sample_len, 0.8, opts.seed ^ step)?;
             report.println(&format!("--- sample at step {step} ---\n{s}\n---"));

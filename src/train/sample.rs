@@ -5,10 +5,36 @@ use rand_chacha::ChaCha8Rng;
 
 use super::memory::preflight;
 use crate::batch::{Batch, Inputs, Targets};
-use crate::config::Head;
+use crate::config::{Head, ModelConfig};
 use crate::data::Vocab;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+
+/// Whether text can be generated from the model left to right: a reverse direction would
+/// need the characters not drawn yet.
+pub fn can_sample(cfg: &ModelConfig) -> bool {
+    !cfg.bidirectional
+}
+
+/// Refuses models that cannot generate text: not a character-level language model, or
+/// bidirectional (`can_sample`).
+pub fn check_sampleable(cfg: &ModelConfig) -> Result<()> {
+    if !cfg.is_tokens() || cfg.head != Head::Softmax || cfg.vocab() != Some(cfg.output) {
+        return Err(Error::config(
+            "checkpoint",
+            cfg,
+            "sampling needs a character-level language model",
+        ));
+    }
+    if !can_sample(cfg) {
+        return Err(Error::config(
+            "checkpoint",
+            cfg,
+            "a bidirectional model reads each window from both ends, so it cannot generate text one character at a time; sample a unidirectional model",
+        ));
+    }
+    Ok(())
+}
 
 /// `sample_stream` collected into a string, for samples printed whole (`train
 /// --sample-every`); its size is checked against the memory available first.
@@ -50,13 +76,7 @@ pub fn sample_stream(
         return Err(Error::config("temperature", temperature, "must be a finite number > 0"));
     }
     let cfg = *engine.config();
-    if !cfg.is_tokens() || cfg.head != Head::Softmax || cfg.vocab() != Some(cfg.output) {
-        return Err(Error::config(
-            "checkpoint",
-            cfg,
-            "sampling needs a character-level language model",
-        ));
-    }
+    check_sampleable(&cfg)?;
     let mut ids = vocab.encode(prime, "--prime")?;
     if ids.is_empty() {
         ids = vocab.encode("\n", "--prime").unwrap_or_else(|_| vec![0]);

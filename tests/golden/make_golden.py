@@ -14,16 +14,22 @@ Writes, beside this script:
     <SPEC §3 name>          the weights, e.g. rnn.weight_ih_l0 (H, I)
     batch.inputs            (B, T_in, I) dense | (B, T_in) token ids      -- BATCH-FIRST
     batch.targets           (B, T_out) class ids | (B, T_out, O) values    -- BATCH-FIRST
-    batch.h0                (L, B, H), when the case passes an initial state
+    batch.h0                (L·dirs, B, H), when the case passes an initial state
+    batch.lengths           (B) int64 sequence lengths, when the case is ragged (padding
+                            steps hold valid ids / zeros, as wgrnn requires)
     grad.<SPEC §3 name>     dL/dweight
     grad.dx                 (B, T_in, in_0) dL/d(layer-0 input): dense vectors, one-hot
                             vectors (plain tokens, width V) or embedded vectors (width E)
-    grad.dh0                (L, B, H)
+    grad.dh0                (L·dirs, B, H)
   wgrnn batches are time-major; tests/golden.rs converts.
 - opt_<case>.safetensors: step<k>.<SPEC §3 name>, the weights after k optimiser steps.
 
 Dimension letters: B batch, T steps, I input width, H hidden, O outputs, V vocabulary,
-E embedding width, L layers.
+E embedding width, L layers, dirs = 2 for bidirectional models.
+
+Ragged cases run nn.RNN on pack_padded_sequence(enforce_sorted=False), the reference for
+SPEC §1's variable lengths: padding steps carry no target, many-to-one reads h_n, the mean
+divides by the number of valid targets.
 
 Every weight, input, target and h0 value is rounded to float32 first (then held in float64),
 so the f32 CPU engine sees exactly the values the float64 reference used. Optimiser
@@ -75,8 +81,18 @@ class Model(nn.Module):
         # nn.RNN has no sigmoid cell: a sigmoid model keeps nn.RNN only as the holder of its
         # parameters (same names and shapes) and runs manual_rnn below.
         nl = "tanh" if c["activation"] == "sigmoid" else c["activation"]
-        self.rnn = nn.RNN(in_width(c), c["hidden"], c["layers"], nonlinearity=nl, batch_first=True)
-        self.head = nn.Linear(c["hidden"], c["output"])
+        dirs = 2 if c["bidirectional"] else 1
+        self.rnn = nn.RNN(
+            in_width(c),
+            c["hidden"],
+            c["layers"],
+            nonlinearity=nl,
+            bias=c["bias"],
+            batch_first=True,
+            bidirectional=c["bidirectional"],
+            dropout=0.0,
+        )
+        self.head = nn.Linear(c["hidden"] * dirs, c["output"], bias=c["head_bias"])
 
 
 def manual_rnn(rnn, x, h0, f):
@@ -108,8 +124,9 @@ def init_weights(model, gen):
                 p.copy_(f32((torch.rand(p.shape, generator=gen) * 2 - 1) * 0.7))
 
 
-def make_batch(c, B, T, with_h0, gen):
-    """A batch-first batch: inputs (B, T_in, ...), targets (B, T_out, ...), h0 (L, B, H)."""
+def make_batch(c, B, T, with_h0, gen, lengths):
+    """A batch-first batch: inputs (B, T_in, ...), targets (B, T_out, ...), h0 (L·dirs, B, H),
+    lengths (B) when given."""
     t_in = 1 if c["seq"] == "one-to-many" else T
     t_out = 1 if c["seq"] == "many-to-one" else T
     inp = c["input"]
@@ -123,7 +140,10 @@ def make_batch(c, B, T, with_h0, gen):
         y = f32(torch.rand((B, t_out, c["output"]), generator=gen))
     b = {"inputs": x, "targets": y}
     if with_h0:
-        b["h0"] = f32(torch.rand((c["layers"], B, c["hidden"]), generator=gen) - 0.5)
+        dirs = 2 if c["bidirectional"] else 1
+        b["h0"] = f32(torch.rand((c["layers"] * dirs, B, c["hidden"]), generator=gen) - 0.5)
+    if lengths is not None:
+        b["lengths"] = torch.tensor(lengths, dtype=torch.int64)
     return b
 
 
@@ -147,17 +167,33 @@ def run(model, batch, B, T):
         xs = torch.cat([x0, pad], dim=1)
     else:
         xs = x0
+    dirs = 2 if c["bidirectional"] else 1
     if "h0" in batch:
         h0 = batch["h0"].clone().requires_grad_(True)
     else:
-        h0 = torch.zeros((c["layers"], B, c["hidden"]))
+        h0 = torch.zeros((c["layers"] * dirs, B, c["hidden"]))
+    lengths = batch.get("lengths")
     if c["activation"] == "sigmoid":
         top = manual_rnn(model.rnn, xs, h0, torch.sigmoid)
+        h_n = None
+    elif lengths is not None:
+        packed = nn.utils.rnn.pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)
+        out, h_n = model.rnn(packed, h0)
+        top, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
     else:
-        top, _ = model.rnn(xs, h0)
-    if c["seq"] == "many-to-one":
+        top, h_n = model.rnn(xs, h0)
+    if c["seq"] == "many-to-one" and lengths is None and dirs == 1:
         top = top[:, -1:]  # one target, after the last step
+    elif c["seq"] == "many-to-one":
+        # the top layer's final states h_n: each sequence's own last step, and [h_T ; hr_1]
+        # when bidirectional (the output at T would hold hr_T instead)
+        top = torch.cat(list(h_n[-dirs:]), dim=1).unsqueeze(1)
     logits = model.head(top)  # (B, T_out, O)
+    if lengths is not None and c["seq"] != "many-to-one":
+        # padding steps carry no target
+        valid = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        logits = logits[valid].unsqueeze(0)
+        batch = dict(batch, targets=batch["targets"][valid].unsqueeze(0))
     O = c["output"]
     y = batch["targets"]
     if c["head"] == "softmax":
@@ -174,8 +210,8 @@ def run(model, batch, B, T):
     return loss, x0, h0
 
 
-def model_config(input_, hidden, layers, activation, output, head, reduction, seq):
-    """wgrnn's ModelConfig, in its serde JSON form."""
+def model_config(input_, hidden, layers, activation, output, head, reduction, seq, **options):
+    """wgrnn's ModelConfig, in its serde JSON form; `options`: bias, head_bias, bidirectional."""
     return {
         "input": input_,
         "hidden": hidden,
@@ -186,6 +222,10 @@ def model_config(input_, hidden, layers, activation, output, head, reduction, se
         "reduction": reduction,
         "seq": seq,
         "init": "default",
+        "bias": options.get("bias", True),
+        "head_bias": options.get("head_bias", True),
+        "bidirectional": options.get("bidirectional", False),
+        "dropout": {"p": 0.0, "seed": 0},
     }
 
 
@@ -197,12 +237,12 @@ def tokens(vocab, embed=None):
     return {"kind": "tokens", "vocab": vocab, "embed": embed}
 
 
-# name, config, B, T, with_h0, seed
+# name, config, B, T, with_h0, seed, lengths (None: all T)
 CASES = [
     # char-level LM: tokens in, softmax over the vocabulary, target at every step, L = 2
-    ("charlm_tanh_l2", model_config(tokens(5), 4, 2, "tanh", 5, "softmax", "mean", "many-to-many"), 3, 4, True, 1),
+    ("charlm_tanh_l2", model_config(tokens(5), 4, 2, "tanh", 5, "softmax", "mean", "many-to-many"), 3, 4, True, 1, None),
     # sequence regression: dense, relu, one target after the last step, summed MSE, O = 2
-    ("dense_relu_m2o_linear_sum", model_config(dense(3), 5, 1, "relu", 2, "linear", "sum", "many-to-one"), 3, 5, True, 2),
+    ("dense_relu_m2o_linear_sum", model_config(dense(3), 5, 1, "relu", 2, "linear", "sum", "many-to-one"), 3, 5, True, 2, None),
     # generation from one token through an embedding table, sigmoid head (MSE), L = 2
     (
         "embed_tanh_o2m_sigmoidhead",
@@ -211,13 +251,54 @@ CASES = [
         4,
         False,
         3,
+        None,
     ),
     # sigmoid cell (manual loop), dense, softmax head, summed cross-entropy, L = 2
-    ("dense_sigmoidcell_softmax_sum", model_config(dense(2), 3, 2, "sigmoid", 4, "softmax", "sum", "many-to-many"), 2, 3, True, 4),
+    ("dense_sigmoidcell_softmax_sum", model_config(dense(2), 3, 2, "sigmoid", 4, "softmax", "sum", "many-to-many"), 2, 3, True, 4, None),
     # sequence classification: dense, tanh, L = 3, mean cross-entropy after the last step
-    ("dense_tanh_m2o_softmax_l3", model_config(dense(4), 3, 3, "tanh", 3, "softmax", "mean", "many-to-one"), 4, 3, True, 5),
+    ("dense_tanh_m2o_softmax_l3", model_config(dense(4), 3, 3, "tanh", 3, "softmax", "mean", "many-to-one"), 4, 3, True, 5, None),
     # sigmoid cell, plain tokens, one-to-many, linear head
-    ("tokens_sigmoidcell_o2m_linear", model_config(tokens(4), 3, 1, "sigmoid", 2, "linear", "mean", "one-to-many"), 2, 3, True, 6),
+    ("tokens_sigmoidcell_o2m_linear", model_config(tokens(4), 3, 1, "sigmoid", 2, "linear", "mean", "one-to-many"), 2, 3, True, 6, None),
+    # nn.RNN(bias=False, bidirectional=True) on a packed ragged batch: char-LM, L = 2
+    (
+        "tokens_nobias_bi_ragged",
+        model_config(tokens(5), 3, 2, "tanh", 5, "softmax", "mean", "many-to-many", bias=False, bidirectional=True),
+        4,
+        5,
+        True,
+        7,
+        [5, 1, 3, 2],
+    ),
+    # bidirectional with biases, ragged, classification from h_n = [h_len ; hr_1], relu, L = 2
+    (
+        "dense_bi_ragged_m2o_linear",
+        model_config(dense(3), 4, 2, "relu", 2, "linear", "mean", "many-to-one", bidirectional=True),
+        3,
+        4,
+        True,
+        8,
+        [2, 4, 1],
+    ),
+    # no head bias, ragged one-to-many through an embedding table, summed loss
+    (
+        "embed_noheadbias_ragged_o2m",
+        model_config(tokens(6, 3), 4, 1, "tanh", 3, "sigmoid", "sum", "one-to-many", head_bias=False),
+        3,
+        4,
+        False,
+        9,
+        [4, 2, 1],
+    ),
+    # bidirectional without lengths: many-to-one reads [h_T ; hr_1], not the output at T
+    (
+        "embed_bi_m2o_softmax",
+        model_config(tokens(7, 2), 3, 1, "tanh", 3, "softmax", "mean", "many-to-one", bidirectional=True),
+        3,
+        3,
+        True,
+        10,
+        None,
+    ),
 ]
 
 
@@ -281,11 +362,11 @@ def main():
     check_manual_rnn()
     manifest = {"generator": f"make_golden.py, torch {torch.__version__}", "cases": [], "optim": []}
     built = {}
-    for name, c, B, T, with_h0, seed in CASES:
+    for name, c, B, T, with_h0, seed, lengths in CASES:
         gen = torch.Generator().manual_seed(seed)
         model = Model(c)
         init_weights(model, gen)
-        batch = make_batch(c, B, T, with_h0, gen)
+        batch = make_batch(c, B, T, with_h0, gen, lengths)
         built[name] = (c, B, T, {k: v.detach().clone() for k, v in model.state_dict().items()}, batch)
 
         loss, x0, h0 = run(model, batch, B, T)
