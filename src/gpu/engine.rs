@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::batch_info;
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels};
+use super::kernels::{adam_bias_corrections, Kernels, Recurrence};
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::schedule::{self, Model};
@@ -87,6 +87,19 @@ impl GpuEngine {
     pub fn dispatches_per_step(&mut self, b: usize, t: usize) -> Result<usize> {
         self.ws.ensure(&self.ctx, &self.cfg, b, t, &mut self.staging)?;
         Ok(self.program(Mode::Train)?.dispatches())
+    }
+
+    /// How the recurrence is recorded from the next call on (the device's choice is
+    /// `Kernels::recurrence`): the per-step chain or the whole sequence, same results.
+    pub fn set_recurrence(&mut self, r: Recurrence) {
+        if self.kernels.recurrence != r {
+            self.kernels = Arc::new(self.kernels.with_recurrence(r));
+            self.ws.drop_programs();
+        }
+    }
+
+    pub fn recurrence(&self) -> Recurrence {
+        self.kernels.recurrence
     }
 
     /// Host time spent recording the latest training step's commands (zero before the first).

@@ -6,6 +6,7 @@
 mod launch;
 pub mod params;
 mod rnn;
+mod seq;
 mod update;
 
 use std::any::Any;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use launch::*;
 pub use rnn::*;
+pub use seq::*;
 pub use update::*;
 
 use super::context::GpuContext;
@@ -91,6 +93,8 @@ kernel_table! {
     RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
     RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnSeqForward => "rnn_seq_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
+    RnnSeqBackward => "rnn_seq_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     LayerOutput => "layer_output.wgsl", [BATCH_INFO_WGSL, DROPOUT_WGSL], subgroups: false;
     SoftmaxCe => "softmax_ce.wgsl", [BATCH_INFO_WGSL], subgroups: false;
     Mse => "mse.wgsl", [BATCH_INFO_WGSL], subgroups: false;
@@ -138,12 +142,15 @@ pub fn subgroups_usable(ctx: &GpuContext) -> bool {
 
 /// The compiled pipelines, one per kernel, in `Kernel::ALL` order (`None`: a subgroup
 /// kernel on a device without usable subgroups).
+#[derive(Clone)]
 pub struct Kernels {
     pipelines: Vec<Option<wgpu::ComputePipeline>>,
     /// the fastest matrix product and recurrent step kernels this device runs
     pub matmul: Kernel,
     pub step_forward: Kernel,
     pub step_backward: Kernel,
+    /// per-step chain or whole sequence (`Recurrence::choose`)
+    pub recurrence: Recurrence,
 }
 
 impl Kernels {
@@ -179,6 +186,7 @@ impl Kernels {
                 matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
                 step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
                 step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
+                recurrence: Recurrence::choose(ctx.is_software())?,
             })
         })
     }
@@ -195,6 +203,14 @@ impl Kernels {
     /// Whether `k` can run on this device.
     pub fn available(&self, k: Kernel) -> bool {
         self.pipelines[k.index()].is_some()
+    }
+
+    /// The same pipelines with the recurrence recorded as `r`.
+    pub fn with_recurrence(&self, r: Recurrence) -> Kernels {
+        Kernels {
+            recurrence: r,
+            ..self.clone()
+        }
     }
 }
 
