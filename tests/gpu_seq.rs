@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use wgrnn::compare::{self};
 use wgrnn::config::Dropout;
-use wgrnn::gpu::kernels::Recurrence;
+use wgrnn::gpu::kernels::{Recurrence, SEQ_BLOCK};
 use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
 use wgrnn::{
     random_batch, Activation, Batch, CpuEngine, Engine, Head, Init, Input, ModelConfig, OptimConfig, OptimKind,
@@ -23,28 +23,39 @@ fn ctx() -> Arc<GpuContext> {
         .clone()
 }
 
-fn gpu(cfg: &ModelConfig, opt: OptimConfig, seed: u64, r: Recurrence) -> GpuEngine {
+/// An engine recording the recurrence as `r`, the whole-sequence kernels with `block`
+/// sequences per workgroup.
+fn gpu_with(cfg: &ModelConfig, opt: OptimConfig, seed: u64, r: Recurrence, block: usize) -> GpuEngine {
     let p = ParamLayout::new(cfg).init(cfg, seed);
     let mut e = GpuEngine::new(ctx(), *cfg, opt, p).unwrap();
-    e.set_recurrence(r);
+    e.set_recurrence(r, block).unwrap();
     e
 }
+
+fn gpu(cfg: &ModelConfig, opt: OptimConfig, seed: u64, r: Recurrence) -> GpuEngine {
+    gpu_with(cfg, opt, seed, r, SEQ_BLOCK)
+}
+
+/// Sequences per workgroup, rotated over the cases: one group of 4 sequences or less, and
+/// 2, 4 and 8 groups, some partly filled.
+const BLOCKS: [usize; 7] = [4, 1, 3, 5, 8, 16, 32];
 
 fn cpu(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> CpuEngine {
     CpuEngine::new(*cfg, opt, ParamLayout::new(cfg).init(cfg, seed)).unwrap()
 }
 
 /// (B, T, I, H, O), rotated over the cases: a 1 in every position somewhere, B not a
-/// multiple of 4, H not a multiple of 4, H = 57 and 64 (W_hh streamed in tiles: the
-/// resident limit is 56), H = 300 (a second, partial chunk of units).
+/// multiple of 4, H not a multiple of 4, H = 60 (the largest W_hh kept resident in
+/// workgroup memory) and 61 (the smallest streamed), H = 300 (a second, partial chunk of
+/// units).
 const SHAPES: [(usize, usize, usize, usize, usize); 8] = [
     (3, 4, 2, 5, 1),
     (1, 3, 4, 2, 5),
     (2, 1, 3, 4, 6),
     (5, 2, 1, 3, 2),
     (6, 5, 3, 1, 3),
-    (5, 3, 2, 57, 3),
-    (9, 2, 3, 64, 2),
+    (5, 3, 2, 60, 3),
+    (9, 2, 3, 61, 2),
     (2, 3, 2, 300, 2),
 ];
 
@@ -148,7 +159,9 @@ fn check(case: &str, layout: &ParamLayout, got: &Run, want: &Run) -> bool {
 
 /// Every head, sequence shape, input kind, L in {1, 2} and direction count, with biases,
 /// ragged lengths, h0, activations, reductions, dropout and optimisers rotating over the
-/// cases: the whole-sequence path against the per-step chain and the CPU reference.
+/// cases: both whole-sequence kernels (W_hh through workgroup tiles, and straight from
+/// storage) with 1 to 32 sequences per workgroup against the per-step chain and the CPU
+/// reference.
 #[test]
 fn whole_sequence_matches_step_chain_and_cpu() {
     let opts = [
@@ -184,19 +197,23 @@ fn whole_sequence_matches_step_chain_and_cpu() {
                         }
                         let case = format!("{cfg} B={b} T={t} lengths={:?}", batch.lengths);
                         let opt = opts[n % opts.len()];
-                        let seq_run = run(&mut gpu(&cfg, opt, n as u64, Recurrence::Seq), &batch);
                         let step_run = run(&mut gpu(&cfg, opt, n as u64, Recurrence::Step), &batch);
                         let cpu_run = run(&mut cpu(&cfg, opt, n as u64), &batch);
                         let layout = ParamLayout::new(&cfg);
-                        same_bits += check(&format!("{case}, seq vs step"), &layout, &seq_run, &step_run) as usize;
-                        check(&format!("{case}, seq vs cpu"), &layout, &seq_run, &cpu_run);
+                        for (k, r) in [Recurrence::Seq, Recurrence::SeqDirect].into_iter().enumerate() {
+                            let block = BLOCKS[(n + 3 * k) % BLOCKS.len()];
+                            let seq_run = run(&mut gpu_with(&cfg, opt, n as u64, r, block), &batch);
+                            let case = format!("{case}, {r}:{block}");
+                            same_bits += check(&format!("{case} vs step"), &layout, &seq_run, &step_run) as usize;
+                            check(&format!("{case} vs cpu"), &layout, &seq_run, &cpu_run);
+                        }
                         n += 1;
                     }
                 }
             }
         }
     }
-    println!("{n} cases; the whole sequence gave the per-step chain's bits in {same_bits}");
+    println!("{n} cases × 2 kernels; the whole sequence gave the per-step chain's bits in {same_bits}");
 }
 
 /// A batch split into chunks (an artificial binding limit; only training steps split):
@@ -211,7 +228,7 @@ fn split_batch_matches_step_chain() {
     let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 0.1);
     let per_seq = ((cfg.dirs() * t + 1) * cfg.hidden * 4) as u64;
     let train = |r: Recurrence, limit: Option<u64>| -> (Vec<u32>, Vec<f32>) {
-        let mut e = gpu(&cfg, opt, 3, r);
+        let mut e = gpu_with(&cfg, opt, 3, r, 2);
         e.set_binding_limit(limit).unwrap();
         let mut losses = Vec::new();
         for s in 0..3 {
@@ -221,20 +238,20 @@ fn split_batch_matches_step_chain() {
         }
         (losses, e.params().unwrap())
     };
-    let split = train(Recurrence::Seq, Some(3 * per_seq));
-    for (what, other) in [
-        ("split, per-step chain", train(Recurrence::Step, Some(3 * per_seq))),
-        ("whole batch", train(Recurrence::Seq, None)),
-    ] {
-        let d = compare::loss(what, f32::from_bits(split.0[2]), f32::from_bits(other.0[2]));
-        assert!(d.ok, "{d}");
-        for d in compare::buffer(what, &ParamLayout::new(&cfg), &split.1, &other.1) {
-            assert!(d.ok, "{d}");
+    let step = train(Recurrence::Step, Some(3 * per_seq));
+    for r in [Recurrence::Seq, Recurrence::SeqDirect] {
+        let split = train(r, Some(3 * per_seq));
+        for (what, other) in [("split, per-step chain", &step), ("whole batch", &train(r, None))] {
+            let d = compare::loss(what, f32::from_bits(split.0[2]), f32::from_bits(other.0[2]));
+            assert!(d.ok, "{r}: {d}");
+            for d in compare::buffer(what, &ParamLayout::new(&cfg), &split.1, &other.1) {
+                assert!(d.ok, "{r}: {d}");
+            }
         }
     }
 }
 
-/// The same run twice on the whole-sequence path gives the same bits.
+/// The same run twice on the whole-sequence path gives the same bits (W_hh streamed: H = 70).
 #[test]
 fn whole_sequence_runs_are_bitwise_deterministic() {
     let cfg = ModelConfig {
@@ -242,9 +259,9 @@ fn whole_sequence_runs_are_bitwise_deterministic() {
         dropout: Dropout { p: 0.2, seed: 4 },
         ..ModelConfig::char_lm(11, 70, 2)
     };
-    let go = || {
+    let go = |r: Recurrence| {
         let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.9 }, 0.1);
-        let mut e = gpu(&cfg, opt, 9, Recurrence::Seq);
+        let mut e = gpu_with(&cfg, opt, 9, r, 8);
         let mut bits = Vec::new();
         for s in 0..3 {
             let mut batch = random_batch(&cfg, 6, 9, false, 40 + s);
@@ -254,7 +271,9 @@ fn whole_sequence_runs_are_bitwise_deterministic() {
         bits.extend(e.params().unwrap().iter().map(|v| v.to_bits()));
         bits
     };
-    assert_eq!(go(), go());
+    for r in [Recurrence::Seq, Recurrence::SeqDirect] {
+        assert_eq!(go(r), go(r), "{r}");
+    }
 }
 
 /// Dispatches per training step: the whole-sequence path runs one recurrence dispatch per

@@ -90,12 +90,14 @@ impl GpuEngine {
     }
 
     /// How the recurrence is recorded from the next call on (the device's choice is
-    /// `Kernels::recurrence`): the per-step chain or the whole sequence, same results.
-    pub fn set_recurrence(&mut self, r: Recurrence) {
-        if self.kernels.recurrence != r {
-            self.kernels = Arc::new(self.kernels.with_recurrence(r));
+    /// `Kernels::recurrence`): the per-step chain or the whole sequence with `seq_block`
+    /// sequences per workgroup (1..=32), same results.
+    pub fn set_recurrence(&mut self, r: Recurrence, seq_block: usize) -> Result<()> {
+        if (self.kernels.recurrence, self.kernels.seq_block) != (r, seq_block) {
+            self.kernels = Arc::new(self.kernels.with_recurrence(r, seq_block)?);
             self.ws.drop_programs();
         }
+        Ok(())
     }
 
     pub fn recurrence(&self) -> Recurrence {

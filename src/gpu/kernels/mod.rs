@@ -45,8 +45,13 @@ pub const DROPOUT_WGSL: (&str, &str) = (
     "common/dropout.wgsl",
     include_str!("../../../shaders/common/dropout.wgsl"),
 );
+/// The block layout, W_hh tile and accumulators of the whole-sequence kernels.
+pub const SEQ_BLOCK_WGSL: (&str, &str) = (
+    "common/seq_block.wgsl",
+    include_str!("../../../shaders/common/seq_block.wgsl"),
+);
 /// Every prelude, for the tests that check each is used.
-pub const PRELUDES: [(&str, &str); 4] = [SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL];
+pub const PRELUDES: [(&str, &str); 5] = [SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL, SEQ_BLOCK_WGSL];
 
 /// The one list of kernels: each line gives the variant, its shader file, the preludes
 /// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
@@ -93,8 +98,8 @@ kernel_table! {
     RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
     RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
-    RnnSeqForward => "rnn_seq_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
-    RnnSeqBackward => "rnn_seq_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
+    RnnSeqForward => "rnn_seq_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
+    RnnSeqBackward => "rnn_seq_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
     LayerOutput => "layer_output.wgsl", [BATCH_INFO_WGSL, DROPOUT_WGSL], subgroups: false;
     SoftmaxCe => "softmax_ce.wgsl", [BATCH_INFO_WGSL], subgroups: false;
     Mse => "mse.wgsl", [BATCH_INFO_WGSL], subgroups: false;
@@ -149,8 +154,10 @@ pub struct Kernels {
     pub matmul: Kernel,
     pub step_forward: Kernel,
     pub step_backward: Kernel,
-    /// per-step chain or whole sequence (`Recurrence::choose`)
+    /// per-step chain or whole sequence, and the whole-sequence kernels' sequences per
+    /// workgroup (`Recurrence::choose`)
     pub recurrence: Recurrence,
+    pub seq_block: usize,
 }
 
 impl Kernels {
@@ -181,12 +188,14 @@ impl Kernels {
                 })
                 .collect();
             let pick = |fast, plain| if sg { fast } else { plain };
+            let (recurrence, seq_block) = Recurrence::choose(ctx.is_software())?;
             Ok(Kernels {
                 pipelines,
                 matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
                 step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
                 step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
-                recurrence: Recurrence::choose(ctx.is_software())?,
+                recurrence,
+                seq_block,
             })
         })
     }
@@ -205,12 +214,14 @@ impl Kernels {
         self.pipelines[k.index()].is_some()
     }
 
-    /// The same pipelines with the recurrence recorded as `r`.
-    pub fn with_recurrence(&self, r: Recurrence) -> Kernels {
-        Kernels {
+    /// The same pipelines with the recurrence recorded as `r`, the whole-sequence kernels
+    /// taking `seq_block` sequences per workgroup (1..=SEQ_BLOCK_MAX).
+    pub fn with_recurrence(&self, r: Recurrence, seq_block: usize) -> Result<Kernels> {
+        Ok(Kernels {
             recurrence: r,
+            seq_block: check_seq_block(seq_block)?,
             ..self.clone()
-        }
+        })
     }
 }
 

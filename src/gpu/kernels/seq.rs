@@ -14,35 +14,67 @@ str_enum!(
     Recurrence("recurrence") {
         /// one fused dispatch per time step (rnn_step_*.wgsl): the per-step chain
         Step => "step",
-        /// one dispatch for all T steps (rnn_seq_*.wgsl): T·L·dirs fewer launches per call
+        /// one dispatch for all T steps (rnn_seq_*.wgsl), the forward product's W_hh streamed
+        /// through workgroup tiles with coalesced loads: for real GPUs
         Seq => "seq",
+        /// the same with W_hh read straight from storage, as the step kernels read it: for
+        /// lavapipe, where workgroup tiles only add copies
+        SeqDirect => "seq-direct",
     }
 );
 
-/// The environment variable that forces a recurrence on every device.
+/// The environment variable that forces a recurrence on every device: `step`, `seq` or
+/// `seq-direct`, the latter two optionally with `:BW`, the sequences per workgroup.
 pub const RECURRENCE_ENV: &str = "WGRNN_RECURRENCE";
 
-impl Recurrence {
-    /// WGRNN_RECURRENCE (`step` | `seq`, empty counts as unset), else the device's default:
-    /// the per-step chain on a software adapter, where it measured faster (BENCHMARKS.md),
-    /// the whole sequence on hardware, where each launch costs 5–30 µs.
-    pub fn choose(software: bool) -> Result<Recurrence> {
-        match std::env::var(RECURRENCE_ENV).ok().filter(|v| !v.trim().is_empty()) {
-            Some(v) => v.trim().parse().map_err(|_| {
-                Error::config(
-                    RECURRENCE_ENV,
-                    v,
-                    format!("allowed: {}, or unset", Recurrence::ALL.join(" | ")),
-                )
-            }),
-            None if software => Ok(Recurrence::Step),
-            None => Ok(Recurrence::Seq),
-        }
+/// Sequences per workgroup of the whole-sequence kernels: the default, and the most their
+/// block layout takes (shaders/common/seq_block.wgsl).
+pub const SEQ_BLOCK: usize = 4;
+pub const SEQ_BLOCK_MAX: usize = 32;
+
+/// `block` if the whole-sequence kernels take it.
+pub fn check_seq_block(block: usize) -> Result<usize> {
+    if (1..=SEQ_BLOCK_MAX).contains(&block) {
+        return Ok(block);
     }
+    Err(Error::config(
+        "sequences per workgroup",
+        block,
+        format!("use 1..={SEQ_BLOCK_MAX}"),
+    ))
 }
 
-/// Sequences per workgroup of the whole-sequence kernels (their BW).
-const SEQ_BLOCK: usize = 4;
+impl Recurrence {
+    /// WGRNN_RECURRENCE (empty counts as unset), else the device's default: the per-step
+    /// chain on a software adapter, where it measured faster (BENCHMARKS.md), the whole
+    /// sequence on hardware, where each launch costs 5–30 µs. With the sequences per
+    /// workgroup.
+    pub fn choose(software: bool) -> Result<(Recurrence, usize)> {
+        match std::env::var(RECURRENCE_ENV).ok().filter(|v| !v.trim().is_empty()) {
+            Some(v) => Recurrence::parse_choice(&v),
+            None if software => Ok((Recurrence::Step, SEQ_BLOCK)),
+            None => Ok((Recurrence::Seq, SEQ_BLOCK)),
+        }
+    }
+
+    /// `name` or `name:BW` (WGRNN_RECURRENCE's syntax).
+    pub fn parse_choice(v: &str) -> Result<(Recurrence, usize)> {
+        let bad = || {
+            let hint = format!(
+                "allowed: {}, the seq ones optionally :BW with BW in 1..={SEQ_BLOCK_MAX}",
+                Recurrence::ALL.join(" | ")
+            );
+            Error::config(RECURRENCE_ENV, v, hint)
+        };
+        let (name, block) = match v.trim().split_once(':') {
+            Some((name, bw)) => (name, bw.parse().map_err(|_| bad())?),
+            None => (v.trim(), SEQ_BLOCK),
+        };
+        let r: Recurrence = name.parse().map_err(|_| bad())?;
+        check_seq_block(block).map_err(|_| bad())?;
+        Ok((r, block))
+    }
+}
 
 /// Where the whole-sequence forward kernel finds the input pre-activations: `pre` for steps
 /// 1..=`steps` (a token binding's offset is that of step 1; step t's ids follow at
@@ -54,7 +86,9 @@ pub struct SeqPre<'a> {
 }
 
 /// Where a whole-sequence kernel runs: T steps of B sequences of H units, the direction, and
-/// for the lengths in the per-call `info` buffer the index of the chunk's first sequence.
+/// for the lengths in the per-call `info` buffer the index of the chunk's first sequence;
+/// how: `Seq` (W_hh streamed through workgroup tiles) or `SeqDirect` (read from storage),
+/// `block` sequences per workgroup.
 #[derive(Clone, Copy, Debug)]
 pub struct SeqAt<'a> {
     pub batch: usize,
@@ -63,11 +97,20 @@ pub struct SeqAt<'a> {
     pub reverse: bool,
     pub info: &'a wgpu::Buffer,
     pub b0: usize,
+    pub kind: Recurrence,
+    pub block: usize,
 }
 
-/// Workgroups: one per block of SEQ_BLOCK sequences.
-fn seq_groups(batch: usize) -> Result<[u32; 3]> {
-    groups_1d(batch, SEQ_BLOCK)
+impl SeqAt<'_> {
+    /// The kernels' `flags`: bit 0 the reverse direction, bit 1 W_hh through tiles.
+    fn flags(&self) -> u32 {
+        self.reverse as u32 | ((self.kind == Recurrence::Seq) as u32) << 1
+    }
+
+    /// One workgroup per block of sequences.
+    fn groups(&self) -> Result<[u32; 3]> {
+        groups_1d(self.batch, check_seq_block(self.block)?)
+    }
 }
 
 /// Every step of `rnn_step_forward` for one direction in one dispatch: h_t = f(pre_t + b_ih +
@@ -84,7 +127,7 @@ pub fn rnn_seq_forward(span: SeqAt, w: StepWeights, h: &wgpu::Buffer, pre: SeqPr
         batch: u(span.batch)?,
         hidden: u(span.hidden)?,
         steps: u(span.steps)?,
-        reverse: span.reverse as u32,
+        flags: span.flags(),
         w_off: u(w.w_hh)?,
         bih_off: u(bih)?,
         bhh_off: u(bhh)?,
@@ -96,9 +139,10 @@ pub fn rnn_seq_forward(span: SeqAt, w: StepWeights, h: &wgpu::Buffer, pre: SeqPr
         vocab: u(vocab)?,
         wih_off: u(wih_off)?,
         b0: u(span.b0)?,
+        bw: u(span.block)?,
     };
     let bufs = [w.w, h, tok.buf, span.info];
-    Ok(dispatch(Kernel::RnnSeqForward, &p, &bufs, seq_groups(span.batch)?))
+    Ok(dispatch(Kernel::RnnSeqForward, &p, &bufs, span.groups()?))
 }
 
 /// The operands of a whole reverse sweep (see rnn_seq_backward.wgsl).
@@ -127,7 +171,7 @@ pub fn rnn_seq_backward(span: SeqAt, g: SeqGrad, act: usize) -> Result<Dispatch>
         batch: u(span.batch)?,
         hidden: u(span.hidden)?,
         steps: u(span.steps)?,
-        reverse: span.reverse as u32,
+        flags: span.flags(),
         w_off: u(g.w_hh.off)?,
         act: u(act)?,
         dh_stride: u(g.dh_stride)?,
@@ -137,7 +181,27 @@ pub fn rnn_seq_backward(span: SeqAt, g: SeqGrad, act: usize) -> Result<Dispatch>
         b0: u(span.b0)?,
         has_first: g.first_off.is_some() as u32,
         first_off: u(g.first_off.unwrap_or(0))?,
+        bw: u(span.block)?,
     };
     let bufs = [g.w_hh.buf, g.dh.buf, g.h, g.dz.buf, span.info];
-    Ok(dispatch(Kernel::RnnSeqBackward, &p, &bufs, seq_groups(span.batch)?))
+    Ok(dispatch(Kernel::RnnSeqBackward, &p, &bufs, span.groups()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_parse() {
+        assert_eq!(Recurrence::parse_choice("step").unwrap(), (Recurrence::Step, SEQ_BLOCK));
+        assert_eq!(Recurrence::parse_choice(" seq:8 ").unwrap(), (Recurrence::Seq, 8));
+        assert_eq!(
+            Recurrence::parse_choice("seq-direct:1").unwrap(),
+            (Recurrence::SeqDirect, 1)
+        );
+        for bad in ["", "steps", "seq:0", "seq:33", "seq:x", "seq:"] {
+            let e = Recurrence::parse_choice(bad).unwrap_err().to_string();
+            assert!(e.contains(RECURRENCE_ENV) && !e.contains('\n'), "{bad:?}: {e}");
+        }
+    }
 }

@@ -74,7 +74,7 @@ impl Sched<'_> {
         let head_row = cfg.seq == SeqShape::ManyToOne && l + 1 == cfg.layers;
         let w_hh = at(self.m.params, self.off(self.m.layout.layers[l][d].w_hh));
         let first_off = (d == 1 && want.dh0).then(|| 2 * t * bh);
-        if self.k.recurrence == Recurrence::Seq {
+        if self.k.recurrence != Recurrence::Step {
             let span = SeqAt {
                 batch: b,
                 hidden: hd,
@@ -82,6 +82,8 @@ impl Sched<'_> {
                 reverse: d == 1,
                 info: &sh.info,
                 b0: ch.b0,
+                kind: self.k.recurrence,
+                block: self.k.seq_block,
             };
             let grad = SeqGrad {
                 w_hh,
