@@ -19,7 +19,8 @@
 // W_hh^T · dz_next as rows: (dz_next · W_hh)[j] = Σ_q dz_next[q] W_hh[q, j], a row of W_hh
 // per q, of which consecutive invocations read consecutive units: coalesced as stored. So
 // the tile keeps W_hh's layout (row q, 4 units per vec4) whether resident (loaded once),
-// tiled (flag bit 1: streamed QT rows at a time, read once per block for all its groups) or
+// tiled (flag bit 1: streamed as many rows at a time as the tile holds, read once per block
+// for all its groups) or
 // direct (read from storage by each invocation). dz_next is read with addresses a whole
 // group shares. The sum over q runs in order with one fma per q: the step kernel's chain,
 // the same bits.
@@ -39,8 +40,8 @@ struct P {
     // the index of sequence 0 in the whole batch, for the lengths in `info`
     b0: u32,
     has_first: u32, first_off: u32,
-    // sequences per workgroup, 1..=32
-    bw: u32,
+    // sequences per workgroup, 1..=32, and the vec4s of the tile used (1024..=WT4)
+    bw: u32, cap: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -115,10 +116,11 @@ fn main(
     let grp = lid / lanes;
     let lane = lid % lanes;
     let seqs = group_seqs(s0, grp, hi);
-    let whole = is_resident(p.hidden);
+    let whole = is_resident(p.hidden, p.cap);
     let tiled = !whole && (p.flags & 2u) != 0u;
     let reverse = (p.flags & 1u) != 0u;
     let stride = select(tile_stride(p.hidden, lanes), resident_stride(p.hidden), whole);
+    let rows = tile_rows(p.hidden, stride, p.cap);
     if (whole) {
         load_rows(0u, 0u, p.hidden, stride, lid);
         workgroupBarrier();
@@ -133,14 +135,14 @@ fn main(
             zero_acc();
             let j0 = jc + 4u * lane;
             if (k > 0u && tiled) {
-                for (var qc = 0u; qc < p.hidden; qc += QT) {
+                for (var qc = 0u; qc < p.hidden; qc += rows) {
                     // the previous tile's readers are done before it is overwritten
                     workgroupBarrier();
-                    let rows = min(QT, p.hidden - qc);
-                    load_rows(jc, qc, rows, stride, lid);
+                    let n = min(rows, p.hidden - qc);
+                    load_rows(jc, qc, n, stride, lid);
                     workgroupBarrier();
                     if (j0 < p.hidden) {
-                        for (var q = 0u; q < rows; q++) {
+                        for (var q = 0u; q < n; q++) {
                             mac(g_next(next, seqs, qc + q), tile_at(q, stride, lane));
                         }
                     }

@@ -15,21 +15,20 @@
 // paths give the same bits. h_{t-1} is read with addresses a whole group shares (one
 // load, broadcast). W_hh, row j per unit, comes in one of three ways:
 // - resident, when it fits in the tile: loaded once, it serves all T steps;
-// - tiled (flag bit 1, for real GPUs): streamed through the tile QT rows of q at a time,
-//   loaded coalesced (consecutive invocations read consecutive q of a row) and stored
-//   transposed, 4 units per vec4, so that the product reads one vec4 per invocation per q
-//   and every group of the block reads the same entries;
+// - tiled (flag bit 1, for real GPUs): streamed through the tile as many rows of q at a time
+//   as it holds, loaded coalesced (runs of 8 invocations read 8 consecutive q of a row) and
+//   stored transposed, 4 units per vec4, so that the product reads one vec4 per invocation
+//   per q and every group of the block reads the same entries;
 // - direct (for lavapipe, where workgroup memory only adds copies): read from the storage
 //   buffer, 4 rows per invocation, as the step kernel reads it.
 struct P {
     batch: u32, hidden: u32, steps: u32,
     // bit 0: the reverse direction, t = T..1, hr_t at row t - 1 from row t (else t = 1..T,
     // h_t at row t from row t - 1); bit 1: stream W_hh through the tile (else read it from
-    // storage) when it is not resident
+    // storage) when it is not resident; bit 2: the layer has biases (else bih_off and
+    // bhh_off are unread)
     flags: u32,
     w_off: u32, bih_off: u32, bhh_off: u32,
-    // 0 = a bias-free layer: bih_off and bhh_off are unread
-    has_bias: u32,
     // 0 tanh, 1 sigmoid, 2 relu
     act: u32,
     // for t ≤ pre_steps: 1 = pre_t is in row t of h; 2 = one-hot token inputs, pre_t[b, j] =
@@ -39,8 +38,8 @@ struct P {
     tok_off: u32, vocab: u32, wih_off: u32,
     // the index of sequence 0 in the whole batch, for the lengths in `info`
     b0: u32,
-    // sequences per workgroup, 1..=32
-    bw: u32,
+    // sequences per workgroup, 1..=32, and the vec4s of the tile used (1024..=WT4)
+    bw: u32, cap: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -62,23 +61,20 @@ fn w_units(j: u32, q: u32) -> vec4<f32> {
     return vec4<f32>(w_at(j, q), w_at(j + 1u, q), w_at(j + 2u, q), w_at(j + 3u, q));
 }
 
-// The whole W_hh into the tile, q-major: invocations e, e + 1 read q, q + 1 of the same 4
-// rows (the division by H runs once per dispatch).
-fn load_resident(lid: u32) {
-    let stride = resident_stride(p.hidden);
-    for (var e = lid; e < (stride - 1u) * p.hidden; e += WG) {
-        let g = e / p.hidden;
-        let q = e % p.hidden;
-        wt[q * stride + g] = w_units(4u * g, q);
-    }
-}
-
-// Rows qc..qc + QT of q of the chunk at jc into the tile, transposed, as load_resident.
-fn load_tile(jc: u32, qc: u32, stride: u32, lid: u32) {
-    for (var e = lid; e < (stride - 1u) * QT; e += WG) {
-        let g = e >> QT_SHIFT;
-        let q = e & (QT - 1u);
-        wt[q * stride + g] = w_units(jc + 4u * g, qc + q);
+// Rows qc..qc + rows of q of the 4-unit groups jc / 4 .. + groups into the tile, transposed
+// (tile row q, `stride` vec4s apart): the lanes as 8 q × 8 groups, so runs of 8 invocations
+// read consecutive q of the same 4 rows of W_hh. The whole W_hh when resident.
+fn load_tile(jc: u32, qc: u32, rows: u32, groups: u32, stride: u32, lid: u32) {
+    let qs = lid & 7u;
+    let gs = lid >> 3u;
+    for (var q0 = 0u; q0 < rows; q0 += 8u) {
+        for (var g0 = 0u; g0 < groups; g0 += 8u) {
+            let q = q0 + qs;
+            let g = g0 + gs;
+            if (q < rows && g < groups) {
+                wt[q * stride + g] = w_units(jc + 4u * g, qc + q);
+            }
+        }
     }
 }
 
@@ -105,7 +101,7 @@ fn store_h(t: u32, cur: u32, prev: u32, bi: u32, j: u32, acc: f32) {
             pre = w[p.wih_off + j * p.vocab + min(tk, p.vocab - 1u)];
         }
     }
-    if (p.has_bias != 0u) {
+    if ((p.flags & 4u) != 0u) {
         pre += w[p.bih_off + j] + w[p.bhh_off + j];
     }
     h[idx] = activate(pre + acc, p.act);
@@ -125,12 +121,13 @@ fn main(
     let grp = lid / lanes;
     let lane = lid % lanes;
     let seqs = group_seqs(s0, grp, hi);
-    let whole = is_resident(p.hidden);
+    let whole = is_resident(p.hidden, p.cap);
     let tiled = !whole && (p.flags & 2u) != 0u;
     let reverse = (p.flags & 1u) != 0u;
     let stride = select(tile_stride(p.hidden, lanes), resident_stride(p.hidden), whole);
+    let rows = tile_rows(p.hidden, stride, p.cap);
     if (whole) {
-        load_resident(lid);
+        load_tile(0u, 0u, p.hidden, stride - 1u, stride, lid);
         workgroupBarrier();
     }
     let bh = p.batch * p.hidden;
@@ -142,13 +139,13 @@ fn main(
             zero_acc();
             let j0 = jc + 4u * lane;
             if (tiled) {
-                for (var qc = 0u; qc < p.hidden; qc += QT) {
+                for (var qc = 0u; qc < p.hidden; qc += rows) {
                     // the previous tile's readers are done before it is overwritten
                     workgroupBarrier();
-                    load_tile(jc, qc, stride, lid);
+                    load_tile(jc, qc, min(rows, p.hidden - qc), stride - 1u, stride, lid);
                     workgroupBarrier();
                     if (j0 < p.hidden) {
-                        for (var q = 0u; q < min(QT, p.hidden - qc); q++) {
+                        for (var q = 0u; q < min(rows, p.hidden - qc); q++) {
                             mac(h_prev(prev, seqs, qc + q), tile_at(q, stride, lane));
                         }
                     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use wgrnn::compare::{self};
 use wgrnn::config::Dropout;
-use wgrnn::gpu::kernels::{Recurrence, SEQ_BLOCK};
+use wgrnn::gpu::kernels::{Recurrence, RecurrencePlan, SEQ_BLOCK, SEQ_TILE_MIN};
 use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
 use wgrnn::{
     random_batch, Activation, Batch, CpuEngine, Engine, Head, Init, Input, ModelConfig, OptimConfig, OptimKind,
@@ -23,17 +23,22 @@ fn ctx() -> Arc<GpuContext> {
         .clone()
 }
 
-/// An engine recording the recurrence as `r`, the whole-sequence kernels with `block`
-/// sequences per workgroup.
-fn gpu_with(cfg: &ModelConfig, opt: OptimConfig, seed: u64, r: Recurrence, block: usize) -> GpuEngine {
+/// An engine recording the recurrence as `kind`, the whole-sequence kernels with `block`
+/// sequences per workgroup and a W_hh tile of `tile` vec4s.
+fn gpu_with(cfg: &ModelConfig, opt: OptimConfig, seed: u64, kind: Recurrence, block: usize, tile: usize) -> GpuEngine {
     let p = ParamLayout::new(cfg).init(cfg, seed);
     let mut e = GpuEngine::new(ctx(), *cfg, opt, p).unwrap();
-    e.set_recurrence(r, block).unwrap();
+    e.set_recurrence(RecurrencePlan { kind, block, tile }).unwrap();
     e
 }
 
-fn gpu(cfg: &ModelConfig, opt: OptimConfig, seed: u64, r: Recurrence) -> GpuEngine {
-    gpu_with(cfg, opt, seed, r, SEQ_BLOCK)
+/// The W_hh tile compiled for this adapter (the default).
+fn tile_max() -> usize {
+    ctx().kernels().unwrap().seq_tile
+}
+
+fn gpu(cfg: &ModelConfig, opt: OptimConfig, seed: u64, kind: Recurrence) -> GpuEngine {
+    gpu_with(cfg, opt, seed, kind, SEQ_BLOCK, tile_max())
 }
 
 /// Sequences per workgroup, rotated over the cases: one group of 4 sequences or less, and
@@ -45,10 +50,10 @@ fn cpu(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> CpuEngine {
 }
 
 /// (B, T, I, H, O), rotated over the cases: a 1 in every position somewhere, B not a
-/// multiple of 4, H not a multiple of 4, H = 60 (the largest W_hh kept resident in
-/// workgroup memory) and 61 (the smallest streamed), H = 300 (a second, partial chunk of
-/// units).
-const SHAPES: [(usize, usize, usize, usize, usize); 8] = [
+/// multiple of 4, H not a multiple of 4, H = 60 and 61 (the largest W_hh resident in a
+/// 16 KiB tile and the smallest streamed), 88 and 89 (the same for 32 KiB: lavapipe's
+/// tile), H = 300 (a second, partial chunk of units).
+const SHAPES: [(usize, usize, usize, usize, usize); 10] = [
     (3, 4, 2, 5, 1),
     (1, 3, 4, 2, 5),
     (2, 1, 3, 4, 6),
@@ -56,8 +61,16 @@ const SHAPES: [(usize, usize, usize, usize, usize); 8] = [
     (6, 5, 3, 1, 3),
     (5, 3, 2, 60, 3),
     (9, 2, 3, 61, 2),
+    (3, 2, 2, 88, 2),
+    (2, 3, 1, 89, 2),
     (2, 3, 2, 300, 2),
 ];
+
+/// W_hh tiles in vec4s, rotated over the cases with every shape: the device's, 16 KiB
+/// (what every adapter has) and the least the kernels take.
+fn tiles() -> [usize; 3] {
+    [tile_max(), 1024.min(tile_max()), SEQ_TILE_MIN]
+}
 
 /// A model of the given kinds; `input_kind` 0 dense, 1 tokens, 2 tokens through an
 /// embedding table.
@@ -160,8 +173,8 @@ fn check(case: &str, layout: &ParamLayout, got: &Run, want: &Run) -> bool {
 /// Every head, sequence shape, input kind, L in {1, 2} and direction count, with biases,
 /// ragged lengths, h0, activations, reductions, dropout and optimisers rotating over the
 /// cases: both whole-sequence kernels (W_hh through workgroup tiles, and straight from
-/// storage) with 1 to 32 sequences per workgroup against the per-step chain and the CPU
-/// reference.
+/// storage) with 1 to 32 sequences per workgroup and three tile sizes against the per-step
+/// chain and the CPU reference.
 #[test]
 fn whole_sequence_matches_step_chain_and_cpu() {
     let opts = [
@@ -202,8 +215,9 @@ fn whole_sequence_matches_step_chain_and_cpu() {
                         let layout = ParamLayout::new(&cfg);
                         for (k, r) in [Recurrence::Seq, Recurrence::SeqDirect].into_iter().enumerate() {
                             let block = BLOCKS[(n + 3 * k) % BLOCKS.len()];
-                            let seq_run = run(&mut gpu_with(&cfg, opt, n as u64, r, block), &batch);
-                            let case = format!("{case}, {r}:{block}");
+                            let tile = tiles()[(n / SHAPES.len() + k) % 3];
+                            let seq_run = run(&mut gpu_with(&cfg, opt, n as u64, r, block, tile), &batch);
+                            let case = format!("{case}, {r}:{block} tile {tile}");
                             same_bits += check(&format!("{case} vs step"), &layout, &seq_run, &step_run) as usize;
                             check(&format!("{case} vs cpu"), &layout, &seq_run, &cpu_run);
                         }
@@ -228,7 +242,7 @@ fn split_batch_matches_step_chain() {
     let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 0.1);
     let per_seq = ((cfg.dirs() * t + 1) * cfg.hidden * 4) as u64;
     let train = |r: Recurrence, limit: Option<u64>| -> (Vec<u32>, Vec<f32>) {
-        let mut e = gpu_with(&cfg, opt, 3, r, 2);
+        let mut e = gpu_with(&cfg, opt, 3, r, 2, tile_max());
         e.set_binding_limit(limit).unwrap();
         let mut losses = Vec::new();
         for s in 0..3 {
@@ -251,7 +265,8 @@ fn split_batch_matches_step_chain() {
     }
 }
 
-/// The same run twice on the whole-sequence path gives the same bits (W_hh streamed: H = 70).
+/// The same run twice on the whole-sequence path gives the same bits (W_hh streamed through
+/// the smallest tile: H = 70).
 #[test]
 fn whole_sequence_runs_are_bitwise_deterministic() {
     let cfg = ModelConfig {
@@ -261,7 +276,7 @@ fn whole_sequence_runs_are_bitwise_deterministic() {
     };
     let go = |r: Recurrence| {
         let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.9 }, 0.1);
-        let mut e = gpu_with(&cfg, opt, 9, r, 8);
+        let mut e = gpu_with(&cfg, opt, 9, r, 8, SEQ_TILE_MIN);
         let mut bits = Vec::new();
         for s in 0..3 {
             let mut batch = random_batch(&cfg, 6, 9, false, 40 + s);

@@ -9,18 +9,17 @@
 // block of accumulators. Groups past bw, and sequences past the batch, compute clamped
 // duplicates whose results are dropped.
 //
-// W_hh's workgroup tile `wt` (16 KiB, the minimum every adapter has) holds either the whole
-// W_hh (resident: H ≤ 60, loaded once per dispatch, `resident_stride` vec4s per row) or
-// QT rows of q of one chunk (streamed, `tile_stride` vec4s per row: the chunk's 4-unit
-// groups plus one vec4 of padding, so that the stores of consecutive q and the product's
-// reads of consecutive groups fall in different banks). Every group reads the same tile
-// entries: the tile is W_hh's reuse across the block's sequences.
+// W_hh's workgroup tile `wt` holds either the whole W_hh (resident: loaded once per dispatch,
+// `resident_stride` vec4s per row) or rows of q of one chunk (streamed, `tile_stride` vec4s
+// per row: the chunk's 4-unit groups plus one vec4 of padding, so that the stores of
+// consecutive q and the product's reads of consecutive groups fall in different banks).
+// Every group reads the same tile entries: the tile is W_hh's reuse across the block's
+// sequences. Its size WT4 (vec4s) is a pipeline constant, the adapter's workgroup storage
+// (kernels::Kernels::new); a dispatch uses `cap` ≤ WT4 of it (1024, 16 KiB, is what every
+// adapter has), so that tests can run the small tile on a large adapter.
 
 const WG: u32 = 64u;
-// rows of q per streamed tile (a power of two: loads split their index by shifts)
-const QT: u32 = 8u;
-const QT_SHIFT: u32 = 3u;
-const WT4: u32 = 1024u;
+override WT4: u32 = 1024u;
 
 var<workgroup> wt: array<vec4<f32>, WT4>;
 
@@ -66,12 +65,17 @@ fn resident_stride(hidden: u32) -> u32 {
     return (hidden + 3u) / 4u + 1u;
 }
 
-fn is_resident(hidden: u32) -> bool {
-    return hidden * resident_stride(hidden) <= WT4;
+fn is_resident(hidden: u32, cap: u32) -> bool {
+    return hidden * resident_stride(hidden) <= min(cap, WT4);
 }
 
 fn tile_stride(hidden: u32, lanes: u32) -> u32 {
     return min((hidden + 3u) / 4u, lanes) + 1u;
+}
+
+// rows of q per streamed tile: as many as `cap` holds (at least 15), at most H
+fn tile_rows(hidden: u32, stride: u32, cap: u32) -> u32 {
+    return min(min(cap, WT4) / stride, hidden);
 }
 
 // The tile entry of 4-unit group g at row q of the resident W_hh or the streamed tile.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::batch_info;
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels, Recurrence};
+use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan};
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::schedule::{self, Model};
@@ -90,17 +90,16 @@ impl GpuEngine {
     }
 
     /// How the recurrence is recorded from the next call on (the device's choice is
-    /// `Kernels::recurrence`): the per-step chain or the whole sequence with `seq_block`
-    /// sequences per workgroup (1..=32), same results.
-    pub fn set_recurrence(&mut self, r: Recurrence, seq_block: usize) -> Result<()> {
-        if (self.kernels.recurrence, self.kernels.seq_block) != (r, seq_block) {
-            self.kernels = Arc::new(self.kernels.with_recurrence(r, seq_block)?);
+    /// `Kernels::recurrence`): the per-step chain or the whole sequence, same results.
+    pub fn set_recurrence(&mut self, plan: RecurrencePlan) -> Result<()> {
+        if self.kernels.recurrence != plan {
+            self.kernels = Arc::new(self.kernels.with_recurrence(plan)?);
             self.ws.drop_programs();
         }
         Ok(())
     }
 
-    pub fn recurrence(&self) -> Recurrence {
+    pub fn recurrence(&self) -> RecurrencePlan {
         self.kernels.recurrence
     }
 

@@ -154,16 +154,17 @@ pub struct Kernels {
     pub matmul: Kernel,
     pub step_forward: Kernel,
     pub step_backward: Kernel,
-    /// per-step chain or whole sequence, and the whole-sequence kernels' sequences per
-    /// workgroup (`Recurrence::choose`)
-    pub recurrence: Recurrence,
-    pub seq_block: usize,
+    /// per-step chain or whole sequence, and how (`RecurrencePlan::choose`)
+    pub recurrence: RecurrencePlan,
+    /// vec4s of the whole-sequence kernels' W_hh tile as compiled here (`seq_tile_size`)
+    pub seq_tile: usize,
 }
 
 impl Kernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         ctx.scoped("compiling shaders", || {
             let sg = subgroups_usable(ctx);
+            let seq_tile = seq_tile_size(ctx.limits.max_compute_workgroup_storage_size);
             let pipelines = Kernel::ALL
                 .iter()
                 .map(|k| {
@@ -175,6 +176,9 @@ impl Kernels {
                         label: Some(file),
                         source: wgpu::ShaderSource::Wgsl(k.source().into()),
                     });
+                    // the whole-sequence kernels' W_hh tile takes the adapter's workgroup storage
+                    let tile = [("WT4", seq_tile as f64)];
+                    let constants: &[(&str, f64)] = if k.preludes().contains(&SEQ_BLOCK_WGSL) { &tile } else { &[] };
                     // The layout is derived from the shader: every binding is whole buffers
                     // plus one uniform slice, the same for all dispatches of a kernel.
                     Some(ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -182,20 +186,23 @@ impl Kernels {
                         layout: None,
                         module: &module,
                         entry_point: Some("main"),
-                        compilation_options: Default::default(),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants,
+                            ..Default::default()
+                        },
                         cache: None,
                     }))
                 })
                 .collect();
             let pick = |fast, plain| if sg { fast } else { plain };
-            let (recurrence, seq_block) = Recurrence::choose(ctx.is_software())?;
+            let recurrence = RecurrencePlan::choose(ctx.is_software(), seq_tile)?;
             Ok(Kernels {
                 pipelines,
                 matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
                 step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
                 step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
                 recurrence,
-                seq_block,
+                seq_tile,
             })
         })
     }
@@ -214,12 +221,10 @@ impl Kernels {
         self.pipelines[k.index()].is_some()
     }
 
-    /// The same pipelines with the recurrence recorded as `r`, the whole-sequence kernels
-    /// taking `seq_block` sequences per workgroup (1..=SEQ_BLOCK_MAX).
-    pub fn with_recurrence(&self, r: Recurrence, seq_block: usize) -> Result<Kernels> {
+    /// The same pipelines with the recurrence recorded as `plan`.
+    pub fn with_recurrence(&self, plan: RecurrencePlan) -> Result<Kernels> {
         Ok(Kernels {
-            recurrence: r,
-            seq_block: check_seq_block(seq_block)?,
+            recurrence: plan.check(self.seq_tile)?,
             ..self.clone()
         })
     }

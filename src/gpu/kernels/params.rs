@@ -76,12 +76,11 @@ param_structs! {
         batch: u32, hidden: u32, steps: u32,
         flags: u32,
         w_off: u32, bih_off: u32, bhh_off: u32,
-        has_bias: u32,
         act: u32,
         use_pre: u32, pre_steps: u32,
         tok_off: u32, vocab: u32, wih_off: u32,
         b0: u32,
-        bw: u32,
+        bw: u32, cap: u32,
     }
     /// The whole reverse sweep of one direction of one layer (all T steps).
     RnnSeqBackwardP for [RnnSeqBackward] {
@@ -94,7 +93,7 @@ param_structs! {
         dz_off: u32,
         b0: u32,
         has_first: u32, first_off: u32,
-        bw: u32,
+        bw: u32, cap: u32,
     }
     SoftmaxCeP for [SoftmaxCe] {
         rows: u32, classes: u32,

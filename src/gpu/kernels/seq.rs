@@ -23,42 +23,58 @@ str_enum!(
     }
 );
 
-/// The environment variable that forces a recurrence on every device: `step`, `seq` or
-/// `seq-direct`, the latter two optionally with `:BW`, the sequences per workgroup.
-pub const RECURRENCE_ENV: &str = "WGRNN_RECURRENCE";
+/// How a schedule records each layer's recurrence (what an autotuner would time): the kind
+/// and, for the whole-sequence kernels, their sequences per workgroup and how much
+/// workgroup memory their W_hh tile uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurrencePlan {
+    pub kind: Recurrence,
+    /// 1..=SEQ_BLOCK_MAX
+    pub block: usize,
+    /// vec4s, SEQ_TILE_MIN..= the size compiled for the device (`Kernels::seq_tile`)
+    pub tile: usize,
+}
 
 /// Sequences per workgroup of the whole-sequence kernels: the default, and the most their
 /// block layout takes (shaders/common/seq_block.wgsl).
 pub const SEQ_BLOCK: usize = 4;
 pub const SEQ_BLOCK_MAX: usize = 32;
 
-/// `block` if the whole-sequence kernels take it.
-pub fn check_seq_block(block: usize) -> Result<usize> {
-    if (1..=SEQ_BLOCK_MAX).contains(&block) {
-        return Ok(block);
-    }
-    Err(Error::config(
-        "sequences per workgroup",
-        block,
-        format!("use 1..={SEQ_BLOCK_MAX}"),
-    ))
+/// W_hh tile sizes in vec4s: the least the kernels take (a streamed tile of the widest
+/// chunk, 65 vec4s per row, needs 8 rows), and the most compiled (64 KiB; larger tiles
+/// would mostly cost the zeroing of workgroup memory at each launch).
+pub const SEQ_TILE_MIN: usize = 8 * 65;
+pub const SEQ_TILE_MAX: usize = 4096;
+
+/// The environment variable that forces a recurrence on every device: `step`, `seq` or
+/// `seq-direct`, the latter two optionally with `:BW`, the sequences per workgroup.
+pub const RECURRENCE_ENV: &str = "WGRNN_RECURRENCE";
+
+/// vec4s of the W_hh tile compiled for a device with `bytes` of workgroup storage (the
+/// pipeline constant WT4 of seq_block.wgsl): all of it, up to SEQ_TILE_MAX.
+pub fn seq_tile_size(bytes: u32) -> usize {
+    (bytes as usize / 16).min(SEQ_TILE_MAX)
 }
 
-impl Recurrence {
+impl RecurrencePlan {
     /// WGRNN_RECURRENCE (empty counts as unset), else the device's default: the per-step
     /// chain on a software adapter, where it measured faster (BENCHMARKS.md), the whole
-    /// sequence on hardware, where each launch costs 5–30 µs. With the sequences per
-    /// workgroup.
-    pub fn choose(software: bool) -> Result<(Recurrence, usize)> {
+    /// sequence on hardware, where each launch costs 5–30 µs; the whole `tile` compiled.
+    pub fn choose(software: bool, tile: usize) -> Result<RecurrencePlan> {
+        let default = |kind| RecurrencePlan {
+            kind,
+            block: SEQ_BLOCK,
+            tile,
+        };
         match std::env::var(RECURRENCE_ENV).ok().filter(|v| !v.trim().is_empty()) {
-            Some(v) => Recurrence::parse_choice(&v),
-            None if software => Ok((Recurrence::Step, SEQ_BLOCK)),
-            None => Ok((Recurrence::Seq, SEQ_BLOCK)),
+            Some(v) => RecurrencePlan::parse(&v, tile),
+            None if software => Ok(default(Recurrence::Step)),
+            None => Ok(default(Recurrence::Seq)),
         }
     }
 
-    /// `name` or `name:BW` (WGRNN_RECURRENCE's syntax).
-    pub fn parse_choice(v: &str) -> Result<(Recurrence, usize)> {
+    /// `name` or `name:BW` (WGRNN_RECURRENCE's syntax), with the whole `tile`.
+    pub fn parse(v: &str, tile: usize) -> Result<RecurrencePlan> {
         let bad = || {
             let hint = format!(
                 "allowed: {}, the seq ones optionally :BW with BW in 1..={SEQ_BLOCK_MAX}",
@@ -70,9 +86,21 @@ impl Recurrence {
             Some((name, bw)) => (name, bw.parse().map_err(|_| bad())?),
             None => (v.trim(), SEQ_BLOCK),
         };
-        let r: Recurrence = name.parse().map_err(|_| bad())?;
-        check_seq_block(block).map_err(|_| bad())?;
-        Ok((r, block))
+        let kind = name.parse().map_err(|_| bad())?;
+        RecurrencePlan { kind, block, tile }.check(tile).map_err(|_| bad())
+    }
+
+    /// The plan, if the kernels compiled with a tile of `compiled` vec4s take it.
+    pub fn check(self, compiled: usize) -> Result<RecurrencePlan> {
+        if !(1..=SEQ_BLOCK_MAX).contains(&self.block) {
+            let hint = format!("use 1..={SEQ_BLOCK_MAX}");
+            return Err(Error::config("sequences per workgroup", self.block, hint));
+        }
+        if !(SEQ_TILE_MIN..=compiled).contains(&self.tile) {
+            let hint = format!("use {SEQ_TILE_MIN}..={compiled} on this adapter");
+            return Err(Error::config("W_hh tile vec4s", self.tile, hint));
+        }
+        Ok(self)
     }
 }
 
@@ -87,8 +115,8 @@ pub struct SeqPre<'a> {
 
 /// Where a whole-sequence kernel runs: T steps of B sequences of H units, the direction, and
 /// for the lengths in the per-call `info` buffer the index of the chunk's first sequence;
-/// how: `Seq` (W_hh streamed through workgroup tiles) or `SeqDirect` (read from storage),
-/// `block` sequences per workgroup.
+/// how: the plan (`Seq`: W_hh streamed through workgroup tiles, `SeqDirect`: read from
+/// storage; sequences per workgroup; the tile).
 #[derive(Clone, Copy, Debug)]
 pub struct SeqAt<'a> {
     pub batch: usize,
@@ -97,19 +125,19 @@ pub struct SeqAt<'a> {
     pub reverse: bool,
     pub info: &'a wgpu::Buffer,
     pub b0: usize,
-    pub kind: Recurrence,
-    pub block: usize,
+    pub plan: RecurrencePlan,
 }
 
 impl SeqAt<'_> {
-    /// The kernels' `flags`: bit 0 the reverse direction, bit 1 W_hh through tiles.
+    /// The kernels' `flags`: bit 0 the reverse direction, bit 1 W_hh through tiles (bit 2,
+    /// the forward kernel's biases, is the caller's).
     fn flags(&self) -> u32 {
-        self.reverse as u32 | ((self.kind == Recurrence::Seq) as u32) << 1
+        self.reverse as u32 | ((self.plan.kind == Recurrence::Seq) as u32) << 1
     }
 
     /// One workgroup per block of sequences.
     fn groups(&self) -> Result<[u32; 3]> {
-        groups_1d(self.batch, check_seq_block(self.block)?)
+        groups_1d(self.batch, self.plan.block)
     }
 }
 
@@ -127,11 +155,10 @@ pub fn rnn_seq_forward(span: SeqAt, w: StepWeights, h: &wgpu::Buffer, pre: SeqPr
         batch: u(span.batch)?,
         hidden: u(span.hidden)?,
         steps: u(span.steps)?,
-        flags: span.flags(),
+        flags: span.flags() | (w.bias.is_some() as u32) << 2,
         w_off: u(w.w_hh)?,
         bih_off: u(bih)?,
         bhh_off: u(bhh)?,
-        has_bias: w.bias.is_some() as u32,
         act: u(act)?,
         use_pre,
         pre_steps: u(pre.steps)?,
@@ -139,7 +166,8 @@ pub fn rnn_seq_forward(span: SeqAt, w: StepWeights, h: &wgpu::Buffer, pre: SeqPr
         vocab: u(vocab)?,
         wih_off: u(wih_off)?,
         b0: u(span.b0)?,
-        bw: u(span.block)?,
+        bw: u(span.plan.block)?,
+        cap: u(span.plan.tile)?,
     };
     let bufs = [w.w, h, tok.buf, span.info];
     Ok(dispatch(Kernel::RnnSeqForward, &p, &bufs, span.groups()?))
@@ -181,7 +209,8 @@ pub fn rnn_seq_backward(span: SeqAt, g: SeqGrad, act: usize) -> Result<Dispatch>
         b0: u(span.b0)?,
         has_first: g.first_off.is_some() as u32,
         first_off: u(g.first_off.unwrap_or(0))?,
-        bw: u(span.block)?,
+        bw: u(span.plan.block)?,
+        cap: u(span.plan.tile)?,
     };
     let bufs = [g.w_hh.buf, g.dh.buf, g.h, g.dz.buf, span.info];
     Ok(dispatch(Kernel::RnnSeqBackward, &p, &bufs, span.groups()?))
@@ -193,15 +222,30 @@ mod tests {
 
     #[test]
     fn choices_parse() {
-        assert_eq!(Recurrence::parse_choice("step").unwrap(), (Recurrence::Step, SEQ_BLOCK));
-        assert_eq!(Recurrence::parse_choice(" seq:8 ").unwrap(), (Recurrence::Seq, 8));
+        let plan = |kind, block| RecurrencePlan {
+            kind,
+            block,
+            tile: 2048,
+        };
         assert_eq!(
-            Recurrence::parse_choice("seq-direct:1").unwrap(),
-            (Recurrence::SeqDirect, 1)
+            RecurrencePlan::parse("step", 2048).unwrap(),
+            plan(Recurrence::Step, SEQ_BLOCK)
+        );
+        assert_eq!(
+            RecurrencePlan::parse(" seq:8 ", 2048).unwrap(),
+            plan(Recurrence::Seq, 8)
+        );
+        assert_eq!(
+            RecurrencePlan::parse("seq-direct:1", 2048).unwrap(),
+            plan(Recurrence::SeqDirect, 1)
         );
         for bad in ["", "steps", "seq:0", "seq:33", "seq:x", "seq:"] {
-            let e = Recurrence::parse_choice(bad).unwrap_err().to_string();
+            let e = RecurrencePlan::parse(bad, 2048).unwrap_err().to_string();
             assert!(e.contains(RECURRENCE_ENV) && !e.contains('\n'), "{bad:?}: {e}");
         }
+        assert!(
+            plan(Recurrence::Seq, 4).check(1024).is_err(),
+            "a tile larger than compiled"
+        );
     }
 }

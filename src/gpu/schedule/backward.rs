@@ -74,7 +74,7 @@ impl Sched<'_> {
         let head_row = cfg.seq == SeqShape::ManyToOne && l + 1 == cfg.layers;
         let w_hh = at(self.m.params, self.off(self.m.layout.layers[l][d].w_hh));
         let first_off = (d == 1 && want.dh0).then(|| 2 * t * bh);
-        if self.k.recurrence != Recurrence::Step {
+        if self.k.recurrence.kind != Recurrence::Step {
             let span = SeqAt {
                 batch: b,
                 hidden: hd,
@@ -82,8 +82,7 @@ impl Sched<'_> {
                 reverse: d == 1,
                 info: &sh.info,
                 b0: ch.b0,
-                kind: self.k.recurrence,
-                block: self.k.seq_block,
+                plan: self.k.recurrence,
             };
             let grad = SeqGrad {
                 w_hh,
