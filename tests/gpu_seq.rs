@@ -293,7 +293,9 @@ fn whole_sequence_runs_are_bitwise_deterministic() {
 
 /// Dispatches per training step: the whole-sequence path runs one recurrence dispatch per
 /// layer and direction each way, whatever T (the per-step chain runs T), and stays within
-/// issue 10's 2·L + 16 for the one- and two-layer models of the benchmarks.
+/// issue 10's 2·L + 16 for the one- and two-layer models of the benchmarks. (Every layer
+/// keeps four matrix products besides, so a deep model with an embedding exceeds it: 27 for
+/// L = 3.)
 #[test]
 fn dispatches_per_step_do_not_grow_with_t() {
     let embed = |layers| ModelConfig {
@@ -309,7 +311,7 @@ fn dispatches_per_step_do_not_grow_with_t() {
         head: Head::Linear,
         ..ModelConfig::char_lm(2, 16, 2)
     };
-    // (model, whether issue 10's bound holds for it)
+    // (model, whether issue 10's bound is asserted for it)
     let models = [
         (embed(1), true),
         (ModelConfig::char_lm(65, 16, 1), true),
@@ -330,11 +332,27 @@ fn dispatches_per_step_do_not_grow_with_t() {
             assert_eq!(chain, n + 2 * (t - 1) * dirs_layers, "{cfg}: T={t}, per-step chain");
         }
         let bound = 2 * cfg.layers + 16;
-        assert_eq!(
-            base <= bound,
-            bounded,
+        assert!(
+            !bounded || base <= bound,
             "{cfg}: {base} dispatches per step, bound {bound}"
         );
         println!("{cfg}: {base} dispatches per step at any T (2·L + 16 = {bound})");
     }
+}
+
+/// `auto` (the default on hardware) records the whole sequence for small layers and the
+/// per-step chain where every block re-reading W_hh at each step would cost more.
+#[test]
+fn auto_picks_per_layer_size() {
+    let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 0.1);
+    let (t, small) = (5, ModelConfig::char_lm(5, 16, 1));
+    let auto = gpu(&small, opt, 1, Recurrence::Auto).dispatches_per_step(4, t).unwrap();
+    let seq = gpu(&small, opt, 1, Recurrence::Seq).dispatches_per_step(4, t).unwrap();
+    assert_eq!(auto, seq, "a small layer");
+    // 2^22 / 64² = 1024 blocks of 4 sequences: one more block passes the limit
+    let wide = ModelConfig::char_lm(5, 64, 1);
+    let b = 4 * 1024 + 1;
+    let auto = gpu(&wide, opt, 1, Recurrence::Auto).dispatches_per_step(b, t).unwrap();
+    let step = gpu(&wide, opt, 1, Recurrence::Step).dispatches_per_step(b, t).unwrap();
+    assert_eq!(auto, step, "B = {b}, H = 64");
 }

@@ -17,9 +17,12 @@ str_enum!(
         /// one dispatch for all T steps (rnn_seq_*.wgsl), the forward product's W_hh streamed
         /// through workgroup tiles with coalesced loads: for real GPUs
         Seq => "seq",
-        /// the same with W_hh read straight from storage, as the step kernels read it: for
-        /// lavapipe, where workgroup tiles only add copies
+        /// the same with W_hh read straight from storage, as the step kernels read it (no
+        /// workgroup memory unless W_hh is resident)
         SeqDirect => "seq-direct",
+        /// per layer (`RecurrencePlan::kind_for`): `seq` where its re-reads of W_hh stay
+        /// small, `step` otherwise
+        Auto => "auto",
     }
 );
 
@@ -46,8 +49,15 @@ pub const SEQ_BLOCK_MAX: usize = 32;
 pub const SEQ_TILE_MIN: usize = 8 * 65;
 pub const SEQ_TILE_MAX: usize = 4096;
 
-/// The environment variable that forces a recurrence on every device: `step`, `seq` or
-/// `seq-direct`, the latter two optionally with `:BW`, the sequences per workgroup.
+/// `Auto`'s limit on the floats of W_hh the whole-sequence kernels read per step (every
+/// block of sequences reads all of it): 2^22, 16 MiB, a few µs from the cache of a GPU
+/// with TB/s of it, about the launch of a step that the whole sequence saves. A stand-in
+/// until an autotuner times both kinds: workloads A, C, D, E and G fall below it, B and
+/// the large-batch one (B = 4096, H = 1024) above.
+pub const SEQ_REREAD_MAX: usize = 1 << 22;
+
+/// The environment variable that forces a recurrence on every device: `step`, `seq`,
+/// `seq-direct` or `auto`, the last three optionally with `:BW`, the sequences per workgroup.
 pub const RECURRENCE_ENV: &str = "WGRNN_RECURRENCE";
 
 /// vec4s of the W_hh tile compiled for a device with `bytes` of workgroup storage (the
@@ -58,8 +68,9 @@ pub fn seq_tile_size(bytes: u32) -> usize {
 
 impl RecurrencePlan {
     /// WGRNN_RECURRENCE (empty counts as unset), else the device's default: the per-step
-    /// chain on a software adapter, where it measured faster (BENCHMARKS.md), the whole
-    /// sequence on hardware, where each launch costs 5–30 µs; the whole `tile` compiled.
+    /// chain on a software adapter, where it measured faster (a barrier in a shader halves
+    /// lavapipe's speed), `Auto` on hardware, where each launch costs 5–30 µs; the whole
+    /// `tile` compiled.
     pub fn choose(software: bool, tile: usize) -> Result<RecurrencePlan> {
         let default = |kind| RecurrencePlan {
             kind,
@@ -69,7 +80,18 @@ impl RecurrencePlan {
         match std::env::var(RECURRENCE_ENV).ok().filter(|v| !v.trim().is_empty()) {
             Some(v) => RecurrencePlan::parse(&v, tile),
             None if software => Ok(default(Recurrence::Step)),
-            None => Ok(default(Recurrence::Seq)),
+            None => Ok(default(Recurrence::Auto)),
+        }
+    }
+
+    /// The kind recorded for a layer of `hidden` units on `batch` sequences (per chunk).
+    pub fn kind_for(&self, batch: usize, hidden: usize) -> Recurrence {
+        match self.kind {
+            Recurrence::Auto if batch.div_ceil(self.block).saturating_mul(hidden * hidden) <= SEQ_REREAD_MAX => {
+                Recurrence::Seq
+            }
+            Recurrence::Auto => Recurrence::Step,
+            kind => kind,
         }
     }
 

@@ -74,7 +74,7 @@ impl Sched<'_> {
         let head_row = cfg.seq == SeqShape::ManyToOne && l + 1 == cfg.layers;
         let w_hh = at(self.m.params, self.off(self.m.layout.layers[l][d].w_hh));
         let first_off = (d == 1 && want.dh0).then(|| 2 * t * bh);
-        if self.k.recurrence.kind != Recurrence::Step {
+        if self.seq_plan(b).kind != Recurrence::Step {
             let span = SeqAt {
                 batch: b,
                 hidden: hd,
@@ -82,7 +82,7 @@ impl Sched<'_> {
                 reverse: d == 1,
                 info: &sh.info,
                 b0: ch.b0,
-                plan: self.k.recurrence,
+                plan: self.seq_plan(ch.b),
             };
             let grad = SeqGrad {
                 w_hh,

@@ -120,7 +120,7 @@ impl Sched<'_> {
             bias: li.b_ih.zip(li.b_hh).map(|(i, h)| (self.off(i), self.off(h))),
         };
         let h = &sh.hs[l][d];
-        if self.k.recurrence.kind != Recurrence::Step {
+        if self.seq_plan(ch.b).kind != Recurrence::Step {
             return self.recurrence_seq(ops, ch, l, d, w);
         }
         for s in self.sweep_order(d, false) {
@@ -172,7 +172,7 @@ impl Sched<'_> {
             reverse: d == 1,
             info: &sh.info,
             b0: ch.b0,
-            plan: self.k.recurrence,
+            plan: self.seq_plan(ch.b),
         };
         let act = act_code(cfg.activation);
         ops.push(Op::Dispatch(kernels::rnn_seq_forward(span, w, &sh.hs[l][d], pre, act)?));
