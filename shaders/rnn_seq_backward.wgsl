@@ -40,7 +40,7 @@ struct P {
     // the index of sequence 0 in the whole batch, for the lengths in `info`
     b0: u32,
     has_first: u32, first_off: u32,
-    // sequences per workgroup, 1..=32, and the vec4s of the tile used (1024..=WT4)
+    // sequences per workgroup, 1..=32, and the vec4s of the tile used (520..=WT4)
     bw: u32, cap: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;

@@ -38,7 +38,7 @@ struct P {
     tok_off: u32, vocab: u32, wih_off: u32,
     // the index of sequence 0 in the whole batch, for the lengths in `info`
     b0: u32,
-    // sequences per workgroup, 1..=32, and the vec4s of the tile used (1024..=WT4)
+    // sequences per workgroup, 1..=32, and the vec4s of the tile used (520..=WT4)
     bw: u32, cap: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -156,8 +156,8 @@ fn main(
                 }
             } else if (j0 < p.hidden) {
                 // rows past the edge are clamped: loads stay in bounds, results are dropped
-                let rows = min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.hidden - 1u));
-                let wr = vec4<u32>(p.w_off) + rows * p.hidden;
+                let units = min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.hidden - 1u));
+                let wr = vec4<u32>(p.w_off) + units * p.hidden;
                 for (var q = 0u; q < p.hidden; q++) {
                     mac(h_prev(prev, seqs, q), vec4<f32>(w[wr.x + q], w[wr.y + q], w[wr.z + q], w[wr.w + q]));
                 }

@@ -15,8 +15,8 @@
 // consecutive q and the product's reads of consecutive groups fall in different banks).
 // Every group reads the same tile entries: the tile is W_hh's reuse across the block's
 // sequences. Its size WT4 (vec4s) is a pipeline constant, the adapter's workgroup storage
-// (kernels::Kernels::new); a dispatch uses `cap` ≤ WT4 of it (1024, 16 KiB, is what every
-// adapter has), so that tests can run the small tile on a large adapter.
+// (kernels::Kernels::new); a dispatch uses `cap` ≤ WT4 of it (at least 520: 8 rows of the
+// widest chunk), so that tests can run small tiles on a large adapter.
 
 const WG: u32 = 64u;
 override WT4: u32 = 1024u;
@@ -73,9 +73,10 @@ fn tile_stride(hidden: u32, lanes: u32) -> u32 {
     return min((hidden + 3u) / 4u, lanes) + 1u;
 }
 
-// rows of q per streamed tile: as many as `cap` holds (at least 15), at most H
+// rows of q per streamed tile: as many as `cap` holds (at least 8: the host checks cap), at
+// most H; never 0, which would never end the loop over tiles
 fn tile_rows(hidden: u32, stride: u32, cap: u32) -> u32 {
-    return min(min(cap, WT4) / stride, hidden);
+    return max(min(min(cap, WT4) / stride, hidden), 1u);
 }
 
 // The tile entry of 4-unit group g at row q of the resident W_hh or the streamed tile.

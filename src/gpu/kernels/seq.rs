@@ -63,7 +63,7 @@ pub const RECURRENCE_ENV: &str = "WGRNN_RECURRENCE";
 /// vec4s of the W_hh tile compiled for a device with `bytes` of workgroup storage (the
 /// pipeline constant WT4 of seq_block.wgsl): all of it, up to SEQ_TILE_MAX.
 pub fn seq_tile_size(bytes: u32) -> usize {
-    (bytes as usize / 16).min(SEQ_TILE_MAX)
+    (bytes as usize / 16).clamp(1, SEQ_TILE_MAX)
 }
 
 impl RecurrencePlan {
@@ -79,7 +79,8 @@ impl RecurrencePlan {
         };
         match std::env::var(RECURRENCE_ENV).ok().filter(|v| !v.trim().is_empty()) {
             Some(v) => RecurrencePlan::parse(&v, tile),
-            None if software => Ok(default(Recurrence::Step)),
+            // below WebGPU's minimum of workgroup storage the whole-sequence kernels cannot run
+            None if software || tile < SEQ_TILE_MIN => Ok(default(Recurrence::Step)),
             None => Ok(default(Recurrence::Auto)),
         }
     }
