@@ -99,8 +99,10 @@ impl GpuEngine {
         Ok(())
     }
 
-    pub fn recurrence(&self) -> RecurrencePlan {
-        self.kernels.recurrence
+    /// How the recurrence of a batch of `b` sequences is recorded (`Auto` resolved; a split
+    /// batch's chunks may resolve otherwise).
+    pub fn recurrence(&self, b: usize) -> RecurrencePlan {
+        self.kernels.recurrence.resolved(b, self.cfg.hidden)
     }
 
     /// Host time spent recording the latest training step's commands (zero before the first).

@@ -138,14 +138,9 @@ impl<'a> Sched<'a> {
     }
 
     /// How the recurrence of a layer on a chunk of `b` sequences is recorded (the same for
-    /// every layer: they have one hidden width): `Kernels::recurrence` with the kind for
-    /// this size.
+    /// every layer: they have one hidden width).
     fn seq_plan(&self, b: usize) -> RecurrencePlan {
-        let plan = self.k.recurrence;
-        RecurrencePlan {
-            kind: plan.kind_for(b, self.m.cfg.hidden),
-            ..plan
-        }
+        self.k.recurrence.resolved(b, self.m.cfg.hidden)
     }
 
     /// The steps of direction `d` in the order its recurrence runs them (1..=T forward,
