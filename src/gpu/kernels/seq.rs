@@ -20,7 +20,7 @@ str_enum!(
         /// the same with W_hh read straight from storage, as the step kernels read it (no
         /// workgroup memory unless W_hh is resident)
         SeqDirect => "seq-direct",
-        /// per layer (`RecurrencePlan::kind_for`): `seq` where its re-reads of W_hh stay
+        /// per layer (`RecurrencePlan::resolved`): `seq` where its re-reads of W_hh stay
         /// small, `step` otherwise
         Auto => "auto",
     }
@@ -85,22 +85,24 @@ impl RecurrencePlan {
         }
     }
 
-    /// The kind recorded for a layer of `hidden` units on `batch` sequences (per chunk).
-    pub fn kind_for(&self, batch: usize, hidden: usize) -> Recurrence {
-        match self.kind {
+    /// The plan recorded for a layer of `hidden` units on `batch` sequences (per chunk):
+    /// `Auto` resolved to `Seq` or `Step`.
+    pub fn resolved(self, batch: usize, hidden: usize) -> RecurrencePlan {
+        let kind = match self.kind {
             Recurrence::Auto if batch.div_ceil(self.block).saturating_mul(hidden * hidden) <= SEQ_REREAD_MAX => {
                 Recurrence::Seq
             }
             Recurrence::Auto => Recurrence::Step,
             kind => kind,
-        }
+        };
+        RecurrencePlan { kind, ..self }
     }
 
     /// `name` or `name:BW` (WGRNN_RECURRENCE's syntax), with the whole `tile`.
     pub fn parse(v: &str, tile: usize) -> Result<RecurrencePlan> {
         let bad = || {
             let hint = format!(
-                "allowed: {}, the seq ones optionally :BW with BW in 1..={SEQ_BLOCK_MAX}",
+                "allowed: {}, all but step optionally :BW with BW in 1..={SEQ_BLOCK_MAX}",
                 Recurrence::ALL.join(" | ")
             );
             Error::config(RECURRENCE_ENV, v, hint)
@@ -124,6 +126,16 @@ impl RecurrencePlan {
             return Err(Error::config("W_hh tile vec4s", self.tile, hint));
         }
         Ok(self)
+    }
+}
+
+/// `step`, or `kind:BW` (WGRNN_RECURRENCE's syntax): for reports.
+impl std::fmt::Display for RecurrencePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            Recurrence::Step => write!(f, "step"),
+            kind => write!(f, "{kind}:{}", self.block),
+        }
     }
 }
 
@@ -270,5 +282,14 @@ mod tests {
             plan(Recurrence::Seq, 4).check(1024).is_err(),
             "a tile larger than compiled"
         );
+        let auto = plan(Recurrence::Auto, 4);
+        assert_eq!(auto.resolved(128, 256).kind, Recurrence::Seq, "workload G");
+        assert_eq!(auto.resolved(4096, 1024).kind, Recurrence::Step, "the large batch");
+        assert_eq!(
+            plan(Recurrence::SeqDirect, 4).resolved(4096, 1024).kind,
+            Recurrence::SeqDirect
+        );
+        assert_eq!(auto.resolved(128, 256).to_string(), "seq:4");
+        assert_eq!(plan(Recurrence::Step, 4).to_string(), "step");
     }
 }
