@@ -176,9 +176,12 @@ impl Kernels {
                         label: Some(file),
                         source: wgpu::ShaderSource::Wgsl(k.source().into()),
                     });
-                    // the whole-sequence kernels' W_hh tile takes the adapter's workgroup storage
+                    // The whole-sequence kernels' W_hh tile takes the adapter's workgroup
+                    // storage; they write every entry before reading it, so wgpu's zeroing of
+                    // it at each launch (up to 64 KiB per workgroup) is skipped.
                     let tile = [("WT4", seq_tile as f64)];
-                    let constants: &[(&str, f64)] = if k.preludes().contains(&SEQ_BLOCK_WGSL) { &tile } else { &[] };
+                    let seq = k.preludes().contains(&SEQ_BLOCK_WGSL);
+                    let constants: &[(&str, f64)] = if seq { &tile } else { &[] };
                     // The layout is derived from the shader: every binding is whole buffers
                     // plus one uniform slice, the same for all dispatches of a kernel.
                     Some(ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -188,7 +191,7 @@ impl Kernels {
                         entry_point: Some("main"),
                         compilation_options: wgpu::PipelineCompilationOptions {
                             constants,
-                            ..Default::default()
+                            zero_initialize_workgroup_memory: !seq,
                         },
                         cache: None,
                     }))
