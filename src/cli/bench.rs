@@ -208,6 +208,7 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
             let (tune, [step_forward, step_backward]) = e.kernel_report();
             let stats = GpuStats {
                 dispatches,
+                recurrence: e.recurrence(a.batch).to_string(),
                 record_ms: e.last_record_ms(),
                 buffer_bytes: e.gpu_buffer_bytes(),
                 kernels: json!({
@@ -232,6 +233,8 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
 /// What only the GPU path reports.
 struct GpuStats {
     dispatches: usize,
+    /// how the recurrence ran: "step", or the whole-sequence kernel and its block ("seq:4")
+    recurrence: String,
     /// host time recording the last timed step's commands
     record_ms: f64,
     /// device buffers held by the engine after the run (the peak: nothing is freed mid-run)
@@ -259,6 +262,7 @@ fn print_report(
         v["hidden"] = json!(cfg.hidden);
         if let Some(g) = &gpu {
             v["dispatches_per_step"] = json!(g.dispatches);
+            v["recurrence"] = json!(g.recurrence);
             v["record_ms"] = json!(g.record_ms);
             v["gpu_buffer_bytes"] = json!(g.buffer_bytes);
             v["kernels"] = g.kernels.clone();
@@ -282,8 +286,9 @@ fn print_report(
     );
     if let Some(g) = &gpu {
         line += &format!(
-            ", {} dispatches/step, record_ms {:.3}, gpu_buffer_bytes {} ({:.1} MiB), tune {}, matmul kernels {}",
+            ", {} dispatches/step (recurrence {}), record_ms {:.3}, gpu_buffer_bytes {} ({:.1} MiB), tune {}, matmul kernels {}",
             g.dispatches,
+            g.recurrence,
             g.record_ms,
             g.buffer_bytes,
             g.buffer_bytes as f64 / (1u64 << 20) as f64,

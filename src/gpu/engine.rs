@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::batch_info;
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels};
+use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan};
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::schedule::{self, Model};
@@ -111,6 +111,22 @@ impl GpuEngine {
             self.tuner.report(&self.kernels),
             [name(self.kernels.step_forward), name(self.kernels.step_backward)],
         )
+    }
+
+    /// How the recurrence is recorded from the next call on (the device's choice is
+    /// `Kernels::recurrence`): the per-step chain or the whole sequence, same results.
+    pub fn set_recurrence(&mut self, plan: RecurrencePlan) -> Result<()> {
+        if self.kernels.recurrence != plan {
+            self.kernels = Arc::new(self.kernels.with_recurrence(plan)?);
+            self.ws.drop_programs();
+        }
+        Ok(())
+    }
+
+    /// How the recurrence of a batch of `b` sequences is recorded (`Auto` resolved; a split
+    /// batch's chunks may resolve otherwise).
+    pub fn recurrence(&self, b: usize) -> RecurrencePlan {
+        self.kernels.recurrence.resolved(b, self.cfg.hidden)
     }
 
     /// Host time spent recording the latest training step's commands (zero before the first).

@@ -377,6 +377,11 @@ impl Workspace {
         self.shapes.iter().map(Shape::bytes).sum()
     }
 
+    /// Forgets every recorded program (the kernel choice changed); the buffers stay.
+    pub fn drop_programs(&mut self) {
+        self.shapes.iter_mut().for_each(|s| s.programs.clear());
+    }
+
     /// The `last` buffer holding the carried state, if it is on the device.
     fn carried_buffer(&self) -> Option<&wgpu::Buffer> {
         let Carried::Device { b, t } = self.carried else {

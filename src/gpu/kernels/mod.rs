@@ -7,6 +7,7 @@ mod launch;
 mod matmul;
 pub mod params;
 mod rnn;
+mod seq;
 mod update;
 
 use std::any::Any;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use launch::*;
 pub use matmul::*;
 pub use rnn::*;
+pub use seq::*;
 pub use update::*;
 
 use super::context::GpuContext;
@@ -46,14 +48,25 @@ pub const DROPOUT_WGSL: (&str, &str) = (
     "common/dropout.wgsl",
     include_str!("../../../shaders/common/dropout.wgsl"),
 );
-/// Every shared file, for the tests that check each is used.
 /// The workgroup-tiled matrix product of the `MatmulTile*` kernels (each file gives sizes).
 pub const MM_TILE_WGSL: (&str, &str) = (
     "common/mm_tile.wgsl",
     include_str!("../../../shaders/common/mm_tile.wgsl"),
 );
+/// The block layout, W_hh tile and accumulators of the whole-sequence kernels.
+pub const SEQ_BLOCK_WGSL: (&str, &str) = (
+    "common/seq_block.wgsl",
+    include_str!("../../../shaders/common/seq_block.wgsl"),
+);
 /// Every shared file, for the tests that check each is used.
-pub const PRELUDES: &[(&str, &str)] = &[SG_TILE_WGSL, RNN_ACT_WGSL, BATCH_INFO_WGSL, DROPOUT_WGSL, MM_TILE_WGSL];
+pub const PRELUDES: &[(&str, &str)] = &[
+    SG_TILE_WGSL,
+    RNN_ACT_WGSL,
+    BATCH_INFO_WGSL,
+    DROPOUT_WGSL,
+    MM_TILE_WGSL,
+    SEQ_BLOCK_WGSL,
+];
 
 /// The one list of kernels: each line gives the variant, its shader file, the preludes
 /// prepended to it and whether it uses subgroup built-ins. The enum, `SHADERS` and
@@ -103,6 +116,8 @@ kernel_table! {
     RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
     RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnSeqForward => "rnn_seq_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
+    RnnSeqBackward => "rnn_seq_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
     LayerOutput => "layer_output.wgsl", [BATCH_INFO_WGSL, DROPOUT_WGSL], subgroups: false;
     SoftmaxCe => "softmax_ce.wgsl", [BATCH_INFO_WGSL], subgroups: false;
     Mse => "mse.wgsl", [BATCH_INFO_WGSL], subgroups: false;
@@ -186,6 +201,7 @@ pub fn subgroups_usable(ctx: &GpuContext) -> bool {
 
 /// The compiled pipelines, one per kernel, in `Kernel::ALL` order (`None`: a subgroup
 /// kernel on a device without usable subgroups).
+#[derive(Clone)]
 pub struct Kernels {
     pipelines: Vec<Option<wgpu::ComputePipeline>>,
     /// The fixed kernel choice (`--tune off`, and the tuner's fallback): the fastest on
@@ -194,12 +210,17 @@ pub struct Kernels {
     pub matmul: Kernel,
     pub step_forward: Kernel,
     pub step_backward: Kernel,
+    /// per-step chain or whole sequence, and how (`RecurrencePlan::choose`)
+    pub recurrence: RecurrencePlan,
+    /// vec4s of the whole-sequence kernels' W_hh tile as compiled here (`seq_tile_size`)
+    pub seq_tile: usize,
 }
 
 impl Kernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         ctx.scoped("compiling shaders", || {
             let sg = subgroups_usable(ctx);
+            let seq_tile = seq_tile_size(ctx.limits.max_compute_workgroup_storage_size);
             let pipelines = Kernel::ALL
                 .iter()
                 .map(|k| {
@@ -211,6 +232,12 @@ impl Kernels {
                         label: Some(file),
                         source: wgpu::ShaderSource::Wgsl(k.source().into()),
                     });
+                    // The whole-sequence kernels' W_hh tile takes the adapter's workgroup
+                    // storage; they write every entry before reading it, so wgpu's zeroing of
+                    // it at each launch (up to 64 KiB per workgroup) is skipped.
+                    let tile = [("WT4", seq_tile as f64)];
+                    let seq = k.preludes().contains(&SEQ_BLOCK_WGSL);
+                    let constants: &[(&str, f64)] = if seq { &tile } else { &[] };
                     // The layout is derived from the shader: every binding is whole buffers
                     // plus one uniform slice, the same for all dispatches of a kernel.
                     Some(ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -218,17 +245,23 @@ impl Kernels {
                         layout: None,
                         module: &module,
                         entry_point: Some("main"),
-                        compilation_options: Default::default(),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants,
+                            zero_initialize_workgroup_memory: !seq,
+                        },
                         cache: None,
                     }))
                 })
                 .collect();
             let pick = |fast, plain| if sg { fast } else { plain };
+            let recurrence = RecurrencePlan::choose(ctx.is_software(), seq_tile)?;
             Ok(Kernels {
                 pipelines,
                 matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
                 step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
                 step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
+                recurrence,
+                seq_tile,
             })
         })
     }
@@ -250,6 +283,14 @@ impl Kernels {
     /// The matrix-product kernels this device runs, the naive reference first.
     pub fn matmuls(&self) -> Vec<MatmulKernel> {
         MatmulKernel::every().filter(|m| self.available(m.kernel())).collect()
+    }
+
+    /// The same pipelines with the recurrence recorded as `plan`.
+    pub fn with_recurrence(&self, plan: RecurrencePlan) -> Result<Kernels> {
+        Ok(Kernels {
+            recurrence: plan.check(self.seq_tile)?,
+            ..self.clone()
+        })
     }
 }
 

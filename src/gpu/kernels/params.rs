@@ -71,6 +71,30 @@ param_structs! {
         carry: u32, carry_off: u32,
         has_first: u32, first_off: u32,
     }
+    /// The whole recurrence of one direction of one layer (all T steps).
+    RnnSeqForwardP for [RnnSeqForward] {
+        batch: u32, hidden: u32, steps: u32,
+        flags: u32,
+        w_off: u32, bih_off: u32, bhh_off: u32,
+        act: u32,
+        use_pre: u32, pre_steps: u32,
+        tok_off: u32, vocab: u32, wih_off: u32,
+        b0: u32,
+        bw: u32, cap: u32,
+    }
+    /// The whole reverse sweep of one direction of one layer (all T steps).
+    RnnSeqBackwardP for [RnnSeqBackward] {
+        batch: u32, hidden: u32, steps: u32,
+        flags: u32,
+        w_off: u32,
+        act: u32,
+        dh_stride: u32, dh_col: u32,
+        head_row: u32,
+        dz_off: u32,
+        b0: u32,
+        has_first: u32, first_off: u32,
+        bw: u32, cap: u32,
+    }
     SoftmaxCeP for [SoftmaxCe] {
         rows: u32, classes: u32,
         bias_off: u32,

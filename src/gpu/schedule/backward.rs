@@ -6,7 +6,7 @@ use super::Sched;
 use crate::config::{Input, SeqShape};
 use crate::engine::Want;
 use crate::error::Result;
-use crate::gpu::kernels::{self, act_code, at, mat, Acc, Mat, StepAt, StepGrad};
+use crate::gpu::kernels::{self, act_code, at, mat, Acc, Mat, Recurrence, SeqAt, SeqGrad, StepAt, StepGrad};
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
@@ -79,6 +79,30 @@ impl Sched<'_> {
         // last step (T forward, 1 reverse)
         let head_row = cfg.seq == SeqShape::ManyToOne && l + 1 == cfg.layers;
         let w_hh = at(self.m.params, self.off(self.m.layout.layers[l][d].w_hh));
+        let first_off = (d == 1 && want.dh0).then(|| self.rev_first_off(ch));
+        if self.seq_plan(b).kind != Recurrence::Step {
+            let span = SeqAt {
+                batch: b,
+                hidden: hd,
+                steps: t,
+                reverse: d == 1,
+                info: &sh.info,
+                b0: ch.b0,
+                plan: self.seq_plan(ch.b),
+            };
+            let grad = SeqGrad {
+                w_hh,
+                dh: at(&sh.dh, d * hd),
+                dh_stride: w,
+                head_row,
+                h: &sh.hs[l][d],
+                dz: at(&sh.dz, dz0),
+                first_off,
+            };
+            let act = act_code(cfg.activation);
+            ops.push(Op::Dispatch(kernels::rnn_seq_backward(span, grad, act)?));
+            return Ok(());
+        }
         for s in self.sweep_order(d, true) {
             let last = if d == 0 { s == t } else { s == 1 };
             let dh_row = if head_row && last { t } else { s - 1 };
@@ -95,7 +119,7 @@ impl Sched<'_> {
                 dz: at(&sh.dz, dz0 + (s - 1) * bh),
                 next_off: next,
                 carry_off: carry,
-                first_off: (d == 1 && want.dh0).then(|| self.rev_first_off(ch)),
+                first_off,
             };
             let step = StepAt {
                 info: &sh.info,

@@ -6,7 +6,9 @@
 use super::Sched;
 use crate::config::{Head, Input, SeqShape};
 use crate::error::Result;
-use crate::gpu::kernels::{self, act_code, at, mat, Acc, HeadBufs, HeadRows, MaskAt, Pre, StepAt, StepWeights};
+use crate::gpu::kernels::{
+    self, act_code, at, mat, Acc, HeadBufs, HeadRows, MaskAt, Pre, Recurrence, SeqAt, SeqPre, StepAt, StepWeights,
+};
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
@@ -121,6 +123,9 @@ impl Sched<'_> {
             bias: li.b_ih.zip(li.b_hh).map(|(i, h)| (self.off(i), self.off(h))),
         };
         let h = &sh.hs[l][d];
+        if self.seq_plan(ch.b).kind != Recurrence::Step {
+            return self.recurrence_seq(ops, ch, l, d, w);
+        }
         for s in self.sweep_order(d, false) {
             let pre = match (cfg.input, lay.embed) {
                 _ if l == 0 && s > t_in => Pre::None,
@@ -144,6 +149,38 @@ impl Sched<'_> {
                 k, b, hd, w, h, rows, pre, act, step,
             )?));
         }
+        Ok(())
+    }
+
+    /// The recurrence of direction `d` of layer `l` in one dispatch (`Recurrence::Seq`):
+    /// the same steps as the per-step chain, with the same inputs.
+    fn recurrence_seq(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, d: usize, w: StepWeights) -> Result<()> {
+        let (m, sh) = (self.m, self.sh);
+        let (cfg, lay) = (m.cfg, m.layout);
+        let t = sh.t;
+        let pre = match (cfg.input, lay.embed) {
+            (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
+                tok: at(&sh.x, 0),
+                vocab,
+                wih_off: self.off(lay.layers[l][d].w_ih),
+            },
+            _ => Pre::InPlace,
+        };
+        let pre = SeqPre {
+            pre,
+            steps: if l == 0 { cfg.input_steps(t) } else { t },
+        };
+        let span = SeqAt {
+            batch: ch.b,
+            hidden: cfg.hidden,
+            steps: t,
+            reverse: d == 1,
+            info: &sh.info,
+            b0: ch.b0,
+            plan: self.seq_plan(ch.b),
+        };
+        let act = act_code(cfg.activation);
+        ops.push(Op::Dispatch(kernels::rnn_seq_forward(span, w, &sh.hs[l][d], pre, act)?));
         Ok(())
     }
 

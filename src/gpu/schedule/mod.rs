@@ -7,7 +7,7 @@
 mod backward;
 mod forward;
 
-use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs};
+use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, RecurrencePlan};
 use super::program::Op;
 use super::scalars::{BIAS_CORR, LOSS, NORM_SQ, PROBE};
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
@@ -135,6 +135,12 @@ impl<'a> Sched<'a> {
             _ => 1,
         };
         mat(&sh.hs[l][0], first * b * cfg.hidden, rows, cfg.hidden)
+    }
+
+    /// How the recurrence of a layer on a chunk of `b` sequences is recorded (the same for
+    /// every layer: they have one hidden width).
+    fn seq_plan(&self, b: usize) -> RecurrencePlan {
+        self.k.recurrence.resolved(b, self.m.cfg.hidden)
     }
 
     /// The steps of direction `d` in the order its recurrence runs them (1..=T forward,
