@@ -10,7 +10,7 @@ pub mod matmul;
 pub mod optim;
 pub mod packed;
 mod simd;
-pub mod sweep;
+mod sweep;
 mod tile;
 
 pub use crate::engine::{Grads, Want};

@@ -5,13 +5,12 @@
 //!
 //! A direction keeps its states in one buffer (T+1, B, H). The forward direction stores h0
 //! in row 0 and h_t in row t; the reverse direction stores hr_t in row t-1 and its initial
-//! state hr_{T+1} in row T. So in both the rows 'steps' hold times 1..T in order (the input
+//! state hr_{T+1} in row T. So in both directions the T step rows hold times 1..T in order (the input
 //! projection and the layer output read them alike), and the state a step reads is the row
 //! beside it.
 
-use super::act::activation_grad;
+use super::act::{activate, activation_grad};
 use super::for_each_row_shard;
-use super::forward::activate;
 use super::matmul::{gemm_with, Op};
 use super::packed::{self, Epilogue, Kernel, PackedW, Side};
 use crate::config::Activation;
