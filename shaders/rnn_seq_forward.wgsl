@@ -31,11 +31,11 @@ struct P {
     w_off: u32, bih_off: u32, bhh_off: u32,
     // 0 tanh, 1 sigmoid, 2 relu
     act: u32,
-    // for t ≤ pre_steps: 1 = pre_t is in row t of h; 2 = one-hot token inputs, pre_t[b, j] =
-    // W_ih[j, tok[tok_off + (t - 1)·B + b]] (W_ih (H, V) at wih_off); steps past pre_steps
+    // for t ≤ pre_steps: 1 = pre_t is in row t of h; 2 = token inputs, pre_t[b, j] =
+    // w[tab_off + j·tab_sj + tok[tok_off + (t - 1)·B + b]·tab_st] (as in rnn_step_forward.wgsl); steps past pre_steps
     // (one-to-many after step 1) have no input: pre_t = 0
     use_pre: u32, pre_steps: u32,
-    tok_off: u32, vocab: u32, wih_off: u32,
+    tok_off: u32, vocab: u32, tab_off: u32, tab_sj: u32, tab_st: u32,
     // the index of sequence 0 in the whole batch, for the lengths in `info`
     b0: u32,
     // sequences per workgroup, 1..=32, and the vec4s of the tile used (520..=WT4)
@@ -98,7 +98,7 @@ fn store_h(t: u32, cur: u32, prev: u32, bi: u32, j: u32, acc: f32) {
             pre = h[idx];
         } else if (p.use_pre == 2u) {
             let tk = tok[p.tok_off + (t - 1u) * p.batch + bi];
-            pre = w[p.wih_off + j * p.vocab + min(tk, p.vocab - 1u)];
+            pre = w[p.tab_off + j * p.tab_sj + p.tab_st * min(tk, p.vocab - 1u)];
         }
     }
     if ((p.flags & 4u) != 0u) {

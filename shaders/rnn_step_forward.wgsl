@@ -10,12 +10,13 @@ struct P {
     cur_off: u32, prev_off: u32,
     w_off: u32, bih_off: u32, bhh_off: u32,
     // 0 = no input at this step (one-to-many after step 1): pre_t is zero; 1 = pre_t is in
-    // row t of h; 2 = one-hot token inputs: pre_t[b, j] = W_ih[j, tok[tok_off + b]] is
-    // gathered here (W_ih (H, V) at wih_off), which saves a gather dispatch per step
+    // row t of h; 2 = token inputs: pre_t[b, j] = w[tab_off + j·tab_sj + tok[tok_off + b]·tab_st]
+    // is gathered here (one-hot: W_ih (H, V), strides (V, 1); an embedding: the (V, H) table
+    // of its rows times W_ih, strides (1, H)), which saves a gather dispatch per step
     use_pre: u32,
     // 0 tanh, 1 sigmoid, 2 relu
     act: u32,
-    tok_off: u32, vocab: u32, wih_off: u32,
+    tok_off: u32, vocab: u32, tab_off: u32, tab_sj: u32, tab_st: u32,
     // 0 = a bias-free layer: bih_off and bhh_off are unread
     has_bias: u32,
     // t (1-based) and the index of sequence 0 in the whole batch, for the lengths in `info`
@@ -75,7 +76,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 if (p.use_pre == 1u) {
                     pre = h[idx];
                 } else if (p.use_pre == 2u) {
-                    pre = w[p.wih_off + j * p.vocab + min(tok[p.tok_off + bi], p.vocab - 1u)];
+                    pre = w[p.tab_off + j * p.tab_sj + p.tab_st * min(tok[p.tok_off + bi], p.vocab - 1u)];
                 }
                 if (p.has_bias != 0u) {
                     pre += w[p.bih_off + j] + w[p.bhh_off + j];

@@ -227,7 +227,8 @@ fn rnn_step_forward_matches_cpu() {
                             _ => Pre::Tokens {
                                 tok: at(&gtok, b),
                                 vocab: 3,
-                                wih_off: wih,
+                                table: wih,
+                                strides: (3, 1),
                             },
                         };
                         // step 2: every third sequence has length 1 and keeps its state

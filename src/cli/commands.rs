@@ -334,8 +334,8 @@ fn kernels_info() -> Result<()> {
         Ok((
             ctx.describe(),
             r,
-            step(kernels.step_forward),
-            step(kernels.step_backward),
+            step(kernels.step.forward()),
+            step(kernels.step.backward()),
         ))
     });
     let (device, r, fwd, bwd) = match report {

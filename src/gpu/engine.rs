@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::batch_info;
 use super::buffers::{tensor, upload, Scale, Staging};
 use super::context::GpuContext;
-use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan};
+use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan, StepKernel};
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::schedule::{self, Model};
@@ -109,7 +109,7 @@ impl GpuEngine {
         let name = |k: super::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl");
         (
             self.tuner.report(&self.kernels),
-            [name(self.kernels.step_forward), name(self.kernels.step_backward)],
+            [name(self.kernels.step.forward()), name(self.kernels.step.backward())],
         )
     }
 
@@ -118,6 +118,16 @@ impl GpuEngine {
     pub fn set_recurrence(&mut self, plan: RecurrencePlan) -> Result<()> {
         if self.kernels.recurrence != plan {
             self.kernels = Arc::new(self.kernels.with_recurrence(plan)?);
+            self.ws.drop_programs();
+        }
+        Ok(())
+    }
+
+    /// Which step kernels record the per-step chain from the next call on (the device's
+    /// choice is `Kernels::step`); every one gives the same bits.
+    pub fn set_step_kernel(&mut self, step: StepKernel) -> Result<()> {
+        if self.kernels.step != step {
+            self.kernels = Arc::new(self.kernels.with_step(step)?);
             self.ws.drop_programs();
         }
         Ok(())

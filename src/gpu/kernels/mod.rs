@@ -145,6 +145,38 @@ str_enum!(
     }
 );
 
+str_enum!(
+    /// The per-step recurrence kernels by name, each a forward and a reverse kernel with the
+    /// same parameters: the plain 4 × 4 blocks and the subgroup variant, both written for
+    /// lavapipe. All give the same bits.
+    StepKernel("step kernel") {
+        Plain => "plain",
+        Sg => "sg",
+    }
+);
+
+impl StepKernel {
+    /// (forward, reverse) kernels
+    pub fn kernels(self) -> (Kernel, Kernel) {
+        match self {
+            StepKernel::Plain => (Kernel::RnnStepForward, Kernel::RnnStepBackward),
+            StepKernel::Sg => (Kernel::RnnStepForwardSg, Kernel::RnnStepBackwardSg),
+        }
+    }
+
+    pub fn forward(self) -> Kernel {
+        self.kernels().0
+    }
+
+    pub fn backward(self) -> Kernel {
+        self.kernels().1
+    }
+
+    pub fn every() -> impl Iterator<Item = StepKernel> {
+        <StepKernel as clap::ValueEnum>::value_variants().iter().copied()
+    }
+}
+
 impl MatmulKernel {
     pub fn kernel(self) -> Kernel {
         match self {
@@ -208,8 +240,7 @@ pub struct Kernels {
     /// lavapipe of those this device runs, where they were measured. The tuner
     /// (`gpu::tune`) may pick another matrix product per shape class.
     pub matmul: Kernel,
-    pub step_forward: Kernel,
-    pub step_backward: Kernel,
+    pub step: StepKernel,
     /// per-step chain or whole sequence, and how (`RecurrencePlan::choose`)
     pub recurrence: RecurrencePlan,
     /// vec4s of the whole-sequence kernels' W_hh tile as compiled here (`seq_tile_size`)
@@ -258,8 +289,7 @@ impl Kernels {
             Ok(Kernels {
                 pipelines,
                 matmul: pick(Kernel::MatmulSg, Kernel::MatmulBlocked),
-                step_forward: pick(Kernel::RnnStepForwardSg, Kernel::RnnStepForward),
-                step_backward: pick(Kernel::RnnStepBackwardSg, Kernel::RnnStepBackward),
+                step: if sg { StepKernel::Sg } else { StepKernel::Plain },
                 recurrence,
                 seq_tile,
             })
@@ -283,6 +313,24 @@ impl Kernels {
     /// The matrix-product kernels this device runs, the naive reference first.
     pub fn matmuls(&self) -> Vec<MatmulKernel> {
         MatmulKernel::every().filter(|m| self.available(m.kernel())).collect()
+    }
+
+    /// The step kernels this device runs.
+    pub fn steps(&self) -> Vec<StepKernel> {
+        StepKernel::every()
+            .filter(|s| self.available(s.forward()) && self.available(s.backward()))
+            .collect()
+    }
+
+    /// The same pipelines with the per-step chain recorded with `step`.
+    pub fn with_step(&self, step: StepKernel) -> Result<Kernels> {
+        if !self.steps().contains(&step) {
+            return Err(Error::gpu(
+                format!("step kernel {step} needs subgroups, which this adapter lacks"),
+                "use the plain step kernels",
+            ));
+        }
+        Ok(Kernels { step, ..self.clone() })
     }
 
     /// The same pipelines with the recurrence recorded as `plan`.

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use super::Kernel;
 
 /// Words of one dispatch's parameter block in the uniform buffer.
-pub const PARAM_WORDS: usize = 16;
+pub const PARAM_WORDS: usize = 32;
 
 /// Declares each parameter struct once, with the kernels that read it; `fields` is
 /// generated from the same list.
@@ -55,7 +55,7 @@ param_structs! {
         w_off: u32, bih_off: u32, bhh_off: u32,
         use_pre: u32,
         act: u32,
-        tok_off: u32, vocab: u32, wih_off: u32,
+        tok_off: u32, vocab: u32, tab_off: u32, tab_sj: u32, tab_st: u32,
         has_bias: u32,
         step: u32, b0: u32,
     }
@@ -78,7 +78,7 @@ param_structs! {
         w_off: u32, bih_off: u32, bhh_off: u32,
         act: u32,
         use_pre: u32, pre_steps: u32,
-        tok_off: u32, vocab: u32, wih_off: u32,
+        tok_off: u32, vocab: u32, tab_off: u32, tab_sj: u32, tab_st: u32,
         b0: u32,
         bw: u32, cap: u32,
     }

@@ -35,8 +35,15 @@ pub enum Pre<'a> {
     None,
     /// already in row t of `h` (written by the batched input projection)
     InPlace,
-    /// one-hot tokens: pre_t[b, j] = W_ih[j, tok[tok.off + b]], W_ih (H, V) at `wih_off` in `w`
-    Tokens { tok: At<'a>, vocab: usize, wih_off: usize },
+    /// token inputs: pre_t[b, j] = w[table + j·strides.0 + tok[tok.off + b]·strides.1] in the
+    /// weights' buffer: one-hot inputs read W_ih (H, V) (strides (V, 1)); an embedding's
+    /// (V, H) table of E·W_ih^T (strides (1, H))
+    Tokens {
+        tok: At<'a>,
+        vocab: usize,
+        table: usize,
+        strides: (usize, usize),
+    },
 }
 
 /// Offsets of one direction's recurrent weights in the parameter buffer.
@@ -74,10 +81,15 @@ pub fn rnn_step_forward(
     step: StepAt,
 ) -> Result<Dispatch> {
     // without token inputs `w` fills the unread token binding (never `h`, bound read-write)
-    let (use_pre, tok, vocab, wih_off) = match pre {
-        Pre::None => (0, at(w.w, 0), 1, 0),
-        Pre::InPlace => (1, at(w.w, 0), 1, 0),
-        Pre::Tokens { tok, vocab, wih_off } => (2, tok, vocab, wih_off),
+    let (use_pre, tok, vocab, tab_off, (tab_sj, tab_st)) = match pre {
+        Pre::None => (0, at(w.w, 0), 1, 0, (0, 0)),
+        Pre::InPlace => (1, at(w.w, 0), 1, 0, (0, 0)),
+        Pre::Tokens {
+            tok,
+            vocab,
+            table,
+            strides,
+        } => (2, tok, vocab, table, strides),
     };
     let (bih, bhh) = w.bias.unwrap_or((0, 0));
     let p = params::RnnStepForwardP {
@@ -92,7 +104,9 @@ pub fn rnn_step_forward(
         act: u(act)?,
         tok_off: u(tok.off)?,
         vocab: u(vocab)?,
-        wih_off: u(wih_off)?,
+        tab_off: u(tab_off)?,
+        tab_sj: u(tab_sj)?,
+        tab_st: u(tab_st)?,
         has_bias: w.bias.is_some() as u32,
         step: u(step.t)?,
         b0: u(step.b0)?,

@@ -44,8 +44,8 @@ pub const SEQ_BLOCK: usize = 4;
 pub const SEQ_BLOCK_MAX: usize = 32;
 
 /// W_hh tile sizes in vec4s: the least the kernels take (a streamed tile of the widest
-/// chunk, 65 vec4s per row, needs 8 rows), and the most compiled (64 KiB; larger tiles
-/// would mostly cost the zeroing of workgroup memory at each launch).
+/// chunk, 65 vec4s per row, needs 8 rows), and the most compiled (64 KiB, the most
+/// workgroup storage adapters offer today: W_hh resident up to H = 124).
 pub const SEQ_TILE_MIN: usize = 8 * 65;
 pub const SEQ_TILE_MAX: usize = 4096;
 
@@ -180,10 +180,15 @@ impl SeqAt<'_> {
 /// b_hh + W_hh h_prev) in the direction's (T+1, B, H) buffer `h`, in the direction's order.
 pub fn rnn_seq_forward(span: SeqAt, w: StepWeights, h: &wgpu::Buffer, pre: SeqPre, act: usize) -> Result<Dispatch> {
     // without token inputs `w` fills the unread token binding (never `h`, bound read-write)
-    let (use_pre, tok, vocab, wih_off) = match pre.pre {
-        Pre::None => (0, At { buf: w.w, off: 0 }, 1, 0),
-        Pre::InPlace => (1, At { buf: w.w, off: 0 }, 1, 0),
-        Pre::Tokens { tok, vocab, wih_off } => (2, tok, vocab, wih_off),
+    let (use_pre, tok, vocab, tab_off, (tab_sj, tab_st)) = match pre.pre {
+        Pre::None => (0, At { buf: w.w, off: 0 }, 1, 0, (0, 0)),
+        Pre::InPlace => (1, At { buf: w.w, off: 0 }, 1, 0, (0, 0)),
+        Pre::Tokens {
+            tok,
+            vocab,
+            table,
+            strides,
+        } => (2, tok, vocab, table, strides),
     };
     let (bih, bhh) = w.bias.unwrap_or((0, 0));
     let p = params::RnnSeqForwardP {
@@ -199,7 +204,9 @@ pub fn rnn_seq_forward(span: SeqAt, w: StepWeights, h: &wgpu::Buffer, pre: SeqPr
         pre_steps: u(pre.steps)?,
         tok_off: u(tok.off)?,
         vocab: u(vocab)?,
-        wih_off: u(wih_off)?,
+        tab_off: u(tab_off)?,
+        tab_sj: u(tab_sj)?,
+        tab_st: u(tab_st)?,
         b0: u(span.b0)?,
         bw: u(span.plan.block)?,
         cap: u(span.plan.tile)?,

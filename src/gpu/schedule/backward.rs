@@ -6,7 +6,7 @@ use super::Sched;
 use crate::config::{Input, SeqShape};
 use crate::engine::Want;
 use crate::error::Result;
-use crate::gpu::kernels::{self, act_code, at, mat, Acc, Mat, Recurrence, SeqAt, SeqGrad, StepAt, StepGrad};
+use crate::gpu::kernels::{self, act_code, at, mat, Acc, Mat, Recurrence, SeqGrad, StepAt, StepGrad};
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
@@ -80,16 +80,8 @@ impl Sched<'_> {
         let head_row = cfg.seq == SeqShape::ManyToOne && l + 1 == cfg.layers;
         let w_hh = at(self.m.params, self.off(self.m.layout.layers[l][d].w_hh));
         let first_off = (d == 1 && want.dh0).then(|| self.rev_first_off(ch));
-        if self.seq_plan(b).kind != Recurrence::Step {
-            let span = SeqAt {
-                batch: b,
-                hidden: hd,
-                steps: t,
-                reverse: d == 1,
-                info: &sh.info,
-                b0: ch.b0,
-                plan: self.seq_plan(ch.b),
-            };
+        let span = self.seq_span(ch, d);
+        if span.plan.kind != Recurrence::Step {
             let grad = SeqGrad {
                 w_hh,
                 dh: at(&sh.dh, d * hd),
@@ -126,7 +118,7 @@ impl Sched<'_> {
                 t: s,
                 b0: ch.b0,
             };
-            let (k, act) = (self.k.step_backward, act_code(cfg.activation));
+            let (k, act) = (self.k.step.backward(), act_code(cfg.activation));
             ops.push(Op::Dispatch(kernels::rnn_step_backward(k, b, hd, grad, act, step)?));
         }
         Ok(())

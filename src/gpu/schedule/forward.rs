@@ -7,7 +7,7 @@ use super::Sched;
 use crate::config::{Head, Input, SeqShape};
 use crate::error::Result;
 use crate::gpu::kernels::{
-    self, act_code, at, mat, Acc, HeadBufs, HeadRows, MaskAt, Pre, Recurrence, SeqAt, SeqPre, StepAt, StepWeights,
+    self, act_code, at, mat, Acc, HeadBufs, HeadRows, MaskAt, Pre, Recurrence, SeqPre, StepAt, StepWeights,
 };
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
@@ -123,7 +123,7 @@ impl Sched<'_> {
             bias: li.b_ih.zip(li.b_hh).map(|(i, h)| (self.off(i), self.off(h))),
         };
         let h = &sh.hs[l][d];
-        if self.seq_plan(ch.b).kind != Recurrence::Step {
+        if self.seq_span(ch, d).plan.kind != Recurrence::Step {
             return self.recurrence_seq(ops, ch, l, d, w);
         }
         for s in self.sweep_order(d, false) {
@@ -132,7 +132,8 @@ impl Sched<'_> {
                 (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
                     tok: at(&sh.x, (s - 1) * b),
                     vocab,
-                    wih_off: self.off(li.w_ih),
+                    table: self.off(li.w_ih),
+                    strides: (vocab, 1),
                 },
                 _ => Pre::InPlace,
             };
@@ -144,7 +145,7 @@ impl Sched<'_> {
                 t: s,
                 b0: ch.b0,
             };
-            let (k, act) = (self.k.step_forward, act_code(cfg.activation));
+            let (k, act) = (self.k.step.forward(), act_code(cfg.activation));
             ops.push(Op::Dispatch(kernels::rnn_step_forward(
                 k, b, hd, w, h, rows, pre, act, step,
             )?));
@@ -162,7 +163,8 @@ impl Sched<'_> {
             (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
                 tok: at(&sh.x, 0),
                 vocab,
-                wih_off: self.off(lay.layers[l][d].w_ih),
+                table: self.off(lay.layers[l][d].w_ih),
+                strides: (vocab, 1),
             },
             _ => Pre::InPlace,
         };
@@ -170,15 +172,7 @@ impl Sched<'_> {
             pre,
             steps: if l == 0 { cfg.input_steps(t) } else { t },
         };
-        let span = SeqAt {
-            batch: ch.b,
-            hidden: cfg.hidden,
-            steps: t,
-            reverse: d == 1,
-            info: &sh.info,
-            b0: ch.b0,
-            plan: self.seq_plan(ch.b),
-        };
+        let span = self.seq_span(ch, d);
         let act = act_code(cfg.activation);
         ops.push(Op::Dispatch(kernels::rnn_seq_forward(span, w, &sh.hs[l][d], pre, act)?));
         Ok(())

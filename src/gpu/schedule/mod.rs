@@ -7,7 +7,7 @@
 mod backward;
 mod forward;
 
-use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, RecurrencePlan};
+use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, SeqAt};
 use super::program::Op;
 use super::scalars::{BIAS_CORR, LOSS, NORM_SQ, PROBE};
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
@@ -137,10 +137,20 @@ impl<'a> Sched<'a> {
         mat(&sh.hs[l][0], first * b * cfg.hidden, rows, cfg.hidden)
     }
 
-    /// How the recurrence of a layer on a chunk of `b` sequences is recorded (the same for
-    /// every layer: they have one hidden width).
-    fn seq_plan(&self, b: usize) -> RecurrencePlan {
-        self.k.recurrence.resolved(b, self.m.cfg.hidden)
+    /// Where and how the recurrence of direction `d` runs on chunk `ch`: its plan decides
+    /// between the per-step chain and a whole-sequence kernel (the same for every layer:
+    /// they have one hidden width).
+    fn seq_span(&self, ch: Chunk, d: usize) -> SeqAt<'a> {
+        let (hidden, sh) = (self.m.cfg.hidden, self.sh);
+        SeqAt {
+            batch: ch.b,
+            hidden,
+            steps: sh.t,
+            reverse: d == 1,
+            info: &sh.info,
+            b0: ch.b0,
+            plan: self.k.recurrence.resolved(ch.b, hidden),
+        }
     }
 
     /// The steps of direction `d` in the order its recurrence runs them (1..=T forward,
