@@ -228,6 +228,7 @@ impl Shape {
                 out: tensor(ctx, "outputs (N, O)", n * o, sc)?,
                 g: tensor(ctx, "dL/dlogits (N, O)", n * o, sc)?,
                 loss_rows: tensor(ctx, "per-row losses (N)", n, sc)?,
+                // dirs·V·H ≤ dirs·T_in·B_c·H: no larger than dz, so it fits a binding too
                 tok_table: token_table(cfg, t, bc)
                     .then(|| tensor(ctx, "token tables (dirs, V, H)", table_floats(cfg), Scale::Model))
                     .transpose()?,
