@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch_info;
-use super::buffers::{tensor, upload, Scale, Staging};
+use super::buffers::{check_limits, tensor, upload, Scale, Staging};
 use super::context::GpuContext;
 use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan, StepKernel};
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
 use super::schedule::{self, Model};
 use super::tune::{TuneReport, Tuner};
-use super::workspace::{Carried, Mode, Workspace, H0};
+use super::workspace::{table_floats, Carried, Mode, Workspace, H0};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
 use crate::engine::{Engine, EngineKind, Grads, Outputs, Want};
@@ -31,7 +31,10 @@ pub struct GpuEngine {
     cfg: ModelConfig,
     layout: ParamLayout,
     opt: OptimConfig,
+    /// the parameters (0..layout.total; everything outside the schedule sees only these),
+    /// then an embedding's token tables at `table` (`schedule::Model::table`)
     params: wgpu::Buffer,
+    table: Option<usize>,
     grads: wgpu::Buffer,
     slots: Vec<wgpu::Buffer>,
     /// (SCALARS): the loss, Σ g², Adam's bias corrections and the non-finite probe (`scalars`)
@@ -57,9 +60,14 @@ impl GpuEngine {
         let kernels = ctx.kernels()?;
         let tuner = ctx.tuner()?;
         let n = layout.total;
+        // an embedding's token tables go past the parameters, where the step kernels read
+        // their weights, unless that outgrows a binding (then the embedded-inputs path runs)
+        let tail = table_floats(&cfg);
+        let table = (tail > 0 && check_limits(&ctx, "parameters", n + tail, Scale::Model).is_ok()).then_some(n);
         let c = ctx.clone();
         ctx.scoped("allocating parameters", || {
-            let params_buf = tensor(&c, "parameters", n, Scale::Model)?;
+            let with_tables = n + table.map_or(0, |_| tail);
+            let params_buf = tensor(&c, "parameters and token tables", with_tables, Scale::Model)?;
             let grads = tensor(&c, "gradients", n, Scale::Model)?;
             let slots = (0..opt.kind.slots())
                 .map(|i| tensor(&c, &format!("optimiser state {i}"), n, Scale::Model))
@@ -75,6 +83,7 @@ impl GpuEngine {
                 layout,
                 opt,
                 params: params_buf,
+                table,
                 grads,
                 slots,
                 scalars,
@@ -181,6 +190,7 @@ impl GpuEngine {
             slots: &self.slots,
             scalars: &self.scalars,
             dummy: &self.dummy,
+            table: self.table,
         }
     }
 

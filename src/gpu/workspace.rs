@@ -76,6 +76,9 @@ pub struct Shape {
     pub y: wgpu::Buffer,
     /// (T_in, B, E) embedded inputs
     pub xe: wgpu::Buffer,
+    /// (dirs, V, H) scratch of the token-table path (`token_table`): the tables E·W_ih^T
+    /// before their copy into the parameters' tail, then the per-token sums of dz
+    pub tok_table: Option<wgpu::Buffer>,
     /// (N, O) each
     pub logits: wgpu::Buffer,
     pub out: wgpu::Buffer,
@@ -98,6 +101,25 @@ pub struct Shape {
 /// from its forward states: with both directions side by side, or a dropout mask on it.
 pub fn output_copied(cfg: &ModelConfig, l: usize) -> bool {
     cfg.bidirectional || (cfg.dropout.is_active() && l + 1 < cfg.layers)
+}
+
+/// Floats of an embedding's token tables, one (V, H) per direction; 0 without an embedding.
+pub fn table_floats(cfg: &ModelConfig) -> usize {
+    match cfg.input {
+        Input::Tokens { vocab, embed: Some(_) } => cfg.dirs() * vocab * cfg.hidden,
+        _ => 0,
+    }
+}
+
+/// Whether chunks of `bc` sequences of T steps run layer 0's embedding through token tables
+/// (E·W_ih^T, one V×E×H product, then gathers) rather than through the embedded inputs
+/// (T_in·B_c×E×H products): when there are no more tokens in the vocabulary than rows
+/// gathered, V ≤ T_in·B_c.
+pub fn token_table(cfg: &ModelConfig, t: usize, bc: usize) -> bool {
+    match cfg.input {
+        Input::Tokens { vocab, embed: Some(_) } => vocab <= cfg.input_steps(t) * bc,
+        _ => false,
+    }
 }
 
 /// Width of one input step of one sequence in `x`: features, or one token id.
@@ -206,6 +228,10 @@ impl Shape {
                 out: tensor(ctx, "outputs (N, O)", n * o, sc)?,
                 g: tensor(ctx, "dL/dlogits (N, O)", n * o, sc)?,
                 loss_rows: tensor(ctx, "per-row losses (N)", n, sc)?,
+                // dirs·V·H ≤ dirs·T_in·B_c·H: no larger than dz, so it fits a binding too
+                tok_table: token_table(cfg, t, bc)
+                    .then(|| tensor(ctx, "token tables (dirs, V, H)", table_floats(cfg), Scale::Model))
+                    .transpose()?,
                 dx: tensor(ctx, "dx (T_in, B, in_0)", t_in * bc * cfg.in_width(0), sc)?,
                 dh0: tensor(ctx, "dh0 (L·dirs, B, H)", rows * bc * hd, sc)?,
                 last: tensor(ctx, "final state (L·dirs, B, H)", rows * b * hd, sc)?,
@@ -273,6 +299,7 @@ impl Shape {
         ];
         let io = self.io.iter().flat_map(|io| [&io.x, &io.y, &io.h0]);
         let states = self.hs.iter().flatten().chain(self.ys.iter().flatten());
+        let states = states.chain(&self.tok_table);
         states.chain(bufs).chain(io).map(|b| b.size()).sum::<u64>()
             + self.programs.values().map(Program::uniform_bytes).sum::<u64>()
     }

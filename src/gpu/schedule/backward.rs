@@ -154,12 +154,12 @@ impl Sched<'_> {
             ops.push(self.mm(self.grad(li.w_ih), dz.t(), self.output_rows(l - 1, b), acc)?);
             return Ok(());
         }
-        match (cfg.input, lay.embed) {
-            (Input::Dense { .. }, _) => {
+        match (cfg.input, lay.embed, self.table) {
+            (Input::Dense { .. }, ..) => {
                 let x = mat(&sh.x, 0, t_in * b, cfg.in_width(0));
                 ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), x, acc)?);
             }
-            (Input::Tokens { vocab, .. }, None) => {
+            (Input::Tokens { vocab, .. }, None, _) => {
                 // dW_ih[j, tok] += dz[(t, b), j]: row j of W_ih has stride V
                 ops.push(Op::Dispatch(kernels::token_scatter(
                     t_in * b,
@@ -172,7 +172,8 @@ impl Sched<'_> {
                     acc == Acc::Add,
                 )?));
             }
-            (Input::Tokens { .. }, Some(_)) => {
+            (Input::Tokens { .. }, Some(_), Some(tab)) => self.table_weight_grad(ops, ch, d, tab, acc)?,
+            (Input::Tokens { .. }, Some(_), None) => {
                 let xe = mat(&sh.xe, 0, t_in * b, cfg.in_width(0));
                 ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), xe, acc)?);
             }
@@ -188,6 +189,9 @@ impl Sched<'_> {
         let (b, t) = (ch.b, sh.t);
         let t_in = cfg.input_steps(t);
         let inw = cfg.in_width(l);
+        if let (0, Some(tab), Some(e_idx)) = (l, self.table, lay.embed) {
+            return self.table_embed_grad(ops, tab, e_idx, acc);
+        }
         let (dst, steps) = if l > 0 {
             (mat(&sh.dh, 0, t * b, inw), t)
         } else if want.dx || lay.embed.is_some() {

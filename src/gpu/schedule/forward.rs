@@ -1,7 +1,7 @@
 //! Forward: per layer and direction the batched input projection (all steps in one
-//! product), then one fused step dispatch per t; the layer's output where it needs a buffer
-//! of its own (both directions side by side, dropout); then the head product over all
-//! (t, b) rows, softmax or MSE, and the loss sum.
+//! product, or layer 0's token tables: `table`), then one fused step dispatch per t; the
+//! layer's output where it needs a buffer of its own (both directions side by side,
+//! dropout); then the head product over all (t, b) rows, softmax or MSE, and the loss sum.
 
 use super::Sched;
 use crate::config::{Head, Input, SeqShape};
@@ -82,14 +82,17 @@ impl Sched<'_> {
             ops.push(self.mm(pre(t), below, self.weight(li.w_ih).t(), Acc::Set)?);
             return Ok(());
         }
-        match (cfg.input, lay.embed) {
-            (Input::Dense { size }, _) => {
+        match (cfg.input, lay.embed, self.table) {
+            (Input::Dense { size }, ..) => {
                 let x = mat(&sh.x, 0, t_in * b, size);
                 ops.push(self.mm(pre(t_in), x, self.weight(li.w_ih).t(), Acc::Set)?);
             }
             // one-hot · W_ih^T is the column W_ih[:, tok]: each step kernel gathers it
-            (Input::Tokens { .. }, None) => {}
-            (_, Some(e_idx)) => {
+            (Input::Tokens { .. }, None, _) => {}
+            // the tables of both directions at once, before the first direction's steps
+            (_, Some(e_idx), Some(tab)) if d == 0 => self.token_tables(ops, ch, tab, e_idx)?,
+            (_, Some(_), Some(_)) => {}
+            (_, Some(e_idx), None) => {
                 let e = cfg.in_width(0);
                 // the embedded inputs serve both directions
                 if d == 0 {
@@ -127,14 +130,9 @@ impl Sched<'_> {
             return self.recurrence_seq(ops, ch, l, d, w);
         }
         for s in self.sweep_order(d, false) {
-            let pre = match (cfg.input, lay.embed) {
-                _ if l == 0 && s > t_in => Pre::None,
-                (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
-                    tok: at(&sh.x, (s - 1) * b),
-                    vocab,
-                    table: self.off(li.w_ih),
-                    strides: (vocab, 1),
-                },
+            let pre = match l {
+                0 if s > t_in => Pre::None,
+                0 => self.token_pre(d, at(&sh.x, (s - 1) * b)).unwrap_or(Pre::InPlace),
                 _ => Pre::InPlace,
             };
             // the previous state: h_{t-1}, or hr_{t+1} for the reverse direction
@@ -157,15 +155,10 @@ impl Sched<'_> {
     /// the same steps as the per-step chain, with the same inputs.
     fn recurrence_seq(&self, ops: &mut Vec<Op>, ch: Chunk, l: usize, d: usize, w: StepWeights) -> Result<()> {
         let (m, sh) = (self.m, self.sh);
-        let (cfg, lay) = (m.cfg, m.layout);
+        let cfg = m.cfg;
         let t = sh.t;
-        let pre = match (cfg.input, lay.embed) {
-            (Input::Tokens { vocab, .. }, None) if l == 0 => Pre::Tokens {
-                tok: at(&sh.x, 0),
-                vocab,
-                table: self.off(lay.layers[l][d].w_ih),
-                strides: (vocab, 1),
-            },
+        let pre = match l {
+            0 => self.token_pre(d, at(&sh.x, 0)).unwrap_or(Pre::InPlace),
             _ => Pre::InPlace,
         };
         let pre = SeqPre {

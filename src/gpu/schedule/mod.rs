@@ -6,6 +6,7 @@
 
 mod backward;
 mod forward;
+mod table;
 
 use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, SeqAt};
 use super::program::Op;
@@ -31,17 +32,28 @@ pub struct Model<'a> {
     pub scalars: &'a wgpu::Buffer,
     /// bound where a kernel's binding is unused (SGD without momentum)
     pub dummy: &'a wgpu::Buffer,
+    /// where an embedding's token tables (dirs, V, H) start in `params`, past the
+    /// parameters (`workspace::table_floats`); None where the buffer has no room for them
+    pub table: Option<usize>,
 }
 
 /// The ops of one call of `mode` on a batch of shape `sh`.
 pub fn ops(m: Model, sh: &Shape, kernels: &Kernels, mode: Mode) -> Result<Vec<Op>> {
     // dropout is part of training: loss_and_grads and train_step, never forward
     let train = mode != Mode::Forward;
+    // dx asks for the gradient of the embedded inputs, which the token-table path skips
+    let dx = matches!(mode, Mode::Grads { dx: true, .. });
+    let table = m
+        .table
+        .zip(sh.tok_table.as_ref())
+        .filter(|_| !dx)
+        .map(|(off, scratch)| table::Table { off, scratch });
     let s = Sched {
         m,
         sh,
         k: kernels,
         train,
+        table,
     };
     let [whole] = sh.chunks[..] else {
         if mode != Mode::Train {
@@ -84,6 +96,8 @@ struct Sched<'a> {
     k: &'a Kernels,
     /// a training program (train_step, loss_and_grads): dropout applies
     train: bool,
+    /// layer 0's embedding runs through token tables (`workspace::token_table`)
+    table: Option<table::Table<'a>>,
 }
 
 impl<'a> Sched<'a> {
