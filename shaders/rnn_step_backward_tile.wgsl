@@ -39,8 +39,8 @@ const BK: u32 = 16u;
 const WG: u32 = 8u;
 const SUB: u32 = 1u;
 
-// The bindings are the plain kernel's, without vec4 views (dz is read-write, and a second,
-// overlapping view of it may not be bound): an aligned group is four scalar loads.
+// The bindings are the plain kernel's (so the launch code is shared), without vec4 views: an
+// aligned group is four scalar loads (neighbouring invocations still read neighbouring groups).
 fn load_a(i: u32) -> f32 {
     return dz[i];
 }

@@ -233,7 +233,15 @@ fn tile_row0(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // (m, k from oa, n from ob). With `sum_row`, invocation t = lid.y·WG + lid.x (t < TILE) also
 // continues `rs0` over row tile_row0 + t of op(A) from the staged tiles and returns the sum
 // (`rs0` otherwise).
-fn mm_tile(oa: Operand, ob: Operand, lid: vec3<u32>, wg: vec3<u32>, nwg: vec3<u32>, sum_row: bool, rs0: f32) -> f32 {
+fn mm_tile(
+    oa: Operand,
+    ob: Operand,
+    lid: vec3<u32>,
+    wg: vec3<u32>,
+    nwg: vec3<u32>,
+    sum_row: bool,
+    rs0: f32,
+) -> f32 {
     let i0 = tile_row0(wg, nwg);
     let j0 = wg.x * TILE;
     let m = oa.len;
