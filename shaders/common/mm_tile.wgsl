@@ -1,12 +1,18 @@
-// The workgroup-tiled matrix product shared by matmul_tile32.wgsl, matmul_tile64.wgsl and
-// matmul_tile128.wgsl (written for real GPUs; the lavapipe kernels are matmul_blocked.wgsl and
-// matmul_sg.wgsl), prepended to each by kernels::Kernel::source(); WGSL has no #include.
-// Not a module on its own: it uses what every including kernel declares, with the same names:
-//   struct P and p (the matmul.wgsl contract), the bindings a, b (array<f32>), c, and a4, b4
-//   (the same buffers as a, b viewed as array<vec4<f32>>);
+// The workgroup-tiled matrix product (written for real GPUs; the lavapipe kernels are
+// matmul_blocked.wgsl and matmul_sg.wgsl) under matmul_tile32.wgsl, matmul_tile64.wgsl and
+// matmul_tile128.wgsl (through common/mm_tile_matmul.wgsl) and rnn_step_forward_tile.wgsl and
+// rnn_step_backward_tile.wgsl, prepended to each by kernels::Kernel::source(); WGSL has no
+// #include. Not a module on its own: it calls what every including kernel defines:
 //   const TILE (rows = columns of C per workgroup), BK (steps of q per stage), WG (the
 //   workgroup is WG × WG invocations), SUB (each invocation owns SUB × SUB blocks of 4 × 4);
-//   var<workgroup> As, Bs: array<vec4<f32>, BK * S4>, the staged tiles.
+//   fn load_a(i: u32) -> f32: element i of the buffer holding A (an Operand's off, sq and sr
+//   address it), and load_a4(i: u32) -> vec4<f32>: elements i..i + 3, i a multiple of 4
+//   (called only for an aligned operand); load_b and load_b4 the same for B;
+//   fn store_c(i: u32, j: u32, v: f32): the product's element (i, j), called once for each
+//   element of C by the one invocation that owns it (the epilogue: the matmul's store, a
+//   step's bias, activation and f').
+// The kernel describes op(A) and op(B) with operand_a and operand_b (offset, sizes, transpose)
+// and calls mm_tile.
 // tests/shaders_validate.rs validates the assembled modules, which checks the contract.
 //
 // What was taken from where:
@@ -38,12 +44,17 @@
 // for A). Every element of the tiles the compute loop reads is written by the stage before
 // it (zero outside op(A) and op(B)); the padding is never read.
 //
-// Determinism: every element of C is one fma chain over q = 0..k in order from zero, then
-// + C under beta, and every row sum is C (or 0) + A[i, 0] + A[i, 1] + ... in order: the
-// operations of matmul.wgsl exactly, so every matmul kernel gives the same bits. The tail of
-// k that does not fill a stage runs only its real steps (adding a zero could turn -0 into +0).
+// Determinism: every element of C is one fma chain over q = 0..k in order from zero, handed
+// to store_c, and every row sum continues its start with A[i, 0], A[i, 1], ... in order: the
+// operations of matmul.wgsl and of the plain step kernels exactly, so every matmul kernel
+// and every step kernel gives the same bits as its reference. The tail of k that does not
+// fill a stage runs only its real steps (adding a zero could turn -0 into +0).
 
 const S4: u32 = TILE / 4u + 1u;
+
+// (BK, TILE) slices of op(A)^T and op(B), rows padded to S4 vec4s
+var<workgroup> As: array<vec4<f32>, BK * S4>;
+var<workgroup> Bs: array<vec4<f32>, BK * S4>;
 
 // The register blocks: blk_rs = rows r·TILE/2 + 4·ly.., columns s·TILE/2 + 4·lx.. of the
 // workgroup's tile (only blk_00 when SUB = 1). Private and only ever indexed by constants,
@@ -59,7 +70,8 @@ struct Operand {
     off: u32,
     sq: u32,
     sr: u32,
-    // extent of r: m for A, n for B
+    // extents of q (k) and of r (m for A, n for B)
+    k: u32,
     len: u32,
     // r is the dimension contiguous in memory (A stored transposed, B stored as is)
     along_r: bool,
@@ -67,18 +79,18 @@ struct Operand {
     vec: bool,
 }
 
-// op(A)[i, q]: A (m, k) at a_off + i·k + q, or stored transposed, (k, m), at a_off + q·m + i
-fn operand_a() -> Operand {
-    let t = p.ta != 0u;
-    let ld = select(p.k, p.m, t);
-    return Operand(p.a_off, select(1u, p.m, t), select(p.k, 1u, t), p.m, t, ((p.a_off | ld) & 3u) == 0u);
+// op(A)[i, q] of an (m, k) op(A): A (m, k) at off + i·k + q, or stored transposed, (k, m),
+// at off + q·m + i when `t`
+fn operand_a(off: u32, m: u32, k: u32, t: bool) -> Operand {
+    let ld = select(k, m, t);
+    return Operand(off, select(1u, m, t), select(k, 1u, t), k, m, t, ((off | ld) & 3u) == 0u);
 }
 
-// op(B)[q, j]: B (k, n) at b_off + q·n + j, or stored transposed, (n, k), at b_off + j·k + q
-fn operand_b() -> Operand {
-    let t = p.tb != 0u;
-    let ld = select(p.n, p.k, t);
-    return Operand(p.b_off, select(p.n, 1u, t), select(1u, p.k, t), p.n, !t, ((p.b_off | ld) & 3u) == 0u);
+// op(B)[q, j] of a (k, n) op(B): B (k, n) at off + q·n + j, or stored transposed, (n, k), at
+// off + j·k + q when `t`
+fn operand_b(off: u32, k: u32, n: u32, t: bool) -> Operand {
+    let ld = select(n, k, t);
+    return Operand(off, select(n, 1u, t), select(1u, k, t), k, n, !t, ((off | ld) & 3u) == 0u);
 }
 
 // Staging, scalar path: element e of the BK × TILE tile in load order (consecutive e,
@@ -92,10 +104,10 @@ fn vec_slot(o: Operand, e: u32) -> vec2<u32> {
     return select(vec2<u32>(4u * (e % (BK / 4u)), e / (BK / 4u)), vec2<u32>(e / (TILE / 4u), 4u * (e % (TILE / 4u))), o.along_r);
 }
 
-// Index into a or b of element (q, r) of the operand, and whether it exists. With the vec4
+// Index in the operand's buffer of element (q, r), and whether it exists. With the vec4
 // path a group is wholly inside or wholly outside: its first element decides.
 fn src(o: Operand, q: u32, r: u32) -> vec2<u32> {
-    return vec2<u32>(o.off + q * o.sq + r * o.sr, u32(q < p.k && r < o.len));
+    return vec2<u32>(o.off + q * o.sq + r * o.sr, u32(q < o.k && r < o.len));
 }
 
 // Stages op(A)[i0.., q0..] into As (As[q][i]); `t` is the invocation's index.
@@ -106,7 +118,7 @@ fn stage_a(o: Operand, q0: u32, i0: u32, t: u32) {
             let at = src(o, q0 + s.x, i0 + s.y);
             var v = vec4<f32>(0.0);
             if (at.y != 0u) {
-                v = a4[at.x / 4u];
+                v = load_a4(at.x);
             }
             if (o.along_r) {
                 As[s.x * S4 + s.y / 4u] = v;
@@ -122,7 +134,7 @@ fn stage_a(o: Operand, q0: u32, i0: u32, t: u32) {
             let at = src(o, q0 + s.x, i0 + s.y);
             var v = 0.0;
             if (at.y != 0u) {
-                v = a[at.x];
+                v = load_a(at.x);
             }
             As[s.x * S4 + s.y / 4u][s.y % 4u] = v;
         }
@@ -137,7 +149,7 @@ fn stage_b(o: Operand, q0: u32, j0: u32, t: u32) {
             let at = src(o, q0 + s.x, j0 + s.y);
             var v = vec4<f32>(0.0);
             if (at.y != 0u) {
-                v = b4[at.x / 4u];
+                v = load_b4(at.x);
             }
             if (o.along_r) {
                 Bs[s.x * S4 + s.y / 4u] = v;
@@ -153,7 +165,7 @@ fn stage_b(o: Operand, q0: u32, j0: u32, t: u32) {
             let at = src(o, q0 + s.x, j0 + s.y);
             var v = 0.0;
             if (at.y != 0u) {
-                v = b[at.x];
+                v = load_b(at.x);
             }
             Bs[s.x * S4 + s.y / 4u][s.y % 4u] = v;
         }
@@ -197,45 +209,50 @@ fn row_sum_stage(rs: f32, steps: u32, t: u32) -> f32 {
     return s;
 }
 
-// C[i.., j..] (+)= the 4 × 4 block, masked at the edges of C
-fn store_block(blk: array<vec4<f32>, 4>, i: u32, j: u32) {
+// The 4 × 4 block at C[i.., j..] through store_c, masked at the edges of C
+fn store_block(blk: array<vec4<f32>, 4>, i: u32, j: u32, m: u32, n: u32) {
     for (var r = 0u; r < 4u; r++) {
-        if (i + r >= p.m) {
+        if (i + r >= m) {
             return;
         }
         for (var s = 0u; s < 4u; s++) {
-            if (j + s < p.n) {
-                let ci = p.c_off + (i + r) * p.n + j + s;
-                var v = blk[r][s];
-                if (p.beta != 0u) {
-                    v += c[ci];
-                }
-                c[ci] = v;
+            if (j + s < n) {
+                store_c(i + r, j + s, blk[r][s]);
             }
         }
     }
 }
 
-// The whole product for one workgroup: tiles of C in x (columns) and y (rows, spilling into
+// The first row of C of the workgroup: tiles of C in x (columns) and y (rows, spilling into
 // z beyond 65535 workgroups).
-fn mm_tile(lid: vec3<u32>, wg: vec3<u32>, nwg: vec3<u32>) {
-    let i0 = (wg.y + wg.z * nwg.y) * TILE;
+fn tile_row0(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return (wg.y + wg.z * nwg.y) * TILE;
+}
+
+// C (m, n) = op(A) (m, k) · op(B) (k, n) for one workgroup, each element through store_c
+// (m, k from oa, n from ob). With `sum_row`, invocation t = lid.y·WG + lid.x (t < TILE) also
+// continues `rs0` over row tile_row0 + t of op(A) from the staged tiles and returns the sum
+// (`rs0` otherwise).
+fn mm_tile(
+    oa: Operand,
+    ob: Operand,
+    lid: vec3<u32>,
+    wg: vec3<u32>,
+    nwg: vec3<u32>,
+    sum_row: bool,
+    rs0: f32,
+) -> f32 {
+    let i0 = tile_row0(wg, nwg);
     let j0 = wg.x * TILE;
+    let m = oa.len;
+    let k = oa.k;
     // a whole surplus workgroup of the z spill leaves (uniform: barriers follow)
-    if (i0 >= p.m) {
-        return;
+    if (i0 >= m) {
+        return rs0;
     }
     let t = lid.y * WG + lid.x;
-    let oa = operand_a();
-    let ob = operand_b();
-    // the workgroups of tile column 0 also sum their TILE rows of op(A) from the staged
-    // tiles, one invocation per row
-    let sum_row = p.rowsum != 0u && wg.x == 0u && t < TILE;
-    var rs = 0.0;
-    if (sum_row && p.beta != 0u && i0 + t < p.m) {
-        rs = c[p.rs_off + i0 + t];
-    }
-    let full = p.k / BK;
+    var rs = rs0;
+    let full = k / BK;
     for (var st = 0u; st < full; st++) {
         stage_a(oa, st * BK, i0, t);
         stage_b(ob, st * BK, j0, t);
@@ -246,7 +263,7 @@ fn mm_tile(lid: vec3<u32>, wg: vec3<u32>, nwg: vec3<u32>) {
         }
         workgroupBarrier();
     }
-    let tail = p.k - full * BK;
+    let tail = k - full * BK;
     if (tail > 0u) {
         stage_a(oa, full * BK, i0, t);
         stage_b(ob, full * BK, j0, t);
@@ -256,17 +273,15 @@ fn mm_tile(lid: vec3<u32>, wg: vec3<u32>, nwg: vec3<u32>) {
             rs = row_sum_stage(rs, tail, t);
         }
     }
-    if (sum_row && i0 + t < p.m) {
-        c[p.rs_off + i0 + t] = rs;
-        c[p.rs2_off + i0 + t] = rs;
-    }
     let i = i0 + 4u * lid.y;
     let j = j0 + 4u * lid.x;
-    store_block(blk_00, i, j);
+    let n = ob.len;
+    store_block(blk_00, i, j, m, n);
     if (SUB == 2u) {
         let h = TILE / 2u;
-        store_block(blk_01, i, j + h);
-        store_block(blk_10, i + h, j);
-        store_block(blk_11, i + h, j + h);
+        store_block(blk_01, i, j + h, m, n);
+        store_block(blk_10, i + h, j, m, n);
+        store_block(blk_11, i + h, j + h, m, n);
     }
+    return rs;
 }

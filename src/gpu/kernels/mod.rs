@@ -24,10 +24,11 @@ use crate::config::str_enum;
 use crate::error::{Error, Result};
 
 /// WGSL has no #include: code shared by several kernels lives in `shaders/common/*.wgsl`
-/// and is prepended to each kernel file that uses it (`Kernel::source`). These files hold
-/// only functions and `var<private>` state; bindings stay in the kernel files, and a shared
-/// file calls back into functions each including kernel defines (see the files' headers).
-/// A prelude alone is not a valid module (no entry point, unresolved calls).
+/// and is prepended to each kernel file that uses it (`Kernel::source`). A shared file calls
+/// back into functions and constants each including kernel defines (see the files' headers);
+/// bindings stay in the kernel files, except where several kernels differ only in constants
+/// (`MM_TILE_MATMUL_WGSL`). A prelude alone is not a valid module (no entry point,
+/// unresolved calls).
 pub const SG_TILE_WGSL: (&str, &str) = (
     "common/sg_tile.wgsl",
     include_str!("../../../shaders/common/sg_tile.wgsl"),
@@ -48,10 +49,16 @@ pub const DROPOUT_WGSL: (&str, &str) = (
     "common/dropout.wgsl",
     include_str!("../../../shaders/common/dropout.wgsl"),
 );
-/// The workgroup-tiled matrix product of the `MatmulTile*` kernels (each file gives sizes).
+/// The workgroup-tiled matrix product of the `MatmulTile*` and `RnnStep*Tile` kernels (each
+/// file gives sizes, loads and the epilogue).
 pub const MM_TILE_WGSL: (&str, &str) = (
     "common/mm_tile.wgsl",
     include_str!("../../../shaders/common/mm_tile.wgsl"),
+);
+/// The `MatmulTile*` kernels' parameters, bindings, loads and store (each file gives sizes).
+pub const MM_TILE_MATMUL_WGSL: (&str, &str) = (
+    "common/mm_tile_matmul.wgsl",
+    include_str!("../../../shaders/common/mm_tile_matmul.wgsl"),
 );
 /// The block layout, W_hh tile and accumulators of the whole-sequence kernels.
 pub const SEQ_BLOCK_WGSL: (&str, &str) = (
@@ -65,6 +72,7 @@ pub const PRELUDES: &[(&str, &str)] = &[
     BATCH_INFO_WGSL,
     DROPOUT_WGSL,
     MM_TILE_WGSL,
+    MM_TILE_MATMUL_WGSL,
     SEQ_BLOCK_WGSL,
 ];
 
@@ -109,13 +117,15 @@ kernel_table! {
     Matmul => "matmul.wgsl", [], subgroups: false;
     MatmulBlocked => "matmul_blocked.wgsl", [], subgroups: false;
     MatmulSg => "matmul_sg.wgsl", [SG_TILE_WGSL], subgroups: true;
-    MatmulTile32 => "matmul_tile32.wgsl", [MM_TILE_WGSL], subgroups: false;
-    MatmulTile64 => "matmul_tile64.wgsl", [MM_TILE_WGSL], subgroups: false;
-    MatmulTile128 => "matmul_tile128.wgsl", [MM_TILE_WGSL], subgroups: false;
+    MatmulTile32 => "matmul_tile32.wgsl", [MM_TILE_WGSL, MM_TILE_MATMUL_WGSL], subgroups: false;
+    MatmulTile64 => "matmul_tile64.wgsl", [MM_TILE_WGSL, MM_TILE_MATMUL_WGSL], subgroups: false;
+    MatmulTile128 => "matmul_tile128.wgsl", [MM_TILE_WGSL, MM_TILE_MATMUL_WGSL], subgroups: false;
     RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
     RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
     RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnStepForwardTile => "rnn_step_forward_tile.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, MM_TILE_WGSL], subgroups: false;
+    RnnStepBackwardTile => "rnn_step_backward_tile.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, MM_TILE_WGSL], subgroups: false;
     RnnSeqForward => "rnn_seq_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
     RnnSeqBackward => "rnn_seq_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
     LayerOutput => "layer_output.wgsl", [BATCH_INFO_WGSL, DROPOUT_WGSL], subgroups: false;
@@ -148,10 +158,12 @@ str_enum!(
 str_enum!(
     /// The per-step recurrence kernels by name, each a forward and a reverse kernel with the
     /// same parameters: the plain 4 × 4 blocks and the subgroup variant, both written for
-    /// lavapipe. All give the same bits.
+    /// lavapipe, and the workgroup-tiled one for real GPUs (32 × 32 tiles). All give the
+    /// same bits.
     StepKernel("step kernel") {
         Plain => "plain",
         Sg => "sg",
+        Tile32 => "tile32",
     }
 );
 
@@ -161,6 +173,7 @@ impl StepKernel {
         match self {
             StepKernel::Plain => (Kernel::RnnStepForward, Kernel::RnnStepBackward),
             StepKernel::Sg => (Kernel::RnnStepForwardSg, Kernel::RnnStepBackwardSg),
+            StepKernel::Tile32 => (Kernel::RnnStepForwardTile, Kernel::RnnStepBackwardTile),
         }
     }
 

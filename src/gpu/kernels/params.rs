@@ -49,7 +49,7 @@ param_structs! {
         beta: u32,
         rowsum: u32, rs_off: u32, rs2_off: u32,
     }
-    RnnStepForwardP for [RnnStepForward, RnnStepForwardSg] {
+    RnnStepForwardP for [RnnStepForward, RnnStepForwardSg, RnnStepForwardTile] {
         batch: u32, hidden: u32,
         cur_off: u32, prev_off: u32,
         w_off: u32, bih_off: u32, bhh_off: u32,
@@ -59,7 +59,7 @@ param_structs! {
         has_bias: u32,
         step: u32, b0: u32,
     }
-    RnnStepBackwardP for [RnnStepBackward, RnnStepBackwardSg] {
+    RnnStepBackwardP for [RnnStepBackward, RnnStepBackwardSg, RnnStepBackwardTile] {
         batch: u32, hidden: u32,
         dh_off: u32, h_off: u32,
         dz_off: u32, next_off: u32,

@@ -16,11 +16,11 @@ pub fn act_code(a: crate::config::Activation) -> usize {
     }
 }
 
-/// Workgroups for a step kernel: `RnnStep*` (8×8 invocations of 4×4 (B, H) blocks) or
-/// `RnnStep*Sg`.
+/// Workgroups for a step kernel: `RnnStep*` and `RnnStep*Tile` (8×8 invocations of 4×4 (B, H)
+/// blocks) or `RnnStep*Sg`.
 fn step_groups(kernel: Kernel, batch: usize, hidden: usize) -> Result<[u32; 3]> {
     match kernel {
-        Kernel::RnnStepForward | Kernel::RnnStepBackward => {
+        Kernel::RnnStepForward | Kernel::RnnStepBackward | Kernel::RnnStepForwardTile | Kernel::RnnStepBackwardTile => {
             groups_tiled(&format!("a recurrent step of B={batch}, H={hidden}"), batch, hidden, 32)
         }
         Kernel::RnnStepForwardSg | Kernel::RnnStepBackwardSg => groups_sg(batch, hidden),
@@ -67,7 +67,7 @@ pub struct StepAt<'a> {
 
 /// h_t = f(pre_t + b_ih + b_hh + W_hh h_{t-1}) in one direction's buffer `h` (T+1, B, H),
 /// row `cur_off` from row `prev_off`; a sequence shorter than t keeps row `prev_off`.
-/// `kernel` is `RnnStepForward` or `RnnStepForwardSg` (same bindings and parameters).
+/// `kernel` is one of `StepKernel`'s forward kernels (same bindings and parameters).
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_step_forward(
     kernel: Kernel,
@@ -142,7 +142,7 @@ pub struct StepGrad<'a> {
 }
 
 /// One reverse step (see `StepGrad`); a sequence shorter than t gets dz_t = 0. `kernel` is
-/// `RnnStepBackward` or `RnnStepBackwardSg` (same bindings and parameters).
+/// one of `StepKernel`'s reverse kernels (same bindings and parameters).
 pub fn rnn_step_backward(
     kernel: Kernel,
     batch: usize,
