@@ -273,6 +273,39 @@ fn twenty_steps_of_each_optimizer() {
     }
 }
 
+/// An update that overflows (a huge weight decay) with no loss read back: the next read
+/// names the tensor and step the CPU path stops at, for every optimiser: the state (Adam's
+/// v, Adagrad's sum) or, with a huge learning rate too, the weights (SGD with and without
+/// a velocity).
+#[test]
+fn overflowing_updates_are_reported_as_on_cpu() {
+    let adam = OptimKind::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let cases = [
+        (adam, 1e-3, "optimiser state"),
+        (OptimKind::Adagrad { eps: 1e-8 }, 1e-3, "optimiser state"),
+        (OptimKind::Sgd { momentum: 0.9 }, 1e10, "weights"),
+        (OptimKind::Sgd { momentum: 0.0 }, 1e10, "weights"),
+    ];
+    for (kind, lr, what) in cases {
+        let mut opt = OptimConfig::new(kind, lr);
+        opt.weight_decay = 1e30;
+        let (mut cpu, mut gpu) = engines(&lm(), opt, 3);
+        let batch = random_batch(&lm(), 3, 4, false, 8);
+        let cpu_err = cpu.train_step(&batch, false).unwrap_err();
+        let want = format!("non-finite {what} at step 1;");
+        assert!(cpu_err.to_string().starts_with(&want), "{kind:?}: {cpu_err}");
+        for _ in 0..3 {
+            gpu.train_step(&batch, false).unwrap();
+        }
+        let gpu_err = gpu.train_step(&batch, true).unwrap_err();
+        assert_eq!(gpu_err.to_string(), cpu_err.to_string(), "{kind:?}");
+    }
+}
+
 #[test]
 fn clipping_by_value_and_by_norm() {
     for clip in [
