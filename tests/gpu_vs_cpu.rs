@@ -197,6 +197,24 @@ fn overflowing_updates_are_reported_as_on_cpu() {
     }
 }
 
+/// Data-parallel updates (`apply_grads`, which reads nothing back) that overflow the
+/// weights: the next call that reads names the update, as the CPU path does at once.
+#[test]
+fn overflowing_apply_grads_is_reported_at_the_next_read() {
+    let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 1e38);
+    let (mut cpu, mut gpu) = engines(&lm(), opt, 3);
+    let grads = vec![10.0f32; cpu.layout().total];
+    let cpu_err = cpu.apply_grads(&grads).unwrap_err();
+    gpu.apply_grads(&grads).unwrap();
+    let batch = random_batch(&lm(), 2, 3, false, 5);
+    let gpu_err = gpu.loss_and_grads(&batch, Want::default()).unwrap_err();
+    assert_eq!(gpu_err.to_string(), cpu_err.to_string());
+    assert!(
+        gpu_err.to_string().starts_with("non-finite weights at step 1;"),
+        "{gpu_err}"
+    );
+}
+
 #[test]
 fn clipping_by_value_and_by_norm() {
     for clip in [
