@@ -4,21 +4,15 @@
 // stage 2, a fixed-shape tree in workgroup memory. No atomics, same bits every run.
 // Up to two independent sums per dispatch, one per workgroup (the step's loss and Σ g² share
 // one launch): workgroup 0 does sum 0 from `src`, workgroup 1 sum 1 from `src2`.
-// Mode 2 is the non-finite probe after an update: it counts the values whose exponent bits
-// are all ones (inf or NaN; tested on the bits because WGSL lets compilers assume floats are
-// finite), adds the count to dst, and when that count turns non-zero copies a record of the
-// step (the RECORD floats from record_off: loss, Σ g², bias corrections, step number) to
-// first_off, kept until read.
-const RECORD: u32 = 7u;
 struct Sum {
     n: u32, src_off: u32, dst_off: u32,
-    // 0 = sum of values, 1 = sum of squares, 2 = count of non-finite values
+    // 0 = sum of values, 1 = sum of squares
     square: u32,
     factor: f32,
     // 1 = add to dst (the loss of a batch split into chunks), 0 = overwrite
     accumulate: u32,
-    // mode 2 only: where the first bad step's record goes, and where it is copied from
-    first_off: u32, record_off: u32,
+    // to the 32-byte stride of a uniform array
+    pad0: u32, pad1: u32,
 }
 struct P {
     sums: array<Sum, 2>,
@@ -42,9 +36,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         } else {
             v = src2[job.src_off + i];
         }
-        if (job.square == 2u) {
-            v = select(0.0, 1.0, (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u);
-        } else if (job.square != 0u) {
+        if (job.square != 0u) {
             v = v * v;
         }
         let yv = v - comp;
@@ -62,15 +54,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     }
     if (lid == 0u) {
         var v = partial[0] * job.factor;
-        let prev = dst[job.dst_off];
         if (job.accumulate != 0u) {
-            v += prev;
+            v += dst[job.dst_off];
         }
         dst[job.dst_off] = v;
-        if (job.square == 2u && prev == 0.0 && v > 0.0) {
-            for (var i = 0u; i < RECORD; i++) {
-                dst[job.first_off + i] = dst[job.record_off + i];
-            }
-        }
     }
 }

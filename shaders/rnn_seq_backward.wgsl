@@ -4,8 +4,8 @@
 // A workgroup owns a block of bw sequences and all H units, as in rnn_seq_forward.wgsl,
 // and only barriers of its own separate the steps. f' is written with the output h = f(z)
 // (activation_grad() of common/rnn_act.wgsl; the info slots of common/batch_info.wgsl; the
-// block layout, W_hh's tile and the accumulators of common/seq_block.wgsl; all prepended by
-// kernels::Kernel::source()).
+// block layout and its set-up (seq_block()), W_hh's tile and the accumulators of
+// common/seq_block.wgsl; all prepended by kernels::Kernel::source()).
 //
 // Buffers as the step kernel reads them (gpu::schedule::backward): dh (T or T+1, B, H·dirs)
 // with this direction's columns at dh_col, B rows of dh_stride floats per step, the
@@ -110,46 +110,36 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     // every invocation stays to the end: all of them take part in every barrier
-    let s0 = (wg.x + wg.y * nwg.x) * p.bw;
-    let hi = min(s0 + p.bw, p.batch) - 1u;
-    let lanes = WG / seq_groups(p.bw);
-    let grp = lid / lanes;
-    let lane = lid % lanes;
-    let seqs = group_seqs(s0, grp, hi);
-    let whole = is_resident(p.hidden, p.cap);
-    let tiled = !whole && (p.flags & 2u) != 0u;
-    let reverse = (p.flags & 1u) != 0u;
-    let stride = select(tile_stride(p.hidden, lanes), resident_stride(p.hidden), whole);
-    let rows = tile_rows(p.hidden, stride, p.cap);
-    if (whole) {
-        load_rows(0u, 0u, p.hidden, stride, lid);
+    let blk = seq_block(wg.x + wg.y * nwg.x, lid, p.batch, p.hidden, p.bw, p.cap, p.flags);
+    if (blk.whole) {
+        load_rows(0u, 0u, p.hidden, blk.stride, lid);
         workgroupBarrier();
     }
     let bh = p.batch * p.hidden;
     for (var k = 0u; k < p.steps; k++) {
-        let t = select(p.steps - k, k + 1u, reverse);
+        let t = select(p.steps - k, k + 1u, blk.reverse);
         let dh_row = select(t - 1u, p.steps, p.head_row != 0u && k == 0u);
         // the step before in this sweep; none at k = 0, where dz_next = 0
-        let next = p.dz_off + select(t, t - 2u, reverse) * bh;
-        for (var jc = 0u; jc < p.hidden; jc += 4u * lanes) {
+        let next = p.dz_off + select(t, t - 2u, blk.reverse) * bh;
+        for (var jc = 0u; jc < p.hidden; jc += 4u * blk.lanes) {
             zero_acc();
-            let j0 = jc + 4u * lane;
-            if (k > 0u && tiled) {
-                for (var qc = 0u; qc < p.hidden; qc += rows) {
+            let j0 = jc + 4u * blk.lane;
+            if (k > 0u && blk.tiled) {
+                for (var qc = 0u; qc < p.hidden; qc += blk.rows) {
                     // the previous tile's readers are done before it is overwritten
                     workgroupBarrier();
-                    let n = min(rows, p.hidden - qc);
-                    load_rows(jc, qc, n, stride, lid);
+                    let n = min(blk.rows, p.hidden - qc);
+                    load_rows(jc, qc, n, blk.stride, lid);
                     workgroupBarrier();
                     if (j0 < p.hidden) {
                         for (var q = 0u; q < n; q++) {
-                            mac(g_next(next, seqs, qc + q), tile_at(q, stride, lane));
+                            mac(g_next(next, blk.seqs, qc + q), tile_at(q, blk.stride, blk.lane));
                         }
                     }
                 }
-            } else if (k > 0u && whole && j0 < p.hidden) {
+            } else if (k > 0u && blk.whole && j0 < p.hidden) {
                 for (var q = 0u; q < p.hidden; q++) {
-                    mac(g_next(next, seqs, q), tile_at(q, stride, j0 / 4u));
+                    mac(g_next(next, blk.seqs, q), tile_at(q, blk.stride, j0 / 4u));
                 }
             } else if (k > 0u && j0 < p.hidden) {
                 // columns past the edge are clamped: loads stay in bounds, results are dropped
@@ -157,13 +147,13 @@ fn main(
                 let wc = vec4<u32>(p.w_off) + cols;
                 for (var q = 0u; q < p.hidden; q++) {
                     let r = q * p.hidden;
-                    mac(g_next(next, seqs, q), vec4<f32>(w[wc.x + r], w[wc.y + r], w[wc.z + r], w[wc.w + r]));
+                    mac(g_next(next, blk.seqs, q), vec4<f32>(w[wc.x + r], w[wc.y + r], w[wc.z + r], w[wc.w + r]));
                 }
             }
             let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
             for (var r = 0u; r < 4u; r++) {
-                let bi = s0 + 4u * grp + r;
-                if (bi > hi) {
+                let bi = blk.s0 + 4u * blk.grp + r;
+                if (bi > blk.hi) {
                     break;
                 }
                 for (var s = 0u; s < 4u; s++) {

@@ -7,8 +7,8 @@
 // forward h_t at row t, reverse hr_t at row t - 1); pre_t sits in the step's row and is
 // replaced in place by h_t. A sequence shorter than t keeps its state (SPEC §1).
 // activate() is common/rnn_act.wgsl's, the info slots common/batch_info.wgsl's and the
-// block layout, W_hh's tile and the accumulators common/seq_block.wgsl's, all prepended by
-// kernels::Kernel::source().
+// block layout and its set-up (seq_block()), W_hh's tile and the accumulators
+// common/seq_block.wgsl's, all prepended by kernels::Kernel::source().
 //
 // Why this shape: see common/seq_block.wgsl for the block. The sum over q runs in order with
 // one fma per q: every element is the same fma chain as in rnn_step_forward.wgsl, so both
@@ -114,58 +114,47 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     // every invocation stays to the end: all of them take part in every barrier
-    let s0 = (wg.x + wg.y * nwg.x) * p.bw;
-    // the block's last sequence (below s0 only in a surplus workgroup, which stores nothing)
-    let hi = min(s0 + p.bw, p.batch) - 1u;
-    let lanes = WG / seq_groups(p.bw);
-    let grp = lid / lanes;
-    let lane = lid % lanes;
-    let seqs = group_seqs(s0, grp, hi);
-    let whole = is_resident(p.hidden, p.cap);
-    let tiled = !whole && (p.flags & 2u) != 0u;
-    let reverse = (p.flags & 1u) != 0u;
-    let stride = select(tile_stride(p.hidden, lanes), resident_stride(p.hidden), whole);
-    let rows = tile_rows(p.hidden, stride, p.cap);
-    if (whole) {
-        load_tile(0u, 0u, p.hidden, stride - 1u, stride, lid);
+    let blk = seq_block(wg.x + wg.y * nwg.x, lid, p.batch, p.hidden, p.bw, p.cap, p.flags);
+    if (blk.whole) {
+        load_tile(0u, 0u, p.hidden, blk.stride - 1u, blk.stride, lid);
         workgroupBarrier();
     }
     let bh = p.batch * p.hidden;
     for (var k = 0u; k < p.steps; k++) {
-        let t = select(k + 1u, p.steps - k, reverse);
-        let cur = select(t, t - 1u, reverse) * bh;
-        let prev = select(t - 1u, t, reverse) * bh;
-        for (var jc = 0u; jc < p.hidden; jc += 4u * lanes) {
+        let t = select(k + 1u, p.steps - k, blk.reverse);
+        let cur = select(t, t - 1u, blk.reverse) * bh;
+        let prev = select(t - 1u, t, blk.reverse) * bh;
+        for (var jc = 0u; jc < p.hidden; jc += 4u * blk.lanes) {
             zero_acc();
-            let j0 = jc + 4u * lane;
-            if (tiled) {
-                for (var qc = 0u; qc < p.hidden; qc += rows) {
+            let j0 = jc + 4u * blk.lane;
+            if (blk.tiled) {
+                for (var qc = 0u; qc < p.hidden; qc += blk.rows) {
                     // the previous tile's readers are done before it is overwritten
                     workgroupBarrier();
-                    load_tile(jc, qc, min(rows, p.hidden - qc), stride - 1u, stride, lid);
+                    load_tile(jc, qc, min(blk.rows, p.hidden - qc), blk.stride - 1u, blk.stride, lid);
                     workgroupBarrier();
                     if (j0 < p.hidden) {
-                        for (var q = 0u; q < min(rows, p.hidden - qc); q++) {
-                            mac(h_prev(prev, seqs, qc + q), tile_at(q, stride, lane));
+                        for (var q = 0u; q < min(blk.rows, p.hidden - qc); q++) {
+                            mac(h_prev(prev, blk.seqs, qc + q), tile_at(q, blk.stride, blk.lane));
                         }
                     }
                 }
-            } else if (whole && j0 < p.hidden) {
+            } else if (blk.whole && j0 < p.hidden) {
                 for (var q = 0u; q < p.hidden; q++) {
-                    mac(h_prev(prev, seqs, q), tile_at(q, stride, j0 / 4u));
+                    mac(h_prev(prev, blk.seqs, q), tile_at(q, blk.stride, j0 / 4u));
                 }
             } else if (j0 < p.hidden) {
                 // rows past the edge are clamped: loads stay in bounds, results are dropped
                 let units = min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.hidden - 1u));
                 let wr = vec4<u32>(p.w_off) + units * p.hidden;
                 for (var q = 0u; q < p.hidden; q++) {
-                    mac(h_prev(prev, seqs, q), vec4<f32>(w[wr.x + q], w[wr.y + q], w[wr.z + q], w[wr.w + q]));
+                    mac(h_prev(prev, blk.seqs, q), vec4<f32>(w[wr.x + q], w[wr.y + q], w[wr.z + q], w[wr.w + q]));
                 }
             }
             let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
             for (var r = 0u; r < 4u; r++) {
-                let bi = s0 + 4u * grp + r;
-                if (bi > hi) {
+                let bi = blk.s0 + 4u * blk.grp + r;
+                if (bi > blk.hi) {
                     break;
                 }
                 for (var s = 0u; s < 4u; s++) {

@@ -1,7 +1,7 @@
 // SGD with optional momentum and weight decay (PyTorch semantics). Twin of
 // cpu::optim::update. Clipping by global norm is applied on the fly: scalars[norm_idx]
 // holds Σ g² from reduce_sum, and clip_grad_norm_'s factor max / (norm + 1e-6) scales g
-// only when it is below 1.
+// only when it is below 1. Each invocation probes the values it writes (probe_check).
 struct P {
     n: u32,
     lr: f32, wd: f32, mu: f32,
@@ -15,6 +15,26 @@ struct P {
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> vel: array<f32>;
 @group(0) @binding(4) var<storage, read> scalars: array<f32>;
+// (PROBE_WORDS) two sticky flags, then each one's record (gpu::scalars)
+@group(0) @binding(5) var<storage, read_write> probe: array<atomic<u32>>;
+
+// The non-finite probe (gpu::scalars): a value written whose exponent bits are all ones
+// (inf or NaN; tested on the bits because WGSL lets compilers assume floats are finite)
+// sets sticky flag k (0 the weights, 1 the optimiser state) to the bits of 1.0. The one
+// invocation that finds it clear since the host cleared it copies the step's record (loss,
+// Σ g², bias corrections, step: scalars[0..RECORD]) to record k: u32 atomics only, and the
+// same bits whichever invocation wins.
+const RECORD: u32 = 7u;
+fn probe_check(k: u32, v: f32) {
+    if ((bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u || atomicLoad(&probe[k]) != 0u) {
+        return;
+    }
+    if (atomicExchange(&probe[k], 0x3f800000u) == 0u) {
+        for (var i = 0u; i < RECORD; i++) {
+            atomicStore(&probe[2u + RECORD * k + i], bitcast<u32>(scalars[i]));
+        }
+    }
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -30,11 +50,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     gi = gi + p.wd * w[i];
+    var step = gi;
     if (p.momentum != 0u) {
-        let v = p.mu * vel[i] + gi;
-        vel[i] = v;
-        w[i] = w[i] - p.lr * v;
-    } else {
-        w[i] = w[i] - p.lr * gi;
+        step = p.mu * vel[i] + gi;
+        vel[i] = step;
+        probe_check(1u, step);
     }
+    let wi = w[i] - p.lr * step;
+    w[i] = wi;
+    probe_check(0u, wi);
 }

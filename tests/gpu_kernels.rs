@@ -759,6 +759,7 @@ fn optimizers_match_cpu() {
             let gw = buf(&w);
             let slots: Vec<wgpu::Buffer> = (0..2).map(|_| buf(&vec![0.0f32; n])).collect();
             let scalars = buf(&[0.0f32; 4]);
+            let probe = buf(&[0.0f32; wgrnn::gpu::scalars::PROBE_WORDS]);
             for step in 1..=3u64 {
                 let mut g = rand_vec(&mut rng, n, 1.0);
                 let gg = buf(&g);
@@ -769,6 +770,7 @@ fn optimizers_match_cpu() {
                     w: &gw,
                     g: &gg,
                     scalars: &scalars,
+                    probe: &probe,
                 };
                 let d = match kind {
                     OptimKind::Sgd { momentum } => kernels::sgd(n, 0.05, wd, momentum, clipc, bufs, &slots[0]),
@@ -782,6 +784,8 @@ fn optimizers_match_cpu() {
                     OptimKind::Adagrad { eps } => kernels::adagrad(n, 0.05, wd, eps, clipc, bufs, &slots[0]),
                 };
                 run(vec![d.unwrap()]);
+                // finite updates leave the non-finite probe clear
+                assert!(read(&probe, 0, 2).iter().all(|&f| f == 0.0));
                 clip(&cfg.clip, &mut g);
                 update(&cfg, &mut state, &mut w, &g);
                 close(

@@ -2,90 +2,33 @@
 //! bidirectional layers, per-sequence lengths and dropout, against the CPU reference
 //! (SPEC §5) and against themselves (a ragged batch is its sequences run alone).
 
-use std::sync::{Arc, OnceLock};
+mod model_cases;
 
+use model_cases::{
+    check_buffer, check_loss, check_trained, engines, gpu_engine, model, rotate_options, Shape, Worst, ADAM,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wgrnn::compare::{self, TENSOR_RTOL};
 use wgrnn::config::Dropout;
-use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
 use wgrnn::{
-    random_batch, Activation, Batch, Clip, CpuEngine, Engine, Head, Init, Input, Inputs, ModelConfig, OptimConfig,
-    OptimKind, ParamLayout, Reduction, SeqShape, Targets, Want,
+    random_batch, Batch, Clip, Engine, Head, Input, Inputs, ModelConfig, OptimConfig, OptimKind, Reduction, SeqShape,
+    Targets, Want,
 };
 
-/// A missing adapter fails the test: CI installs lavapipe, so there is always one.
-fn ctx() -> Arc<GpuContext> {
-    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter (lavapipe in CI)"))
-        .clone()
-}
-
 fn adam() -> OptimConfig {
-    OptimConfig::new(
-        OptimKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        0.01,
-    )
-}
-
-fn gpu_engine(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> GpuEngine {
-    let p = ParamLayout::new(cfg).init(cfg, seed);
-    GpuEngine::new(ctx(), *cfg, opt, p).unwrap()
-}
-
-fn engines(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> (CpuEngine, GpuEngine) {
-    let p = ParamLayout::new(cfg).init(cfg, seed);
-    let cpu = CpuEngine::new(*cfg, opt, p.clone()).unwrap();
-    (cpu, gpu_engine(cfg, opt, seed))
+    OptimConfig::new(ADAM, 0.01)
 }
 
 /// (B, T, I, H, O) sets, rotated over the cases: sizes that divide no workgroup, and a 1 in
 /// every position somewhere. O is raised to 2 for softmax heads.
-const SHAPES: [(usize, usize, usize, usize, usize); 5] = [
+const SHAPES: [Shape; 5] = [
     (3, 4, 2, 5, 1),
     (1, 3, 4, 2, 5),
     (2, 1, 3, 4, 6),
     (5, 2, 1, 3, 2),
     (6, 5, 3, 1, 3),
 ];
-
-/// A model of the given kinds; `input_kind` 0 dense, 1 tokens, 2 tokens through an
-/// embedding table.
-fn model(head: Head, seq: SeqShape, input_kind: usize, layers: usize, shape: usize) -> (ModelConfig, usize, usize) {
-    let (b, t, i, h, o) = SHAPES[shape % SHAPES.len()];
-    let input = match input_kind {
-        0 => Input::Dense { size: i },
-        1 => Input::Tokens {
-            vocab: i + 2,
-            embed: None,
-        },
-        _ => Input::Tokens {
-            vocab: i + 2,
-            embed: Some(i),
-        },
-    };
-    let cfg = ModelConfig {
-        input,
-        hidden: h,
-        layers,
-        activation: Activation::Tanh,
-        output: if head == Head::Softmax { o.max(2) } else { o },
-        head,
-        reduction: Reduction::Mean,
-        seq,
-        init: Init::Default,
-        bias: true,
-        head_bias: true,
-        bidirectional: false,
-        dropout: Dropout::default(),
-        loss: Default::default(),
-    };
-    (cfg, b, t)
-}
 
 /// Lengths of a batch: `kind` 0 none, 1 ragged (one sequence of length 1, the others
 /// random in 1..=T), 2 all T, given explicitly.
@@ -136,7 +79,7 @@ fn ragged_batch_is_its_sequences_alone() {
         for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
             for head in [Head::Softmax, Head::Linear] {
                 for input_kind in 0..3 {
-                    let (mut cfg, _, _) = model(head, seq, input_kind, 1 + n % 2, n);
+                    let (mut cfg, _, _) = model(&SHAPES, head, seq, input_kind, 1 + n % 2, n);
                     cfg.reduction = Reduction::Sum;
                     cfg.bidirectional = bidirectional;
                     cfg.bias = n % 3 != 0;
@@ -183,38 +126,6 @@ fn ragged_batch_is_its_sequences_alone() {
             }
         }
     }
-}
-
-/// The worst relative differences seen, per quantity.
-#[derive(Default, Debug)]
-struct Worst {
-    loss: f64,
-    grad: f64,
-    weights: f64,
-    cases: usize,
-}
-
-impl Worst {
-    fn add(&mut self, o: &Worst) {
-        self.loss = self.loss.max(o.loss);
-        self.grad = self.grad.max(o.grad);
-        self.weights = self.weights.max(o.weights);
-        self.cases += o.cases;
-    }
-}
-
-fn check_loss(case: &str, gpu: f32, cpu: f32) -> f64 {
-    let d = compare::loss("loss", gpu, cpu);
-    assert!(d.ok, "{case}: gpu {gpu} cpu {cpu} {d}");
-    d.rel
-}
-
-fn check_buffer(case: &str, what: &str, layout: &ParamLayout, gpu: &[f32], cpu: &[f32]) -> f64 {
-    let diffs = compare::buffer(what, layout, gpu, cpu);
-    for d in &diffs {
-        assert!(d.ok, "{case}: {d}");
-    }
-    compare::worst(&diffs)
 }
 
 /// One full comparison on one batch: loss_and_grads (with dx, and dh0 when the batch has
@@ -290,12 +201,9 @@ fn every_option_matches_cpu() {
             for head in [Head::Softmax, Head::Linear, Head::Sigmoid] {
                 for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
                     for input_kind in 0..3 {
-                        let (mut cfg, b, t) = model(head, seq, input_kind, layers, n);
+                        let (mut cfg, b, t) = model(&SHAPES, head, seq, input_kind, layers, n);
                         cfg.bidirectional = bidirectional;
-                        cfg.bias = n % 2 == 1;
-                        cfg.head_bias = (n / 3) % 2 == 1;
-                        cfg.activation = [Activation::Tanh, Activation::Sigmoid, Activation::Relu][(n / 4) % 3];
-                        cfg.reduction = [Reduction::Mean, Reduction::Sum][(n / 7) % 2];
+                        rotate_options(&mut cfg, n);
                         if (n / 2).is_multiple_of(2) {
                             cfg.dropout = Dropout { p: 0.3, seed: n as u64 };
                         }
@@ -350,19 +258,7 @@ fn run_steps(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, k: u64, ca
             worst = worst.max(check_loss(&format!("{case} step {s}"), lg, lc.unwrap().unwrap()));
         }
     }
-    let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
-    worst = worst.max(check_buffer(
-        &case,
-        &format!("weights after {k} steps"),
-        cpu.layout(),
-        &pg,
-        &pc,
-    ));
-    let (oc, og) = (cpu.optim_state().unwrap(), gpu.optim_state().unwrap());
-    assert_eq!(oc.step, og.step);
-    for (i, (a, c)) in og.slots.iter().zip(&oc.slots).enumerate() {
-        worst = worst.max(check_buffer(&case, &format!("optimiser slot {i}"), cpu.layout(), a, c));
-    }
+    worst = worst.max(check_trained(&case, k, &mut cpu, &mut gpu));
     worst = worst.max(close(
         &case,
         "last_state",

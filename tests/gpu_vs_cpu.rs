@@ -1,23 +1,17 @@
 //! The GPU engine against the CPU reference (SPEC §5): loss, every gradient, dx, dh0, the
 //! final state and the weights after optimiser steps, for every model variant.
 
-use std::sync::{Arc, OnceLock};
+mod model_cases;
 
-use wgrnn::gpu::{GpuContext, GpuEngine, GpuOptions};
+use model_cases::{check_buffer, check_loss, check_trained, ctx, engines, model, Shape, Worst, ADAM};
+use wgrnn::gpu::GpuEngine;
 use wgrnn::{
-    random_batch, Activation, Clip, CpuEngine, Engine, Head, Init, Input, ModelConfig, OptimConfig, OptimKind,
-    ParamLayout, Reduction, SeqShape, Want,
+    random_batch, Activation, Clip, Engine, Head, Input, ModelConfig, OptimConfig, OptimKind, ParamLayout, Reduction,
+    SeqShape, Want,
 };
 
 /// SPEC §5 bounds and rules: the library's, shared with `wgrnn check`.
 use wgrnn::compare::{self, LOSS_RTOL, TENSOR_RTOL};
-
-/// A missing adapter fails the test: CI installs lavapipe, so there is always one.
-fn ctx() -> Arc<GpuContext> {
-    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter (lavapipe in CI)"))
-        .clone()
-}
 
 /// ‖a - b‖ / max(‖b‖, TINY), and the largest elementwise |a - b|; NaN fails.
 fn rel(a: &[f32], b: &[f32]) -> (f64, f64) {
@@ -25,38 +19,6 @@ fn rel(a: &[f32], b: &[f32]) -> (f64, f64) {
     assert!(a.iter().all(|x| x.is_finite()), "non-finite GPU value");
     let d = compare::tensor("tensor", a, b);
     (d.rel, d.max_abs)
-}
-
-/// Compares every tensor of two flat parameter-layout buffers; returns the worst relative
-/// difference.
-fn check_tensors(case: &str, what: &str, layout: &ParamLayout, gpu: &[f32], cpu: &[f32]) -> f64 {
-    let diffs = compare::buffer(what, layout, gpu, cpu);
-    for d in &diffs {
-        assert!(d.ok, "{case}: {d}");
-    }
-    compare::worst(&diffs)
-}
-
-fn check_loss(case: &str, gpu: f32, cpu: f32) -> f64 {
-    let d = compare::loss("loss", gpu, cpu);
-    assert!(d.ok, "{case}: gpu {gpu} cpu {cpu} {d}");
-    d.rel
-}
-
-fn engines(cfg: &ModelConfig, opt: OptimConfig, seed: u64) -> (CpuEngine, GpuEngine) {
-    let layout = ParamLayout::new(cfg);
-    let p = layout.init(cfg, seed);
-    let cpu = CpuEngine::new(*cfg, opt, p.clone()).unwrap();
-    let gpu = GpuEngine::new(ctx(), *cfg, opt, p).unwrap();
-    (cpu, gpu)
-}
-
-#[derive(Default, Debug)]
-struct Worst {
-    loss: f64,
-    grad: f64,
-    weights: f64,
-    cases: usize,
 }
 
 /// One full comparison: loss_and_grads (with dx and dh0), forward outputs and final state,
@@ -71,7 +33,7 @@ fn compare(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, with_h0: boo
     w.loss = w.loss.max(check_loss(&case, lg, lc));
     w.grad = w
         .grad
-        .max(check_tensors(&case, "grad", cpu.layout(), &gg.params, &gc.params));
+        .max(check_buffer(&case, "grad", cpu.layout(), &gg.params, &gc.params));
     let (e, max) = rel(gg.dx.as_ref().unwrap(), gc.dx.as_ref().unwrap());
     assert!(e < TENSOR_RTOL, "{case}: dx rel diff {e:.3e} (max {max:.3e})");
     if with_h0 {
@@ -92,7 +54,7 @@ fn compare(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, with_h0: boo
     let lg = gpu.train_step(&batch, true).unwrap().unwrap();
     check_loss(&case, lg, lc);
     let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
-    w.weights = w.weights.max(check_tensors(&case, "weights", cpu.layout(), &pg, &pc));
+    w.weights = w.weights.max(check_buffer(&case, "weights", cpu.layout(), &pg, &pc));
     let (e, _) = rel(&gpu.last_state().unwrap(), &cpu.last_state().unwrap());
     assert!(e < TENSOR_RTOL, "{case}: last_state rel diff {e:.3e}");
     w.cases += 1;
@@ -100,63 +62,14 @@ fn compare(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, with_h0: boo
 
 /// (B, T, I, H, O) sets, rotated over the cases: sizes that divide no workgroup, and a 1 in
 /// every position somewhere. O is raised to 2 for softmax heads.
-const SHAPES: [(usize, usize, usize, usize, usize); 4] =
-    [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (5, 2, 1, 3, 2)];
-
-fn model(
-    act: Activation,
-    head: Head,
-    seq: SeqShape,
-    input_kind: usize,
-    layers: usize,
-    red: Reduction,
-    shape: usize,
-) -> (ModelConfig, usize, usize) {
-    let (b, t, i, h, o) = SHAPES[shape % SHAPES.len()];
-    let o = if head == Head::Softmax { o.max(2) } else { o };
-    let input = match input_kind {
-        0 => Input::Dense { size: i },
-        1 => Input::Tokens {
-            vocab: i + 2,
-            embed: None,
-        },
-        _ => Input::Tokens {
-            vocab: i + 2,
-            embed: Some(i),
-        },
-    };
-    let cfg = ModelConfig {
-        input,
-        hidden: h,
-        layers,
-        activation: act,
-        output: o,
-        head,
-        reduction: red,
-        seq,
-        init: Init::Default,
-        bias: true,
-        head_bias: true,
-        bidirectional: false,
-        dropout: Default::default(),
-        loss: Default::default(),
-    };
-    (cfg, b, t)
-}
+const SHAPES: [Shape; 4] = [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (5, 2, 1, 3, 2)];
 
 /// The full product: activation × head × sequence shape × input kind × L × reduction × h0,
 /// with the optimiser rotating too.
 #[test]
 fn every_variant_matches_cpu() {
     let opts = [
-        OptimConfig::new(
-            OptimKind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            0.01,
-        ),
+        OptimConfig::new(ADAM, 0.01),
         OptimConfig::new(OptimKind::Sgd { momentum: 0.9 }, 0.1),
         OptimConfig::new(OptimKind::Adagrad { eps: 1e-8 }, 0.1),
     ];
@@ -169,7 +82,9 @@ fn every_variant_matches_cpu() {
                     for layers in 1..=3 {
                         for red in [Reduction::Mean, Reduction::Sum] {
                             for with_h0 in [false, true] {
-                                let (cfg, b, t) = model(act, head, seq, input_kind, layers, red, n);
+                                let (mut cfg, b, t) = model(&SHAPES, head, seq, input_kind, layers, n);
+                                cfg.activation = act;
+                                cfg.reduction = red;
                                 compare(&cfg, opts[n % opts.len()], b, t, with_h0, n as u64, &mut w);
                                 n += 1;
                             }
@@ -211,19 +126,7 @@ fn run_steps(cfg: &ModelConfig, opt: OptimConfig, b: usize, t: usize, k: u64, ca
             sg = Some(gpu.last_state().unwrap());
         }
     }
-    let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
-    worst = worst.max(check_tensors(
-        &case,
-        &format!("weights after {k} steps"),
-        cpu.layout(),
-        &pg,
-        &pc,
-    ));
-    let (oc, og) = (cpu.optim_state().unwrap(), gpu.optim_state().unwrap());
-    assert_eq!(oc.step, og.step);
-    for (i, (a, c)) in og.slots.iter().zip(&oc.slots).enumerate() {
-        worst = worst.max(check_tensors(&case, &format!("optimiser slot {i}"), cpu.layout(), a, c));
-    }
+    worst = worst.max(check_trained(&case, k, &mut cpu, &mut gpu));
     worst
 }
 
@@ -249,14 +152,7 @@ fn twenty_steps_of_each_optimizer() {
         ..ModelConfig::char_lm(2, 9, 1)
     };
     let kinds = [
-        (
-            OptimKind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            0.01,
-        ),
+        (ADAM, 0.01),
         (OptimKind::Sgd { momentum: 0.9 }, 0.05),
         (OptimKind::Sgd { momentum: 0.0 }, 0.1),
         (OptimKind::Adagrad { eps: 1e-8 }, 0.05),
@@ -271,6 +167,52 @@ fn twenty_steps_of_each_optimizer() {
             }
         }
     }
+}
+
+/// An update that overflows (a huge weight decay) with no loss read back: the next read
+/// names the tensor and step the CPU path stops at, for every optimiser: the state (Adam's
+/// v, Adagrad's sum) or, with a huge learning rate too, the weights (SGD with and without
+/// a velocity).
+#[test]
+fn overflowing_updates_are_reported_as_on_cpu() {
+    let cases = [
+        (ADAM, 1e-3, "optimiser state"),
+        (OptimKind::Adagrad { eps: 1e-8 }, 1e-3, "optimiser state"),
+        (OptimKind::Sgd { momentum: 0.9 }, 1e10, "weights"),
+        (OptimKind::Sgd { momentum: 0.0 }, 1e10, "weights"),
+    ];
+    for (kind, lr, what) in cases {
+        let mut opt = OptimConfig::new(kind, lr);
+        opt.weight_decay = 1e30;
+        let (mut cpu, mut gpu) = engines(&lm(), opt, 3);
+        let batch = random_batch(&lm(), 3, 4, false, 8);
+        let cpu_err = cpu.train_step(&batch, false).unwrap_err();
+        let want = format!("non-finite {what} at step 1;");
+        assert!(cpu_err.to_string().starts_with(&want), "{kind:?}: {cpu_err}");
+        for _ in 0..3 {
+            gpu.train_step(&batch, false).unwrap();
+        }
+        let gpu_err = gpu.train_step(&batch, true).unwrap_err();
+        assert_eq!(gpu_err.to_string(), cpu_err.to_string(), "{kind:?}");
+    }
+}
+
+/// Data-parallel updates (`apply_grads`, which reads nothing back) that overflow the
+/// weights: the next call that reads names the update, as the CPU path does at once.
+#[test]
+fn overflowing_apply_grads_is_reported_at_the_next_read() {
+    let opt = OptimConfig::new(OptimKind::Sgd { momentum: 0.0 }, 1e38);
+    let (mut cpu, mut gpu) = engines(&lm(), opt, 3);
+    let grads = vec![10.0f32; cpu.layout().total];
+    let cpu_err = cpu.apply_grads(&grads).unwrap_err();
+    gpu.apply_grads(&grads).unwrap();
+    let batch = random_batch(&lm(), 2, 3, false, 5);
+    let gpu_err = gpu.loss_and_grads(&batch, Want::default()).unwrap_err();
+    assert_eq!(gpu_err.to_string(), cpu_err.to_string());
+    assert!(
+        gpu_err.to_string().starts_with("non-finite weights at step 1;"),
+        "{gpu_err}"
+    );
 }
 
 #[test]
@@ -294,14 +236,7 @@ fn clipping_by_value_and_by_norm() {
             value: None,
         },
     ] {
-        for kind in [
-            OptimKind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            OptimKind::Sgd { momentum: 0.5 },
-        ] {
+        for kind in [ADAM, OptimKind::Sgd { momentum: 0.5 }] {
             let mut opt = OptimConfig::new(kind, 0.05);
             opt.clip = clip;
             let e = run_steps(&lm(), opt, 3, 6, 10, false);
@@ -342,7 +277,7 @@ fn batch_shape_changes() {
         );
     }
     let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
-    check_tensors("shape change", "weights", cpu.layout(), &pg, &pc);
+    check_buffer("shape change", "weights", cpu.layout(), &pg, &pc);
 }
 
 /// A batch too large for the adapter is refused before allocation, naming the limit and
@@ -368,14 +303,7 @@ fn oversized_batch_reports_the_limit() {
 #[test]
 fn split_batch_training_matches_cpu() {
     let (b, t) = (7, 5);
-    let mut opt = OptimConfig::new(
-        OptimKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        0.02,
-    );
+    let mut opt = OptimConfig::new(ADAM, 0.02);
     opt.clip = Clip {
         norm: Some(0.5),
         value: None,
@@ -408,7 +336,7 @@ fn split_batch_training_matches_cpu() {
             assert!(e < TENSOR_RTOL, "{case} step {s}: last_state rel diff {e:.3e}");
         }
         let (pc, pg) = (cpu.params().unwrap(), gpu.params().unwrap());
-        check_tensors(&case, "weights after 4 steps", cpu.layout(), &pg, &pc);
+        check_buffer(&case, "weights after 4 steps", cpu.layout(), &pg, &pc);
         // a split batch is for training only: evaluation asks for a smaller batch
         let eval = random_batch(&cfg, b, t, false, 9);
         assert!(gpu.forward(&eval).is_err(), "{case}: forward on a split batch");
@@ -428,11 +356,9 @@ fn half_mse_matches_cpu() {
     for head in [Head::Linear, Head::Sigmoid] {
         for seq in [SeqShape::ManyToMany, SeqShape::ManyToOne, SeqShape::OneToMany] {
             for red in [Reduction::Mean, Reduction::Sum] {
-                let (cfg, b, t) = model(Activation::Tanh, head, seq, 0, 2, red, n);
-                let cfg = ModelConfig {
-                    loss: wgrnn::Loss::HalfMse,
-                    ..cfg
-                };
+                let (mut cfg, b, t) = model(&SHAPES, head, seq, 0, 2, n);
+                cfg.reduction = red;
+                cfg.loss = wgrnn::Loss::HalfMse;
                 compare(&cfg, opt, b, t, n.is_multiple_of(2), 500 + n as u64, &mut w);
                 n += 1;
             }

@@ -2,6 +2,9 @@
 //! tensor, for every activation × head × sequence shape × input kind × L × reduction × h0,
 //! and for the nn.RNN options (bias-free, bidirectional, ragged lengths, dropout).
 
+mod model_cases;
+
+use model_cases::{model, Shape};
 use wgrnn::cpu::{backward, forward, forward_train};
 use wgrnn::dropout::MaskKey;
 use wgrnn::{
@@ -132,8 +135,7 @@ fn check_ragged(cfg: &ModelConfig, b: usize, t: usize, with_h0: bool, seed: u64,
 
 /// (B, T, I, H, O) sets: all different, with 1s in every position somewhere. O is raised to
 /// 2 for softmax heads.
-const SHAPES: [(usize, usize, usize, usize, usize); 4] =
-    [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (4, 2, 1, 3, 2)];
+const SHAPES: [Shape; 4] = [(3, 4, 2, 5, 1), (1, 3, 4, 2, 5), (2, 1, 3, 4, 6), (4, 2, 1, 3, 2)];
 
 #[test]
 fn gradcheck_every_variant() {
@@ -146,35 +148,9 @@ fn gradcheck_every_variant() {
                     for layers in 1..=3 {
                         for reduction in [Reduction::Mean, Reduction::Sum] {
                             for with_h0 in [false, true] {
-                                let (b, t, i, h, o) = SHAPES[cases % SHAPES.len()];
-                                let o = if head == Head::Softmax { o.max(2) } else { o };
-                                let input = match input_kind {
-                                    0 => Input::Dense { size: i },
-                                    1 => Input::Tokens {
-                                        vocab: i + 2,
-                                        embed: None,
-                                    },
-                                    _ => Input::Tokens {
-                                        vocab: i + 2,
-                                        embed: Some(i),
-                                    },
-                                };
-                                let cfg = ModelConfig {
-                                    input,
-                                    hidden: h,
-                                    layers,
-                                    activation: act,
-                                    output: o,
-                                    head,
-                                    reduction,
-                                    seq,
-                                    init: Init::Default,
-                                    bias: true,
-                                    head_bias: true,
-                                    bidirectional: false,
-                                    dropout: Default::default(),
-                                    loss: Default::default(),
-                                };
+                                let (mut cfg, b, t) = model(&SHAPES, head, seq, input_kind, layers, cases);
+                                cfg.activation = act;
+                                cfg.reduction = reduction;
                                 worst = worst.max(check_case(&cfg, b, t, with_h0, cases as u64));
                                 cases += 1;
                             }
@@ -211,8 +187,7 @@ fn gradcheck_irnn_relu() {
 
 /// (B, T, I, H, O) sets for the nn.RNN options: T ≥ 2 so that lengths can differ; 1s in
 /// B, I, H... and O somewhere. O is raised to 2 for softmax heads.
-const OPTION_SHAPES: [(usize, usize, usize, usize, usize); 4] =
-    [(3, 4, 2, 3, 2), (1, 3, 3, 2, 1), (4, 2, 1, 2, 3), (2, 5, 2, 1, 1)];
+const OPTION_SHAPES: [Shape; 4] = [(3, 4, 2, 3, 2), (1, 3, 3, 2, 1), (4, 2, 1, 2, 3), (2, 5, 2, 1, 1)];
 
 /// Lengths with a 1 and (B > 1) a full-length sequence: 1, T, T-1, 1, T, ...
 fn ragged_lengths(b: usize, t: usize) -> Vec<u32> {
@@ -228,34 +203,9 @@ fn ragged_lengths(b: usize, t: usize) -> Vec<u32> {
 /// A small model for case number `n`: the activation, input kind, reduction and shape
 /// rotate with n so every combination of the options meets each of them somewhere.
 fn option_case(n: usize, head: Head, seq: SeqShape, layers: usize) -> (ModelConfig, usize, usize) {
-    let (b, t, i, h, o) = OPTION_SHAPES[n % OPTION_SHAPES.len()];
-    let input = match (n / 3) % 3 {
-        0 => Input::Dense { size: i },
-        1 => Input::Tokens {
-            vocab: i + 2,
-            embed: None,
-        },
-        _ => Input::Tokens {
-            vocab: i + 2,
-            embed: Some(i),
-        },
-    };
-    let cfg = ModelConfig {
-        input,
-        hidden: h,
-        layers,
-        activation: [Activation::Tanh, Activation::Sigmoid, Activation::Relu][n % 3],
-        output: if head == Head::Softmax { o.max(2) } else { o },
-        head,
-        reduction: [Reduction::Mean, Reduction::Sum][(n / 9) % 2],
-        seq,
-        init: Init::Default,
-        bias: true,
-        head_bias: true,
-        bidirectional: false,
-        dropout: Default::default(),
-        loss: Default::default(),
-    };
+    let (mut cfg, b, t) = model(&OPTION_SHAPES, head, seq, (n / 3) % 3, layers, n);
+    cfg.activation = [Activation::Tanh, Activation::Sigmoid, Activation::Relu][n % 3];
+    cfg.reduction = [Reduction::Mean, Reduction::Sum][(n / 9) % 2];
     (cfg, b, t)
 }
 

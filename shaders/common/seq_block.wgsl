@@ -83,3 +83,36 @@ fn tile_rows(hidden: u32, stride: u32, cap: u32) -> u32 {
 fn tile_at(q: u32, stride: u32, g: u32) -> vec4<f32> {
     return wt[q * stride + g];
 }
+
+// Where one invocation works: the shared set-up of both kernels' `main`. `wg_index` is the
+// workgroup's flat index, `flags` the kernels' bits 0 (reverse) and 1 (stream W_hh).
+struct Block {
+    // the block's first sequence and its last valid one (below s0 only in a surplus
+    // workgroup, which stores nothing)
+    s0: u32, hi: u32,
+    // invocations per group, this invocation's group and lane in it
+    lanes: u32, grp: u32, lane: u32,
+    // the group's 4 sequences, clamped to hi
+    seqs: vec4<u32>,
+    // W_hh resident in the tile; streamed through it; the reverse direction
+    whole: bool, tiled: bool, reverse: bool,
+    // vec4s per tile row, rows of q per streamed tile
+    stride: u32, rows: u32,
+}
+
+fn seq_block(wg_index: u32, lid: u32, batch: u32, hidden: u32, bw: u32, cap: u32, flags: u32) -> Block {
+    var b: Block;
+    b.s0 = wg_index * bw;
+    b.hi = min(b.s0 + bw, batch) - 1u;
+    b.lanes = WG / seq_groups(bw);
+    b.grp = lid / b.lanes;
+    b.lane = lid % b.lanes;
+    b.seqs = group_seqs(b.s0, b.grp, b.hi);
+    b.whole = is_resident(hidden, cap);
+    b.tiled = !b.whole && (flags & 2u) != 0u;
+    b.reverse = (flags & 1u) != 0u;
+    b.stride = select(tile_stride(hidden, b.lanes), resident_stride(hidden), b.whole);
+    b.rows = tile_rows(hidden, b.stride, cap);
+    return b;
+}
+

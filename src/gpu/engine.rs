@@ -12,7 +12,7 @@ use super::buffers::{check_limits, tensor, upload, Scale, Staging};
 use super::context::GpuContext;
 use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan, StepKernel};
 use super::program::Program;
-use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE, READ_WITH_LOSS, SCALARS};
+use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE_WORDS, READ_WITH_LOSS, SCALARS, STEP};
 use super::schedule::{self, Model};
 use super::tune::{TuneReport, Tuner};
 use super::workspace::{table_floats, Carried, Mode, Workspace, H0};
@@ -37,8 +37,10 @@ pub struct GpuEngine {
     table: Option<usize>,
     grads: wgpu::Buffer,
     slots: Vec<wgpu::Buffer>,
-    /// (SCALARS): the loss, Σ g², Adam's bias corrections and the non-finite probe (`scalars`)
+    /// (SCALARS): the loss, Σ g², Adam's bias corrections and the update number (`scalars`)
     scalars: wgpu::Buffer,
+    /// (PROBE_WORDS): the non-finite probe's flags and records (`scalars`)
+    probe: wgpu::Buffer,
     /// bound where a kernel's binding is unused (SGD without momentum)
     dummy: wgpu::Buffer,
     ws: Workspace,
@@ -73,6 +75,7 @@ impl GpuEngine {
                 .map(|i| tensor(&c, &format!("optimiser state {i}"), n, Scale::Model))
                 .collect::<Result<Vec<_>>>()?;
             let scalars = tensor(&c, "scalars", SCALARS, Scale::Model)?;
+            let probe = tensor(&c, "non-finite probe", PROBE_WORDS, Scale::Model)?;
             let dummy = tensor(&c, "unused binding", 64, Scale::Model)?;
             upload(&c, &params_buf, 0, &params);
             Ok(GpuEngine {
@@ -87,6 +90,7 @@ impl GpuEngine {
                 grads,
                 slots,
                 scalars,
+                probe,
                 dummy,
                 ws: Workspace::default(),
                 update: None,
@@ -156,7 +160,7 @@ impl GpuEngine {
     /// Bytes of every device buffer the engine holds now: parameters, gradients, optimiser
     /// state, the cached batch shapes' activations and programs, and the read-back staging.
     pub fn gpu_buffer_bytes(&self) -> u64 {
-        let model = [&self.params, &self.grads, &self.scalars, &self.dummy];
+        let model = [&self.params, &self.grads, &self.scalars, &self.probe, &self.dummy];
         model
             .into_iter()
             .chain(self.slots.iter())
@@ -189,6 +193,7 @@ impl GpuEngine {
             grads: &self.grads,
             slots: &self.slots,
             scalars: &self.scalars,
+            probe: &self.probe,
             dummy: &self.dummy,
             table: self.table,
         }
@@ -206,7 +211,7 @@ impl GpuEngine {
             );
         }
         // for the non-finite probe, which records the first bad step on the device
-        upload(&self.ctx, &self.scalars, PROBE.step, &step_parts(k));
+        upload(&self.ctx, &self.scalars, STEP, &step_parts(k));
     }
 
     /// The program for `mode` at the current shape, built on first use: the schedule's ops,
@@ -257,7 +262,7 @@ impl GpuEngine {
 
     /// New weights or state replace whatever the non-finite probe saw.
     fn reset_probe(&self) {
-        upload(&self.ctx, &self.scalars, PROBE.counts, &[0.0f32; 2]);
+        upload(&self.ctx, &self.probe, 0, &[0u32; PROBE_WORDS]);
     }
 
     fn check_loss(&self, loss: f32) -> Result<f32> {
@@ -280,15 +285,14 @@ impl GpuEngine {
             let sh = self.ws.current()?;
             let carried = Carried::Device { b: sh.b, t: sh.t };
             let loss = if want_loss {
-                // [loss, Σ g²] in one read
-                let scalars = self.scalars.clone();
-                let v = self
-                    .staging
-                    .submit_and_read(&ctx, enc, &[(&scalars, LOSS, READ_WITH_LOSS)])?;
-                let v = &v[0];
+                // [loss, Σ g²] and the probe in one read
+                let (scalars, probe) = (self.scalars.clone(), self.probe.clone());
+                let regions = [(&scalars, LOSS, READ_WITH_LOSS), (&probe, 0, PROBE_WORDS)];
+                let v = self.staging.submit_and_read(&ctx, enc, &regions)?;
                 // the CPU path's order: an update that went bad before this step stopped it
                 // there; at this step the loss, the gradient, then the state and weights
-                let bad = probed(v);
+                let bad = probed(&v[1]);
+                let v = &v[0];
                 if let Some((what, at)) = bad.filter(|&(_, at)| at < k) {
                     return Err(Error::NonFinite {
                         what: what.into(),
@@ -418,15 +422,16 @@ impl Engine for GpuEngine {
             };
             let (dx, dh0) = (sh.dx.clone(), sh.dh0.clone());
             let regions = [
-                // with the probe: an earlier `apply_grads` (data-parallel training, which
-                // reads nothing back) may have left non-finite weights or state
-                (&self.scalars, LOSS, READ_WITH_LOSS),
+                (&self.scalars, LOSS, 1),
                 (&self.grads, 0, self.layout.total),
                 (&dx, 0, dx_len),
                 (&dh0, 0, dh0_len),
+                // an earlier `apply_grads` (data-parallel training, which reads nothing
+                // back) may have left non-finite weights or state
+                (&self.probe, 0, PROBE_WORDS),
             ];
             let mut v = self.staging.submit_and_read(&ctx, enc, &regions)?;
-            if let Some((what, at)) = probed(&v[0]) {
+            if let Some((what, at)) = probed(&v[4]) {
                 return Err(Error::NonFinite {
                     what: what.into(),
                     step: at,

@@ -117,8 +117,7 @@ impl Sum<'_> {
             square: self.square as u32,
             factor: self.factor,
             accumulate: self.accumulate as u32,
-            first_off: 0,
-            record_off: 0,
+            ..Default::default()
         })
     }
 }

@@ -174,8 +174,8 @@ pub struct SumP {
     pub square: u32,
     pub factor: f32,
     pub accumulate: u32,
-    pub first_off: u32,
-    pub record_off: u32,
+    pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// The global-norm clipping fields the optimiser kernels share.

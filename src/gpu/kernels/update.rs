@@ -1,5 +1,6 @@
-//! Builders of the gradient clipping and optimiser launches and of the non-finite probe
-//! after them, the last dispatches of a training step.
+//! Builders of the gradient clipping and optimiser launches, the last dispatches of a
+//! training step; the optimiser kernels also probe the values they write for non-finite
+//! ones (`gpu::scalars`), so that no dispatch of its own is needed.
 
 use super::launch::{dispatch, groups_1d, u, At, Dispatch};
 use super::params::{self, ClipFields};
@@ -31,13 +32,15 @@ fn clip_fields(c: NormClip) -> Result<ClipFields> {
     })
 }
 
-/// The buffers every optimiser kernel binds: weights, gradients, the scalars buffer (Σ g²
-/// and, for Adam, the bias corrections).
+/// The buffers every optimiser kernel binds: weights, gradients, the scalars buffer (Σ g²,
+/// for Adam the bias corrections, and the record the probe copies) and the probe's flags
+/// and records, (PROBE_WORDS).
 #[derive(Clone, Copy, Debug)]
 pub struct OptBufs<'a> {
     pub w: &'a wgpu::Buffer,
     pub g: &'a wgpu::Buffer,
     pub scalars: &'a wgpu::Buffer,
+    pub probe: &'a wgpu::Buffer,
 }
 
 /// SGD; `vel` is the velocity buffer (any buffer when `momentum` is 0).
@@ -64,7 +67,7 @@ pub fn sgd(
     Ok(dispatch(
         Kernel::Sgd,
         &p,
-        &[b.w, b.g, vel, b.scalars],
+        &[b.w, b.g, vel, b.scalars, b.probe],
         groups_1d(n, 64)?,
     ))
 }
@@ -99,7 +102,7 @@ pub fn adam(
     Ok(dispatch(
         Kernel::Adam,
         &p,
-        &[b.w, b.g, m, v, b.scalars],
+        &[b.w, b.g, m, v, b.scalars, b.probe],
         groups_1d(n, 64)?,
     ))
 }
@@ -125,51 +128,7 @@ pub fn adagrad(n: usize, lr: f32, wd: f32, eps: f32, clip: NormClip, b: OptBufs,
     Ok(dispatch(
         Kernel::Adagrad,
         &p,
-        &[b.w, b.g, s, b.scalars],
+        &[b.w, b.g, s, b.scalars, b.probe],
         groups_1d(n, 64)?,
-    ))
-}
-
-/// Where the non-finite probe keeps its state in the scalars buffer (`nonfinite_probe`).
-#[derive(Clone, Copy, Debug)]
-pub struct Probe {
-    /// the start of the PROBE_RECORD floats copied when a count first turns non-zero
-    pub record: usize,
-    /// the current step inside the record, 3 floats of 24 bits each (written before each
-    /// submission)
-    pub step: usize,
-    /// two sticky counts: non-finite weights, non-finite optimiser state
-    pub counts: usize,
-    /// the record of each count's first bad step, PROBE_RECORD floats each
-    pub first: usize,
-}
-
-/// Floats in a probe record (`RECORD` in reduce_sum.wgsl).
-pub const PROBE_RECORD: usize = 7;
-
-/// After an update: counts the non-finite values of the weights (workgroup 0) and of an
-/// optimiser slot (workgroup 1) into sticky counters, recording the step at which each first
-/// turned non-zero. One dispatch, nothing read back until the loss is.
-pub fn nonfinite_probe(n: usize, w: At, slot: At, scalars: &wgpu::Buffer, p: Probe) -> Result<Dispatch> {
-    let job = |src: At, k: usize| -> Result<params::SumP> {
-        Ok(params::SumP {
-            n: u(n)?,
-            src_off: u(src.off)?,
-            dst_off: u(p.counts + k)?,
-            square: 2,
-            factor: 1.0,
-            accumulate: 1,
-            first_off: u(p.first + PROBE_RECORD * k)?,
-            record_off: u(p.record)?,
-        })
-    };
-    let params = params::ReduceSumP {
-        sums: [job(w, 0)?, job(slot, 1)?],
-    };
-    Ok(dispatch(
-        Kernel::ReduceSum,
-        &params,
-        &[w.buf, scalars, slot.buf],
-        [2, 1, 1],
     ))
 }

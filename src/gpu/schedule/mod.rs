@@ -10,7 +10,7 @@ mod table;
 
 use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, SeqAt};
 use super::program::Op;
-use super::scalars::{BIAS_CORR, LOSS, NORM_SQ, PROBE};
+use super::scalars::{BIAS_CORR, LOSS, NORM_SQ};
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
 use crate::config::{Head, ModelConfig, SeqShape};
 use crate::engine::Want;
@@ -30,6 +30,8 @@ pub struct Model<'a> {
     pub slots: &'a [wgpu::Buffer],
     /// (SCALARS)
     pub scalars: &'a wgpu::Buffer,
+    /// (PROBE_WORDS): the non-finite probe the optimiser kernels write (`scalars`)
+    pub probe: &'a wgpu::Buffer,
     /// bound where a kernel's binding is unused (SGD without momentum)
     pub dummy: &'a wgpu::Buffer,
     /// where an embedding's token tables (dirs, V, H) start in `params`, past the
@@ -259,7 +261,10 @@ pub fn update_ops(m: Model) -> Result<Vec<Op>> {
     Ok(ops)
 }
 
-/// Clipping, Σ g² and the optimiser; `loss`: a loss sum that shares Σ g²'s dispatch.
+/// Clipping, Σ g² and the optimiser, which also probes the weights and the state it writes
+/// for non-finite values (the CPU path checks them after its update: the weights and the
+/// last slot, Adam's v, SGD's velocity, Adagrad's sum); `loss`: a loss sum that shares
+/// Σ g²'s dispatch.
 fn push_update(m: Model, ops: &mut Vec<Op>, loss: Option<kernels::Sum>) -> Result<()> {
     let total = m.layout.total;
     if let Some(v) = m.opt.clip.value {
@@ -286,6 +291,7 @@ fn push_update(m: Model, ops: &mut Vec<Op>, loss: Option<kernels::Sum>) -> Resul
         w: m.params,
         g: m.grads,
         scalars: m.scalars,
+        probe: m.probe,
     };
     ops.push(Op::Dispatch(match m.opt.kind {
         OptimKind::Sgd { momentum } => kernels::sgd(total, lr, wd, momentum, clip, bufs, slot(0))?,
@@ -301,16 +307,5 @@ fn push_update(m: Model, ops: &mut Vec<Op>, loss: Option<kernels::Sum>) -> Resul
         )?,
         OptimKind::Adagrad { eps } => kernels::adagrad(total, lr, wd, eps, clip, bufs, slot(0))?,
     }));
-    // the state the CPU path checks after its update: the weights and the last slot
-    // (Adam's v, SGD's velocity, Adagrad's sum; Adam's m is a convex combination of
-    // finite gradients, finite whenever they are)
-    let last = m.slots.last().unwrap_or(m.params);
-    ops.push(Op::Dispatch(kernels::nonfinite_probe(
-        total,
-        at(m.params, 0),
-        at(last, 0),
-        m.scalars,
-        PROBE,
-    )?));
     Ok(())
 }
