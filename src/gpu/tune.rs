@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 pub use clock::{median_time, Clock};
-pub use recurrence::{RecChoice, RecClass};
+pub use recurrence::{all_candidates, RecChoice, RecClass};
 
 use super::context::{GpuContext, GpuOptions};
 use super::kernels::{
