@@ -119,7 +119,10 @@ fn every_candidate_trains_like_the_cpu_and_like_the_others() {
     let cands = all_candidates(&kernels);
     let kinds = |k| cands.iter().filter(|c| c.plan.kind == k).count();
     assert_eq!(kinds(Recurrence::Step), kernels.steps().len(), "{cands:?}");
-    assert!(kinds(Recurrence::Seq) >= 2 && kinds(Recurrence::SeqDirect) >= 2, "{cands:?}");
+    assert!(
+        kinds(Recurrence::Seq) >= 2 && kinds(Recurrence::SeqDirect) >= 2,
+        "{cands:?}"
+    );
     // the tuner's own choice, and each step kernel forced through the options
     let tuned = options(TuneMode::Quick, &dir("train"));
     let forced = kernels.steps().into_iter().map(|s| GpuOptions {
@@ -170,7 +173,10 @@ fn a_class_is_timed_once_then_read_from_the_cache() {
     assert_eq!(e["mode"], "quick");
     let timed = e["us"].as_object().unwrap();
     assert!(timed.len() >= 4 && timed.contains_key("seq:4"), "{e}");
-    assert_eq!(t.report(&ctx().kernels().unwrap()).recurrence[&class(5, 12)], c.to_string());
+    assert_eq!(
+        t.report(&ctx().kernels().unwrap()).recurrence[&class(5, 12)],
+        c.to_string()
+    );
     // a new process (a new tuner) finds it
     let again = tuner(TuneMode::Quick, &d);
     assert_eq!(pick(&again, 5, 12), c);
@@ -185,7 +191,11 @@ fn a_class_is_timed_once_then_read_from_the_cache() {
 #[test]
 fn a_corrupt_cache_or_an_unknown_choice_is_timed_again() {
     let d = dir("corrupt");
-    for junk in [&b"{\"format\": 1, \"adapters\": [{\"key\""[..], b"\xff\xfe not json", b""] {
+    for junk in [
+        &b"{\"format\": 1, \"adapters\": [{\"key\""[..],
+        b"\xff\xfe not json",
+        b"",
+    ] {
         std::fs::write(d.join("tune.json"), junk).unwrap();
         let t = tuner(TuneMode::Quick, &d);
         pick(&t, 3, 6);
@@ -277,8 +287,14 @@ fn off_keeps_the_fixed_choice_and_forcing_times_nothing() {
         step: Some("warp9".into()),
         ..options(TuneMode::Quick, &d)
     };
-    let err = Tuner::new(&ctx(), &kernels, &bad).err().expect("not a step kernel").to_string();
-    assert!(err.contains("WGRNN_STEP") && err.contains("plain") && !err.contains('\n'), "{err}");
+    let err = Tuner::new(&ctx(), &kernels, &bad)
+        .err()
+        .expect("not a step kernel")
+        .to_string();
+    assert!(
+        err.contains("WGRNN_STEP") && err.contains("plain") && !err.contains('\n'),
+        "{err}"
+    );
 }
 
 /// The command line: `bench --json` reports the recurrence of each class under quick, the
@@ -295,7 +311,17 @@ fn cli_reports_the_recurrence() {
         if let Some(s) = step {
             c.env("WGRNN_STEP", s);
         }
-        c.args(["bench", "--device", "gpu", "--hidden", "8", "--seq-len", "3", "--batch", "2"]);
+        c.args([
+            "bench",
+            "--device",
+            "gpu",
+            "--hidden",
+            "8",
+            "--seq-len",
+            "3",
+            "--batch",
+            "2",
+        ]);
         c.args(["--steps", "1", "--warmup", "0", "--json", "--tune", tune]);
         c.output().unwrap()
     };

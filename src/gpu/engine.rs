@@ -29,9 +29,8 @@ pub struct GpuEngine {
     /// which matrix-product kernel runs each product and how each batch shape's recurrence
     /// is recorded (the device's, shared)
     tuner: Arc<Tuner>,
-    /// `set_recurrence` and `set_step_kernel`, which override the tuner's choice
-    recurrence: Option<RecurrencePlan>,
-    step_kernel: Option<StepKernel>,
+    /// what `set_recurrence` and `set_step_kernel` set, over the tuner's choice
+    forced: (Option<RecurrencePlan>, Option<StepKernel>),
     cfg: ModelConfig,
     layout: ParamLayout,
     opt: OptimConfig,
@@ -75,8 +74,7 @@ impl GpuEngine {
                 ctx: c.clone(),
                 kernels,
                 tuner,
-                recurrence: None,
-                step_kernel: None,
+                forced: (None, None),
                 cfg,
                 layout,
                 opt,
@@ -119,8 +117,8 @@ impl GpuEngine {
     /// the per-step chain or the whole sequence, same results.
     pub fn set_recurrence(&mut self, plan: RecurrencePlan) -> Result<()> {
         self.kernels.with_recurrence(plan)?;
-        if self.recurrence != Some(plan) {
-            self.recurrence = Some(plan);
+        if self.forced.0 != Some(plan) {
+            self.forced.0 = Some(plan);
             self.ws.drop_programs();
         }
         Ok(())
@@ -130,8 +128,8 @@ impl GpuEngine {
     /// tuner's choice; every one gives the same bits.
     pub fn set_step_kernel(&mut self, step: StepKernel) -> Result<()> {
         self.kernels.with_step(step)?;
-        if self.step_kernel != Some(step) {
-            self.step_kernel = Some(step);
+        if self.forced.1 != Some(step) {
+            self.forced.1 = Some(step);
             self.ws.drop_programs();
         }
         Ok(())
@@ -141,15 +139,13 @@ impl GpuEngine {
     /// its class (timed on first use) under the overrides (`Auto` resolves per chunk of a
     /// split batch).
     pub fn recurrence(&self, b: usize) -> Result<RecChoice> {
-        let hidden = self.cfg.hidden;
-        let tuned = match (self.recurrence, self.step_kernel) {
-            // both overridden: nothing to time
-            (Some(_), Some(_)) => RecChoice::fixed(&self.kernels, b, hidden),
-            _ => self.tuner.recurrence(&self.ctx, &self.kernels, b, hidden)?,
-        };
+        if let (Some(plan), Some(step)) = self.forced {
+            return Ok(RecChoice { plan, step });
+        }
+        let tuned = self.tuner.recurrence(&self.ctx, &self.kernels, b, self.cfg.hidden)?;
         Ok(RecChoice {
-            plan: self.recurrence.unwrap_or(tuned.plan),
-            step: self.step_kernel.unwrap_or(tuned.step),
+            plan: self.forced.0.unwrap_or(tuned.plan),
+            step: self.forced.1.unwrap_or(tuned.step),
         })
     }
 
