@@ -262,8 +262,8 @@ fn off_keeps_the_fixed_choice_and_forcing_times_nothing() {
     let kernels = ctx().kernels().unwrap();
     let off = tuner(TuneMode::Off, &d);
     let c = pick(&off, 128, 256);
-    assert_eq!(c, RecChoice::fixed(&kernels, 128, 256));
-    assert_eq!((c.plan, c.step), (kernels.recurrence.resolved(128, 256), kernels.step));
+    assert_eq!(c, RecChoice::fixed(&kernels));
+    assert_eq!((c.plan, c.step), (kernels.recurrence, kernels.step));
     if ctx().is_software() {
         assert_eq!(c.to_string(), format!("step:{}", kernels.step), "lavapipe's choice");
     }
@@ -327,7 +327,8 @@ fn cli_reports_the_recurrence() {
     };
     let v: serde_json::Value = serde_json::from_str(&ok(&bench("off", None))).unwrap();
     assert_eq!(v["kernels"]["recurrence_tune"], "off");
-    let fixed = RecChoice::fixed(&ctx().kernels().unwrap(), 2, 8).to_string();
+    let kernels = ctx().kernels().unwrap();
+    let fixed = RecChoice::fixed(&kernels).resolved(&kernels, 2, 8).to_string();
     assert_eq!(v["recurrence"], fixed.as_str());
     let v: serde_json::Value = serde_json::from_str(&ok(&bench("quick", None))).unwrap();
     let classes = v["kernels"]["recurrence"].as_object().unwrap();

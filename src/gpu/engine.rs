@@ -136,9 +136,13 @@ impl GpuEngine {
     }
 
     /// How the recurrence of a batch of `b` sequences is recorded: the tuner's choice for
-    /// its class (timed on first use) under the overrides (`Auto` resolves per chunk of a
-    /// split batch).
+    /// its class (timed on first use) under the overrides, `Auto` resolved (a split batch's
+    /// chunks may resolve otherwise).
     pub fn recurrence(&self, b: usize) -> Result<RecChoice> {
+        Ok(self.choice(b)?.resolved(&self.kernels, b, self.cfg.hidden))
+    }
+
+    fn choice(&self, b: usize) -> Result<RecChoice> {
         if let (Some(plan), Some(step)) = self.forced {
             return Ok(RecChoice { plan, step });
         }
@@ -214,7 +218,7 @@ impl GpuEngine {
     /// tuner's kernels (timing the shape classes it has not met yet).
     fn program(&mut self, mode: Mode) -> Result<&Program> {
         if !self.ws.current()?.programs.contains_key(&mode) {
-            let kernels = self.recurrence(self.ws.current()?.b)?.apply(&self.kernels)?;
+            let kernels = self.choice(self.ws.current()?.b)?.apply(&self.kernels)?;
             let mut ops = schedule::ops(self.model(), self.ws.current()?, &kernels, mode)?;
             self.tuner.assign(&self.ctx, &kernels, &mut ops)?;
             let prog = Program::new(&self.ctx, &kernels, &ops)?;

@@ -253,14 +253,15 @@ impl Tuner {
     }
 
     /// How the recurrence of a layer of `hidden` units on `batch` sequences is recorded,
-    /// timing its class if it is not known yet.
+    /// timing its class if it is not known yet (`Auto`, the fixed choice on hardware, is
+    /// left for the schedule to resolve per chunk).
     pub fn recurrence(&self, ctx: &GpuContext, kernels: &Kernels, batch: usize, hidden: usize) -> Result<RecChoice> {
         let class = RecClass::of(kernels, batch, hidden);
         let name = class.name();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let choice = match self.rec_policy {
-            RecPolicy::Fixed => RecChoice::fixed(kernels, batch, hidden),
-            RecPolicy::Forced(plan, step) => forced_recurrence(kernels, plan, step, batch, hidden),
+            RecPolicy::Fixed => RecChoice::fixed(kernels),
+            RecPolicy::Forced(plan, step) => forced_recurrence(kernels, plan, step),
             RecPolicy::Tune(mode) => match st.rec_known.get(&name).and_then(|c| c.serves(mode)) {
                 Some(c) => c,
                 None => {
@@ -272,7 +273,7 @@ impl Tuner {
                 }
             },
         };
-        st.rec_used.insert(name, choice);
+        st.rec_used.insert(name, choice.resolved(kernels, batch, hidden));
         Ok(choice)
     }
 
@@ -387,17 +388,11 @@ fn forced_step(kernels: &Kernels, name: &str) -> Result<StepKernel> {
     Ok(step)
 }
 
-/// The forced recurrence of a layer: a step kernel alone asks for the per-step chain.
-fn forced_recurrence(
-    kernels: &Kernels,
-    plan: Option<RecurrencePlan>,
-    step: Option<StepKernel>,
-    batch: usize,
-    hidden: usize,
-) -> RecChoice {
-    let fixed = RecChoice::fixed(kernels, batch, hidden);
+/// The forced recurrence: a step kernel alone asks for the per-step chain.
+fn forced_recurrence(kernels: &Kernels, plan: Option<RecurrencePlan>, step: Option<StepKernel>) -> RecChoice {
+    let fixed = RecChoice::fixed(kernels);
     let plan = match (plan, step) {
-        (Some(p), _) => p.resolved(batch, hidden),
+        (Some(p), _) => p,
         (None, Some(_)) => recurrence::step_plan(kernels),
         (None, None) => fixed.plan,
     };

@@ -103,18 +103,34 @@ impl fmt::Display for RecChoice {
 }
 
 impl RecChoice {
-    /// `--tune off`'s choice for a layer of `hidden` units on `batch` sequences: the device's
-    /// plan (`Auto` resolved) and step kernels.
-    pub fn fixed(kernels: &Kernels, batch: usize, hidden: usize) -> RecChoice {
-        let plan = kernels.recurrence.resolved(batch, hidden);
-        let plan = if plan.kind == Recurrence::Step {
-            step_plan(kernels)
-        } else {
-            plan
-        };
+    /// `--tune off`'s choice: the device's plan (`Auto` left for the schedule to resolve per
+    /// chunk) and step kernels.
+    pub fn fixed(kernels: &Kernels) -> RecChoice {
         RecChoice {
-            plan,
+            plan: kernels.recurrence,
             step: kernels.step,
+        }
+        .normal(kernels)
+    }
+
+    /// The choice as recorded for a layer of `hidden` units on `batch` sequences (`Auto`
+    /// resolved).
+    pub fn resolved(self, kernels: &Kernels, batch: usize, hidden: usize) -> RecChoice {
+        RecChoice {
+            plan: self.plan.resolved(batch, hidden),
+            ..self
+        }
+        .normal(kernels)
+    }
+
+    /// The per-step chain with `step_plan`, so that equal choices compare equal.
+    fn normal(self, kernels: &Kernels) -> RecChoice {
+        match self.plan.kind {
+            Recurrence::Step => RecChoice {
+                plan: step_plan(kernels),
+                ..self
+            },
+            _ => self,
         }
     }
 
@@ -184,7 +200,7 @@ pub fn all_candidates(kernels: &Kernels) -> Vec<RecChoice> {
 /// What the tuner times on `class`: the fixed choice first (a tie keeps it), then every
 /// other candidate but blocks wider than the class's batch.
 fn candidates(kernels: &Kernels, class: &RecClass) -> Vec<RecChoice> {
-    let fixed = RecChoice::fixed(kernels, class.batch, class.hidden);
+    let fixed = RecChoice::fixed(kernels).resolved(kernels, class.batch, class.hidden);
     let rest = all_candidates(kernels).into_iter().filter(|c| {
         let wide = c.plan.kind != Recurrence::Step && c.plan.block > class.batch.max(SEQ_BLOCK);
         *c != fixed && !wide
