@@ -218,9 +218,7 @@ pub struct RecTiming {
 }
 
 /// Times every candidate on `class` and returns the fastest (the fixed choice unless
-/// another beats it by the matrix products' margin). The batch timed starts at
-/// PROBE_BATCH and grows towards the class's own while the fixed choice takes less than
-/// the mode's target, as the products' shapes do.
+/// another beats it by the matrix products' margin).
 pub fn time_recurrence(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -230,41 +228,15 @@ pub fn time_recurrence(
 ) -> Result<RecTiming> {
     let (reps, target) = effort(mode);
     let cands = candidates(kernels, class);
-    let hidden = class.timed_hidden(kernels.seq_tile);
-    let fits = |b: usize| (REC_STEPS + 1) * b * hidden <= SCRATCH_MAX;
-    let mut batch = class.batch.min(PROBE_BATCH);
-    let scratch = loop {
-        let s = Scratch::new(ctx, [batch, hidden, REC_STEPS])?;
-        let grow = batch * 4;
-        if batch >= class.batch || !fits(grow.min(class.batch)) {
-            break s;
-        }
-        let probe = s.program(ctx, kernels, &cands[0])?;
-        if median_times(ctx, &[probe], 1, clock)?[0] >= target {
-            break s;
-        }
-        batch = grow.min(class.batch);
-    };
+    let scratch = Scratch::probed(ctx, kernels, class, &cands[0], (target, clock))?;
     let progs = cands
         .iter()
         .map(|c| scratch.program(ctx, kernels, c))
         .collect::<Result<Vec<_>>>()?;
-    // one round first: a candidate CUT times slower than the best is out (on lavapipe the
-    // whole-sequence kernels take 3-10 times the per-step chain's time), so the rounds
-    // that decide go to the close ones
-    let mut times = median_times(ctx, &progs, 1, clock)?;
-    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
-    let close: Vec<usize> = (0..cands.len()).filter(|&i| i == 0 || times[i] <= CUT * best).collect();
-    let kept: Vec<Program> = progs
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, p)| close.contains(&i).then_some(p))
-        .collect();
-    let rounds = median_times(ctx, &kept, reps, clock)?;
-    for (&i, t) in close.iter().zip(rounds) {
-        times[i] = t;
-    }
-    let fastest = (0..cands.len()).fold(0, |best, i| if times[i] < times[best] { i } else { best });
+    let (times, close) = cut_rounds(ctx, progs, reps, clock)?;
+    let fastest = close
+        .iter()
+        .fold(0, |best, &i| if times[i] < times[best] { i } else { best });
     let pick = if times[fastest] < MARGIN * times[0] { fastest } else { 0 };
     Ok(RecTiming {
         choice: cands[pick],
@@ -275,6 +247,25 @@ pub fn time_recurrence(
             .map(|(c, t)| (c.to_string(), t * 1e6))
             .collect(),
     })
+}
+
+/// Every program's median time, and which ones were close enough to decide: one round
+/// first, after which a program CUT times slower than the best is out (on lavapipe the
+/// whole-sequence kernels take many times the per-step chain's time), then `reps` rounds
+/// of the rest, the first program (the fixed choice) always among them.
+fn cut_rounds(ctx: &GpuContext, progs: Vec<Program>, reps: usize, clock: Clock) -> Result<(Vec<f64>, Vec<usize>)> {
+    let mut times = median_times(ctx, &progs, 1, clock)?;
+    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let close: Vec<usize> = (0..progs.len()).filter(|&i| i == 0 || times[i] <= CUT * best).collect();
+    let kept: Vec<Program> = progs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, p)| close.contains(&i).then_some(p))
+        .collect();
+    for (&i, t) in close.iter().zip(median_times(ctx, &kept, reps, clock)?) {
+        times[i] = t;
+    }
+    Ok((times, close))
 }
 
 /// One direction's operands at a timing shape (B, H, T), zero-filled but for the sequence
@@ -291,6 +282,33 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// The operands `class` is timed on: its H (`timed_hidden`), and a batch that starts
+    /// at PROBE_BATCH and grows towards the class's own while `fixed` takes less than
+    /// `target` seconds on it, as the products' shapes do.
+    fn probed(
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        class: &RecClass,
+        fixed: &RecChoice,
+        (target, clock): (f64, Clock),
+    ) -> Result<Scratch> {
+        let hidden = class.timed_hidden(kernels.seq_tile);
+        let fits = |b: usize| (REC_STEPS + 1) * b * hidden <= SCRATCH_MAX;
+        let mut batch = class.batch.min(PROBE_BATCH);
+        loop {
+            let s = Scratch::new(ctx, [batch, hidden, REC_STEPS])?;
+            let grow = (batch * 4).min(class.batch);
+            if batch >= class.batch || !fits(grow) {
+                return Ok(s);
+            }
+            let probe = s.program(ctx, kernels, fixed)?;
+            if median_times(ctx, &[probe], 1, clock)?[0] >= target {
+                return Ok(s);
+            }
+            batch = grow;
+        }
+    }
+
     fn new(ctx: &GpuContext, shape: [usize; 3]) -> Result<Scratch> {
         let [b, h, t] = shape;
         let rows = |what| tensor(ctx, what, (t + 1) * b * h, Scale::Model);
