@@ -113,7 +113,7 @@ fn every_candidate_trains_like_the_cpu_and_like_the_others() {
             for d in cross_check(&mut cpu, &mut gpu, &batches).unwrap() {
                 assert!(d.ok, "{cfg} on {k}: {d}");
             }
-            let (report, _) = gpu.kernel_report();
+            let report = gpu.kernel_report();
             assert!(
                 !report.matmul.is_empty() && report.matmul.values().all(|&used| used == k),
                 "{k}: {:?}",

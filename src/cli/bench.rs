@@ -205,18 +205,22 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
                 e.dispatches_per_step(a.batch, a.seq_len)?
             };
             let report = run(&mut e, a.batch, a.seq_len, a.steps, a.warmup, a.infer, a.ragged)?;
-            let (tune, [step_forward, step_backward]) = e.kernel_report();
+            let tune = e.kernel_report();
+            let chosen = e.recurrence(a.batch)?;
+            let name = |k: wgrnn::gpu::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl");
             let stats = GpuStats {
                 dispatches,
-                recurrence: e.recurrence(a.batch).to_string(),
+                recurrence: chosen.to_string(),
                 record_ms: e.last_record_ms(),
                 buffer_bytes: e.gpu_buffer_bytes(),
                 kernels: json!({
                     "tune": tune.tune,
                     "clock": tune.clock,
                     "matmul": tune.matmul,
-                    "step_forward": step_forward,
-                    "step_backward": step_backward,
+                    "recurrence_tune": tune.recurrence_tune,
+                    "recurrence": tune.recurrence,
+                    "step_forward": name(chosen.step.forward()),
+                    "step_backward": name(chosen.step.backward()),
                 }),
             };
             (report, Some(stats))
@@ -233,14 +237,15 @@ fn bench_in(a: &BenchArgs, job: &Job) -> Result<()> {
 /// What only the GPU path reports.
 struct GpuStats {
     dispatches: usize,
-    /// how the recurrence ran: "step", or the whole-sequence kernel and its block ("seq:4")
+    /// how the recurrence ran: the per-step chain and its kernels ("step:sg"), or the
+    /// whole-sequence kernel and its block ("seq:4")
     recurrence: String,
     /// host time recording the last timed step's commands
     record_ms: f64,
     /// device buffers held by the engine after the run (the peak: nothing is freed mid-run)
     buffer_bytes: u64,
     /// the kernels that ran: the tuning mode, the matrix product of each shape class, the
-    /// recurrent step kernels
+    /// recurrence of each recurrence class, the step kernels of the per-step chain
     kernels: serde_json::Value,
 }
 

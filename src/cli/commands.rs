@@ -321,8 +321,9 @@ pub fn info() -> Result<()> {
     Ok(())
 }
 
-/// The kernels the GPU path runs on the adapter `--device gpu` opens: the fixed choice, the
-/// tuner's candidates and clock, and the choices cached for this adapter. Nothing is timed.
+/// The kernels the GPU path runs on the adapter `--device gpu` opens: the fixed choices,
+/// the tuner's candidates and clock, and the choices cached for this adapter. Nothing is
+/// timed.
 fn kernels_info() -> Result<()> {
     let mut opts = GpuOptions::from_env();
     // the command line's default, so that the report names the cache the commands use
@@ -330,15 +331,9 @@ fn kernels_info() -> Result<()> {
     let report = GpuContext::new(&opts).and_then(|ctx| {
         let kernels = ctx.kernels()?;
         let r = Tuner::new(&ctx, &kernels, &opts)?.report(&kernels);
-        let step = |k: wgrnn::gpu::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl").to_string();
-        Ok((
-            ctx.describe(),
-            r,
-            step(kernels.step.forward()),
-            step(kernels.step.backward()),
-        ))
+        Ok((ctx.describe(), r, kernels.recurrence, kernels.step))
     });
-    let (device, r, fwd, bwd) = match report {
+    let (device, r, plan, step) = match report {
         Ok(v) => v,
         Err(e) => {
             say!("kernels: the GPU could not be opened: {e}");
@@ -347,7 +342,11 @@ fn kernels_info() -> Result<()> {
     };
     let names = |v: &[MatmulKernel]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     say!("kernels on {device}:");
-    say!("  recurrent steps: {fwd}, {bwd}");
+    say!(
+        "  recurrence: {plan} with step kernels {step} with --tune off; --tune quick|full times {} once per recurrence class{}",
+        r.recurrence_candidates.join(", "),
+        if r.recurrence_tune.starts_with("off,") { " (now forced by WGRNN_RECURRENCE / WGRNN_STEP)" } else { "" }
+    );
     say!(
         "  matrix products: {} with --tune off; --tune quick|full times {} ({}) once per shape class",
         r.default,
@@ -356,18 +355,26 @@ fn kernels_info() -> Result<()> {
     );
     match &r.cache {
         Some(path) => say!(
-            "  tuning cache {}: {} shape classes chosen for this adapter{}",
+            "  tuning cache {}: {} shape classes and {} recurrence classes chosen for this adapter{}",
             path.display(),
             r.known.len(),
-            if r.known.is_empty() { "" } else { ":" }
+            r.recurrence_known.len(),
+            if r.known.is_empty() && r.recurrence_known.is_empty() {
+                ""
+            } else {
+                ":"
+            }
         ),
         None => say!(
-            "  tuning cache: none (tune {}; no cache directory or WGRNN_MATMUL set)",
+            "  tuning cache: none (tune {}; no cache directory, or every choice forced)",
             r.tune
         ),
     }
     for (class, k) in &r.known {
         say!("    {class}: {k}");
+    }
+    for (class, c) in &r.recurrence_known {
+        say!("    recurrence {class}: {c}");
     }
     Ok(())
 }

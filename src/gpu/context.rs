@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 
 const DRIVER_HINT: &str = "install a Vulkan driver (Debian: apt-get install mesa-vulkan-drivers)";
 
-/// Which adapter to use (`None` fields mean "any") and how its matrix-product kernels are
-/// chosen (read by `gpu::tune`, which parses the names).
+/// Which adapter to use (`None` fields mean "any") and how its matrix-product kernels and
+/// its recurrence are chosen (read by `gpu::tune`, which parses the names).
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// "vulkan" | "metal" | "dx12" | "gl"
@@ -22,11 +22,17 @@ pub struct GpuOptions {
     pub matmul: Option<String>,
     /// the directory of the tuner's cache; unset: $XDG_CACHE_HOME/wgrnn, else ~/.cache/wgrnn
     pub cache_dir: Option<std::path::PathBuf>,
+    /// the recurrence of every layer (`RecurrencePlan::parse` syntax: "step", "seq:8"),
+    /// instead of the tuner's choice
+    pub recurrence: Option<String>,
+    /// the step kernels of the per-step chain (`kernels::StepKernel` names), instead of the
+    /// tuner's choice; alone, it also asks for the per-step chain
+    pub step: Option<String>,
 }
 
 impl GpuOptions {
-    /// WGRNN_BACKEND, WGRNN_ADAPTER, WGRNN_TUNE, WGRNN_MATMUL and WGRNN_CACHE_DIR; empty
-    /// values count as unset.
+    /// WGRNN_BACKEND, WGRNN_ADAPTER, WGRNN_TUNE, WGRNN_MATMUL, WGRNN_CACHE_DIR,
+    /// WGRNN_RECURRENCE and WGRNN_STEP; empty values count as unset.
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         GpuOptions {
@@ -35,6 +41,8 @@ impl GpuOptions {
             tune: var("WGRNN_TUNE"),
             matmul: var("WGRNN_MATMUL"),
             cache_dir: var("WGRNN_CACHE_DIR").map(Into::into),
+            recurrence: var("WGRNN_RECURRENCE"),
+            step: var("WGRNN_STEP"),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::kernels::{adam_bias_corrections, Kernels, RecurrencePlan, StepKernel}
 use super::program::Program;
 use super::scalars::{probed, step_parts, BIAS_CORR, LOSS, NORM_SQ, PROBE_WORDS, READ_WITH_LOSS, SCALARS, STEP};
 use super::schedule::{self, Model};
-use super::tune::{TuneReport, Tuner};
+use super::tune::{RecChoice, TuneReport, Tuner};
 use super::workspace::{table_floats, Carried, Mode, Workspace, H0};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
@@ -26,8 +26,11 @@ use crate::params::ParamLayout;
 pub struct GpuEngine {
     ctx: Arc<GpuContext>,
     kernels: Arc<Kernels>,
-    /// which matrix-product kernel runs each product (the device's, shared)
+    /// which matrix-product kernel runs each product and how each batch shape's recurrence
+    /// is recorded (the device's, shared)
     tuner: Arc<Tuner>,
+    /// what `set_recurrence` and `set_step_kernel` set, over the tuner's choice
+    forced: (Option<RecurrencePlan>, Option<StepKernel>),
     cfg: ModelConfig,
     layout: ParamLayout,
     opt: OptimConfig,
@@ -82,6 +85,7 @@ impl GpuEngine {
                 ctx: c.clone(),
                 kernels,
                 tuner,
+                forced: (None, None),
                 cfg,
                 layout,
                 opt,
@@ -117,39 +121,49 @@ impl GpuEngine {
     }
 
     /// The kernels the programs run: the tuner's report (the matrix-product kernel of each
-    /// shape class met so far on this device) and the recurrent step kernels.
-    pub fn kernel_report(&self) -> (TuneReport, [&'static str; 2]) {
-        let name = |k: super::kernels::Kernel| k.shader().0.trim_end_matches(".wgsl");
-        (
-            self.tuner.report(&self.kernels),
-            [name(self.kernels.step.forward()), name(self.kernels.step.backward())],
-        )
+    /// shape class and the recurrence of each batch shape met so far on this device).
+    pub fn kernel_report(&self) -> TuneReport {
+        self.tuner.report(&self.kernels)
     }
 
-    /// How the recurrence is recorded from the next call on (the device's choice is
-    /// `Kernels::recurrence`): the per-step chain or the whole sequence, same results.
+    /// How the recurrence is recorded from the next call on, instead of the tuner's choice:
+    /// the per-step chain or the whole sequence, same results.
     pub fn set_recurrence(&mut self, plan: RecurrencePlan) -> Result<()> {
-        if self.kernels.recurrence != plan {
-            self.kernels = Arc::new(self.kernels.with_recurrence(plan)?);
+        self.kernels.with_recurrence(plan)?;
+        if self.forced.0 != Some(plan) {
+            self.forced.0 = Some(plan);
             self.ws.drop_programs();
         }
         Ok(())
     }
 
-    /// Which step kernels record the per-step chain from the next call on (the device's
-    /// choice is `Kernels::step`); every one gives the same bits.
+    /// Which step kernels record the per-step chain from the next call on, instead of the
+    /// tuner's choice; every one gives the same bits.
     pub fn set_step_kernel(&mut self, step: StepKernel) -> Result<()> {
-        if self.kernels.step != step {
-            self.kernels = Arc::new(self.kernels.with_step(step)?);
+        self.kernels.with_step(step)?;
+        if self.forced.1 != Some(step) {
+            self.forced.1 = Some(step);
             self.ws.drop_programs();
         }
         Ok(())
     }
 
-    /// How the recurrence of a batch of `b` sequences is recorded (`Auto` resolved; a split
-    /// batch's chunks may resolve otherwise).
-    pub fn recurrence(&self, b: usize) -> RecurrencePlan {
-        self.kernels.recurrence.resolved(b, self.cfg.hidden)
+    /// How the recurrence of a batch of `b` sequences is recorded: the tuner's choice for
+    /// its class (timed on first use) under the overrides, `Auto` resolved (a split batch's
+    /// chunks may resolve otherwise).
+    pub fn recurrence(&self, b: usize) -> Result<RecChoice> {
+        Ok(self.choice(b)?.resolved(&self.kernels, b, self.cfg.hidden))
+    }
+
+    fn choice(&self, b: usize) -> Result<RecChoice> {
+        if let (Some(plan), Some(step)) = self.forced {
+            return Ok(RecChoice { plan, step });
+        }
+        let tuned = self.tuner.recurrence(&self.ctx, &self.kernels, b, self.cfg.hidden)?;
+        Ok(RecChoice {
+            plan: self.forced.0.unwrap_or(tuned.plan),
+            step: self.forced.1.unwrap_or(tuned.step),
+        })
     }
 
     /// Host time spent recording the latest training step's commands (zero before the first).
@@ -214,14 +228,15 @@ impl GpuEngine {
         upload(&self.ctx, &self.scalars, STEP, &step_parts(k));
     }
 
-    /// The program for `mode` at the current shape, built on first use: the schedule's ops,
-    /// their products moved onto the tuner's kernels (timing the shape classes it has not
-    /// met yet).
+    /// The program for `mode` at the current shape, built on first use: the schedule's ops
+    /// with the recurrence the tuner chose for the shape, their products moved onto the
+    /// tuner's kernels (timing the shape classes it has not met yet).
     fn program(&mut self, mode: Mode) -> Result<&Program> {
         if !self.ws.current()?.programs.contains_key(&mode) {
-            let mut ops = schedule::ops(self.model(), self.ws.current()?, &self.kernels, mode)?;
-            self.tuner.assign(&self.ctx, &self.kernels, &mut ops)?;
-            let prog = Program::new(&self.ctx, &self.kernels, &ops)?;
+            let kernels = self.choice(self.ws.current()?.b)?.apply(&self.kernels)?;
+            let mut ops = schedule::ops(self.model(), self.ws.current()?, &kernels, mode)?;
+            self.tuner.assign(&self.ctx, &kernels, &mut ops)?;
+            let prog = Program::new(&self.ctx, &kernels, &ops)?;
             self.ws.current_mut()?.programs.insert(mode, prog);
         }
         self.ws

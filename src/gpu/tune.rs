@@ -1,7 +1,9 @@
 //! The autotuner (issue 10): which matrix-product kernel computes each product of a
-//! schedule. Every candidate gives the same bits (each element of C is the same fma chain
-//! over q in order; see shaders/common/mm_tile.wgsl), so the choice changes speed only,
-//! never a result: runs stay bitwise deterministic whatever was chosen.
+//! schedule, and how each batch shape's recurrence is recorded (`recurrence`: the per-step
+//! chain with one of the step kernels, or a whole-sequence kernel). Every candidate gives
+//! the same bits (each element of C is the same fma chain over q in order, see
+//! shaders/common/mm_tile.wgsl; the recurrence kernels likewise), so the choice changes
+//! speed only, never a result: runs stay bitwise deterministic whatever was chosen.
 //!
 //! Products fall into shape classes: the sizes anchored to the next power of two, the
 //! transposes and whether each operand takes vec4 loads (Burn/CubeCL's matmul autotune key).
@@ -12,10 +14,13 @@
 //! (`GpuEngine::program`, on the first call at that shape), never in the per-step path.
 //!
 //! `TuneMode::Off`, the library's default, keeps `Kernels::matmul`, the choice measured on
-//! lavapipe: no timing, no file. `GpuOptions::matmul` (WGRNN_MATMUL) forces one kernel.
+//! lavapipe, and `Kernels::recurrence` with `Kernels::step`: no timing, no file.
+//! `GpuOptions::matmul` (WGRNN_MATMUL) forces one product kernel; `GpuOptions::recurrence`
+//! (WGRNN_RECURRENCE) and `GpuOptions::step` (WGRNN_STEP) force the recurrence.
 
 mod cache;
 mod clock;
+mod recurrence;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -24,15 +29,19 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 pub use clock::{median_time, Clock};
+pub use recurrence::{all_candidates, RecChoice, RecClass};
 
 use super::context::{GpuContext, GpuOptions};
-use super::kernels::{matmul_params, params::MatmulP, with_matmul_kernel, Kernels, MatmulKernel};
+use super::kernels::{
+    matmul_params, params::MatmulP, with_matmul_kernel, Kernels, MatmulKernel, RecurrencePlan, StepKernel,
+};
 use super::program::Op;
 use crate::config::str_enum;
 use crate::error::{Error, Result};
+use cache::{Entry, Table};
 
 str_enum!(
-    /// `--tune`: how the matrix-product kernels are chosen.
+    /// `--tune`: how the matrix-product kernels and the recurrence are chosen.
     TuneMode("tune") {
         /// the fixed kernels, measured on lavapipe; no timing, no cache file
         Off => "off",
@@ -99,26 +108,47 @@ enum Policy {
     Tune(TuneMode),
 }
 
-/// A class's kernel and the mode that chose it.
+/// How each batch shape's recurrence is chosen.
 #[derive(Clone, Copy, Debug)]
-struct Choice {
-    kernel: MatmulKernel,
+enum RecPolicy {
+    /// the device's fixed choice (`--tune off`)
+    Fixed,
+    /// what WGRNN_RECURRENCE and WGRNN_STEP name (a step kernel alone: the per-step chain
+    /// with it), the fixed choice for the other
+    Forced(Option<RecurrencePlan>, Option<StepKernel>),
+    Tune(TuneMode),
+}
+
+/// A class's choice and the mode that chose it.
+#[derive(Clone, Copy, Debug)]
+struct Choice<K> {
+    kernel: K,
     mode: TuneMode,
+}
+
+impl<K: Copy> Choice<K> {
+    /// The choice, if a run in `mode` takes it: a quick choice does not satisfy a full run.
+    fn serves(&self, mode: TuneMode) -> Option<K> {
+        (self.mode == mode || self.mode == TuneMode::Full).then_some(self.kernel)
+    }
 }
 
 #[derive(Default)]
 struct State {
     /// this adapter's choices: from the cache file, then from timing
-    known: BTreeMap<String, Choice>,
-    /// classes timed by this tuner
+    known: BTreeMap<String, Choice<MatmulKernel>>,
+    rec_known: BTreeMap<String, Choice<RecChoice>>,
+    /// classes timed by this tuner (products and recurrences)
     timed: usize,
-    /// the kernel of each class met so far, for the reports
+    /// the choice of each class met so far, for the reports
     used: BTreeMap<String, MatmulKernel>,
+    rec_used: BTreeMap<String, RecChoice>,
 }
 
-/// The tuner of one device: its policy, its clock, its cache file and its choices.
+/// The tuner of one device: its policies, its clock, its cache file and its choices.
 pub struct Tuner {
     policy: Policy,
+    rec_policy: RecPolicy,
     clock: Clock,
     cache: Option<cache::Cache>,
     state: Mutex<State>,
@@ -139,6 +169,14 @@ pub struct TuneReport {
     pub matmul: BTreeMap<String, MatmulKernel>,
     /// class → kernel of every class known for this adapter (cache file and timings)
     pub known: BTreeMap<String, MatmulKernel>,
+    /// the recurrence's policy: "off", "quick", "full" or what is forced
+    pub recurrence_tune: String,
+    /// the recurrence's candidates on this device ("step:sg", "seq:4", ...)
+    pub recurrence_candidates: Vec<String>,
+    /// recurrence class → choice of every batch shape met in this process
+    pub recurrence: BTreeMap<String, String>,
+    /// recurrence class → choice of every class known for this adapter
+    pub recurrence_known: BTreeMap<String, String>,
 }
 
 impl Tuner {
@@ -153,28 +191,24 @@ impl Tuner {
             },
             (None, None) => Policy::Fixed(fixed(kernels)?),
         };
-        let cache = match policy {
-            Policy::Tune(_) => cache::Cache::new(ctx, opts),
-            Policy::Fixed(_) | Policy::Forced(_) => None,
+        let rec_policy = rec_policy(kernels, opts)?;
+        let cache = match (policy, rec_policy) {
+            (Policy::Tune(_), _) | (_, RecPolicy::Tune(_)) => cache::Cache::new(ctx, opts),
+            _ => None,
         };
-        let mut known = BTreeMap::new();
-        for (class, e) in cache.as_ref().map(cache::Cache::load).unwrap_or_default() {
-            // a kernel this build does not have, or this device cannot run: time it again
-            let kernel = e
-                .kernel
-                .parse::<MatmulKernel>()
-                .ok()
-                .filter(|k| kernels.available(k.kernel()));
-            if let (Some(kernel), Ok(mode)) = (kernel, e.mode.parse::<TuneMode>()) {
-                known.insert(class, Choice { kernel, mode });
-            }
-        }
+        // a kernel this build does not have, or this device cannot run: time it again
+        let known = load(cache.as_ref(), Table::Matmul, |k| {
+            k.parse::<MatmulKernel>().ok().filter(|k| kernels.available(k.kernel()))
+        });
+        let rec_known = load(cache.as_ref(), Table::Recurrence, |k| RecChoice::parse(k, kernels));
         Ok(Tuner {
             policy,
+            rec_policy,
             clock: Clock::of(ctx),
             cache,
             state: Mutex::new(State {
                 known,
+                rec_known,
                 ..State::default()
             }),
         })
@@ -203,22 +237,50 @@ impl Tuner {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let kernel = match self.policy {
             Policy::Fixed(k) | Policy::Forced(k) => k,
-            Policy::Tune(mode) => match st.known.get(&name) {
-                // a quick choice does not satisfy a full run
-                Some(c) if c.mode == mode || c.mode == TuneMode::Full => c.kernel,
-                _ => {
+            Policy::Tune(mode) => match st.known.get(&name).and_then(|c| c.serves(mode)) {
+                Some(k) => k,
+                None => {
                     let t = clock::time_class(ctx, kernels, &class, mode, self.clock)?;
                     st.timed += 1;
                     st.known.insert(name.clone(), Choice { kernel: t.kernel, mode });
-                    if let Some(c) = &self.cache {
-                        c.store(&name, &t, mode);
-                    }
+                    self.store(Table::Matmul, &name, entry(t.kernel, t.shape, t.us, mode));
                     t.kernel
                 }
             },
         };
         st.used.insert(name, kernel);
         Ok(kernel)
+    }
+
+    /// How the recurrence of a layer of `hidden` units on `batch` sequences is recorded,
+    /// timing its class if it is not known yet (`Auto`, the fixed choice on hardware, is
+    /// left for the schedule to resolve per chunk).
+    pub fn recurrence(&self, ctx: &GpuContext, kernels: &Kernels, batch: usize, hidden: usize) -> Result<RecChoice> {
+        let class = RecClass::of(kernels, batch, hidden);
+        let name = class.name();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let choice = match self.rec_policy {
+            RecPolicy::Fixed => RecChoice::fixed(kernels),
+            RecPolicy::Forced(plan, step) => forced_recurrence(kernels, plan, step),
+            RecPolicy::Tune(mode) => match st.rec_known.get(&name).and_then(|c| c.serves(mode)) {
+                Some(c) => c,
+                None => {
+                    let t = recurrence::time_recurrence(ctx, kernels, &class, mode, self.clock)?;
+                    st.timed += 1;
+                    st.rec_known.insert(name.clone(), Choice { kernel: t.choice, mode });
+                    self.store(Table::Recurrence, &name, entry(t.choice, t.shape, t.us, mode));
+                    t.choice
+                }
+            },
+        };
+        st.rec_used.insert(name, choice.resolved(kernels, batch, hidden));
+        Ok(choice)
+    }
+
+    fn store(&self, table: Table, class: &str, e: Entry) {
+        if let Some(c) = &self.cache {
+            c.store(table, class, e);
+        }
     }
 
     /// Shape classes this tuner has timed (not found in the cache).
@@ -240,7 +302,103 @@ impl Tuner {
             cache: self.cache.as_ref().map(|c| c.path().to_path_buf()),
             matmul: st.used.clone(),
             known: st.known.iter().map(|(n, c)| (n.clone(), c.kernel)).collect(),
+            recurrence_tune: match self.rec_policy {
+                RecPolicy::Fixed => TuneMode::Off.to_string(),
+                RecPolicy::Forced(..) => "off, WGRNN_RECURRENCE / WGRNN_STEP".to_string(),
+                RecPolicy::Tune(m) => m.to_string(),
+            },
+            recurrence_candidates: recurrence::all_candidates(kernels)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            recurrence: st.rec_used.iter().map(|(n, c)| (n.clone(), c.to_string())).collect(),
+            recurrence_known: st
+                .rec_known
+                .iter()
+                .map(|(n, c)| (n.clone(), c.kernel.to_string()))
+                .collect(),
         }
+    }
+}
+
+/// The cached choices of `table` that `parse` accepts.
+fn load<K>(
+    cache: Option<&cache::Cache>,
+    table: Table,
+    parse: impl Fn(&str) -> Option<K>,
+) -> BTreeMap<String, Choice<K>> {
+    let entries = cache.map(|c| c.load(table)).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter_map(|(class, e)| {
+            let mode = e.mode.parse::<TuneMode>().ok()?;
+            Some((
+                class,
+                Choice {
+                    kernel: parse(&e.kernel)?,
+                    mode,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// A timing as the cache stores it.
+fn entry(kernel: impl ToString, shape: [usize; 3], us: BTreeMap<String, f64>, mode: TuneMode) -> Entry {
+    Entry {
+        kernel: kernel.to_string(),
+        mode: mode.to_string(),
+        shape,
+        us,
+    }
+}
+
+/// The recurrence's policy: forced by WGRNN_RECURRENCE / WGRNN_STEP, else as the matrix
+/// products' (`--tune`), whatever WGRNN_MATMUL forces.
+fn rec_policy(kernels: &Kernels, opts: &GpuOptions) -> Result<RecPolicy> {
+    let plan = opts
+        .recurrence
+        .as_deref()
+        .map(|v| RecurrencePlan::parse(v, kernels.seq_tile))
+        .transpose()?;
+    let step = opts.step.as_deref().map(|v| forced_step(kernels, v)).transpose()?;
+    if plan.is_some() || step.is_some() {
+        return Ok(RecPolicy::Forced(plan, step));
+    }
+    Ok(match opts.tune.as_deref().map(str::parse::<TuneMode>).transpose()? {
+        None | Some(TuneMode::Off) => RecPolicy::Fixed,
+        Some(m) => RecPolicy::Tune(m),
+    })
+}
+
+/// The step kernels WGRNN_STEP names, if this device runs them.
+fn forced_step(kernels: &Kernels, name: &str) -> Result<StepKernel> {
+    let runs: Vec<String> = kernels.steps().iter().map(ToString::to_string).collect();
+    let hint = format!("WGRNN_STEP takes one of: {}", runs.join(" | "));
+    let step: StepKernel = name
+        .trim()
+        .parse()
+        .map_err(|_| Error::config("WGRNN_STEP", name, &hint))?;
+    if !kernels.steps().contains(&step) {
+        return Err(Error::gpu(
+            format!("step kernel {step} (WGRNN_STEP) does not run on this adapter (it needs subgroups)"),
+            hint,
+        ));
+    }
+    Ok(step)
+}
+
+/// The forced recurrence: a step kernel alone asks for the per-step chain.
+fn forced_recurrence(kernels: &Kernels, plan: Option<RecurrencePlan>, step: Option<StepKernel>) -> RecChoice {
+    let fixed = RecChoice::fixed(kernels);
+    let plan = match (plan, step) {
+        (Some(p), _) => p,
+        (None, Some(_)) => recurrence::step_plan(kernels),
+        (None, None) => fixed.plan,
+    };
+    RecChoice {
+        plan,
+        step: step.unwrap_or(fixed.step),
     }
 }
 

@@ -21,12 +21,13 @@ str_enum!(
         /// workgroup memory unless W_hh is resident)
         SeqDirect => "seq-direct",
         /// per layer (`RecurrencePlan::resolved`): `seq` where its re-reads of W_hh stay
-        /// small, `step` otherwise
+        /// small, `step` otherwise; a guessed rule, kept as the hardware default of
+        /// `--tune off` (with `--tune quick|full` the tuner measures instead)
         Auto => "auto",
     }
 );
 
-/// How a schedule records each layer's recurrence (what an autotuner would time): the kind
+/// How a schedule records each layer's recurrence (what the tuner times): the kind
 /// and, for the whole-sequence kernels, their sequences per workgroup and how much
 /// workgroup memory their W_hh tile uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +52,10 @@ pub const SEQ_TILE_MAX: usize = 4096;
 
 /// `Auto`'s limit on the floats of W_hh the whole-sequence kernels read per step (every
 /// block of sequences reads all of it): 2^22, 16 MiB, a few µs from the cache of a GPU
-/// with TB/s of it, about the launch of a step that the whole sequence saves. A stand-in
-/// until an autotuner times both kinds: workloads A, C, D, E and G fall below it, B and
-/// the large-batch one (B = 4096, H = 1024) above.
+/// with TB/s of it, about the launch of a step that the whole sequence saves. Workloads A,
+/// C, D, E and G fall below it, B and the large-batch one (B = 4096, H = 1024) above. The
+/// tuner (`--tune quick|full`) measures both kinds instead; this guess stays as `--tune
+/// off`'s fixed choice on hardware.
 pub const SEQ_REREAD_MAX: usize = 1 << 22;
 
 /// The environment variable that forces a recurrence on every device: `step`, `seq`,
@@ -67,10 +69,10 @@ pub fn seq_tile_size(bytes: u32) -> usize {
 }
 
 impl RecurrencePlan {
-    /// WGRNN_RECURRENCE (empty counts as unset), else the device's default: the per-step
-    /// chain on a software adapter, where it measured faster (a barrier in a shader halves
-    /// lavapipe's speed), `Auto` on hardware, where each launch costs 5–30 µs; the whole
-    /// `tile` compiled.
+    /// WGRNN_RECURRENCE (empty counts as unset), else the device's fixed default (`--tune
+    /// off`; the tuner times the alternatives otherwise): the per-step chain on a software
+    /// adapter, where it measured faster (a barrier in a shader halves lavapipe's speed),
+    /// `Auto` on hardware, where each launch costs 5–30 µs; the whole `tile` compiled.
     pub fn choose(software: bool, tile: usize) -> Result<RecurrencePlan> {
         let default = |kind| RecurrencePlan {
             kind,

@@ -1,7 +1,8 @@
 //! The tuner's choices on disk: one JSON file, `tune.json` in `GpuOptions::cache_dir`
 //! (WGRNN_CACHE_DIR), else $XDG_CACHE_HOME/wgrnn, else ~/.cache/wgrnn. Per adapter key it
-//! holds each shape class's kernel, the mode that chose it, the shape timed and every
-//! candidate's median µs (for whoever wants to read why).
+//! holds two tables, the matrix products' and the recurrence's: each shape class's choice,
+//! the mode that chose it, the shape timed and every candidate's median µs (for whoever
+//! wants to read why).
 //!
 //! A missing, unreadable or corrupt file, or one of another format, and entries of another
 //! key mean "not tuned yet": those classes are timed again, never an error. A write re-reads
@@ -16,10 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::clock::Timing;
-use super::TuneMode;
 use crate::gpu::context::{GpuContext, GpuOptions};
-use crate::gpu::kernels::MatmulKernel;
+use crate::gpu::kernels::{Kernel, MatmulKernel, StepKernel};
 use crate::tensor_file::Fnv;
 
 /// Version of the file's layout: a file of another one is ignored (and replaced).
@@ -36,6 +35,25 @@ struct AdapterChoices {
     key: AdapterKey,
     /// shape class (`ShapeClass::name`) → choice
     matmul: BTreeMap<String, Entry>,
+    /// recurrence class (`RecClass::name`) → choice; absent from files written before it
+    #[serde(default)]
+    recurrence: BTreeMap<String, Entry>,
+}
+
+/// Which of an adapter's tables an entry belongs to.
+#[derive(Clone, Copy, Debug)]
+pub enum Table {
+    Matmul,
+    Recurrence,
+}
+
+impl AdapterChoices {
+    fn table(&mut self, t: Table) -> &mut BTreeMap<String, Entry> {
+        match t {
+            Table::Matmul => &mut self.matmul,
+            Table::Recurrence => &mut self.recurrence,
+        }
+    }
 }
 
 /// What a choice holds for: the adapter, its driver and backend, this wgrnn, and the
@@ -49,15 +67,18 @@ pub struct AdapterKey {
     driver_info: String,
     backend: String,
     wgrnn: String,
-    /// FNV-1a of the matrix-product kernels' sources: any edit to a kernel re-tunes
+    /// FNV-1a of the candidates' sources (matrix products, step and whole-sequence
+    /// kernels): any edit to a kernel re-tunes
     kernels: String,
 }
 
 impl AdapterKey {
     fn of(ctx: &GpuContext) -> AdapterKey {
         let mut h = Fnv::new();
-        for k in MatmulKernel::every() {
-            h.add(k.kernel().source().as_bytes());
+        let steps = StepKernel::every().flat_map(|s| [s.forward(), s.backward()]);
+        let seq = [Kernel::RnnSeqForward, Kernel::RnnSeqBackward];
+        for k in MatmulKernel::every().map(MatmulKernel::kernel).chain(steps).chain(seq) {
+            h.add(k.source().as_bytes());
         }
         let i = &ctx.info;
         AdapterKey {
@@ -76,9 +97,10 @@ impl AdapterKey {
 /// One class's choice as stored: names, parsed (and checked against the device) on load.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
+    /// the kernel (`MatmulKernel`), or the recurrence (`RecChoice`: "step:sg", "seq:4")
     pub kernel: String,
     pub mode: String,
-    /// the (m, n, k) timed
+    /// the (m, n, k) timed, or the recurrence's (B, H, T)
     pub shape: [usize; 3],
     /// median µs of each candidate
     pub us: BTreeMap<String, f64>,
@@ -114,38 +136,35 @@ impl Cache {
         &self.path
     }
 
-    /// This key's entries (none when the file is missing or unusable).
-    pub fn load(&self) -> BTreeMap<String, Entry> {
+    /// This key's entries of `table` (none when the file is missing or unusable).
+    pub fn load(&self, table: Table) -> BTreeMap<String, Entry> {
         read(&self.path)
             .adapters
             .into_iter()
             .find(|a| a.key == self.key)
-            .map(|a| a.matmul)
+            .map(|mut a| std::mem::take(a.table(table)))
             .unwrap_or_default()
     }
 
-    /// Adds one class's choice to the file. A failure (read-only directory, full disk) is a
-    /// warning: the choice still holds for this process.
-    pub fn store(&self, class: &str, t: &Timing, mode: TuneMode) {
+    /// Adds one class's choice to `table` in the file. A failure (read-only directory, full
+    /// disk) is a warning: the choice still holds for this process.
+    pub fn store(&self, table: Table, class: &str, entry: Entry) {
         let mut file = read(&self.path);
         file.format = FORMAT;
         file.adapters
             .retain(|a| a.key.wgrnn == self.key.wgrnn && a.key.kernels == self.key.kernels);
-        let entry = Entry {
-            kernel: t.kernel.to_string(),
-            mode: mode.to_string(),
-            shape: t.shape,
-            us: t.us.clone(),
-        };
-        match file.adapters.iter_mut().find(|a| a.key == self.key) {
-            Some(a) => {
-                a.matmul.insert(class.to_string(), entry);
+        let ours = match file.adapters.iter().position(|a| a.key == self.key) {
+            Some(i) => &mut file.adapters[i],
+            None => {
+                file.adapters.push(AdapterChoices {
+                    key: self.key.clone(),
+                    matmul: BTreeMap::new(),
+                    recurrence: BTreeMap::new(),
+                });
+                file.adapters.last_mut().expect("just pushed")
             }
-            None => file.adapters.push(AdapterChoices {
-                key: self.key.clone(),
-                matmul: BTreeMap::from([(class.to_string(), entry)]),
-            }),
-        }
+        };
+        ours.table(table).insert(class.to_string(), entry);
         if let Err(e) = self.write(&file) {
             if !self.warned.swap(true, Ordering::Relaxed) {
                 crate::fsio::stderr_line(&format!(

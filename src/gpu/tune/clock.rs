@@ -48,7 +48,7 @@ pub struct Timing {
 
 /// Timed rounds (every candidate once per round), and the time one run of the fixed kernel
 /// should take: a class whose own shape takes longer is timed on a smaller one.
-fn effort(mode: TuneMode) -> (usize, f64) {
+pub(super) fn effort(mode: TuneMode) -> (usize, f64) {
     match mode {
         TuneMode::Full => (11, 5e-3),
         TuneMode::Quick | TuneMode::Off => (5, 1e-3),
@@ -64,7 +64,7 @@ const PROBE_FLOPS: usize = 1 << 24;
 /// measured for this kind of adapter (on a loaded lavapipe a 16 % "win" timed at a shrunk
 /// shape looked like a loss in the whole step), and on the GPUs the tiled kernels are
 /// written for they should win by far more.
-const MARGIN: f64 = 0.75;
+pub(super) const MARGIN: f64 = 0.75;
 
 /// Times every candidate on `class` and returns the fastest (the fixed kernel unless
 /// another beats it by the margin).
@@ -166,7 +166,7 @@ pub fn median_time(ctx: &GpuContext, kernels: &Kernels, d: &Dispatch, reps: usiz
 /// The median time of each program over `reps` rounds (in seconds), after an untimed one.
 /// Every round runs every program once, in turn, so that a change in the machine's load
 /// falls on all of them alike.
-fn median_times(ctx: &GpuContext, progs: &[Program], reps: usize, clock: Clock) -> Result<Vec<f64>> {
+pub(super) fn median_times(ctx: &GpuContext, progs: &[Program], reps: usize, clock: Clock) -> Result<Vec<f64>> {
     let reps = reps.max(1);
     // rounds[r][i]: program i in round r
     let rounds = match clock {
