@@ -171,7 +171,7 @@ pub struct DeviceArgs {
 /// How the GPU path picks its matrix-product kernels.
 #[derive(Args, Clone, Debug)]
 pub struct TuneArgs {
-    /// GPU matrix-product kernels: quick / full time the candidates on this adapter once per shape class and keep the fastest (cached in ~/.cache/wgrnn/tune.json); off uses the fixed kernels [default: WGRNN_TUNE, else quick]
+    /// GPU kernels (matrix products, the recurrence): quick / full time the candidates on this adapter once per shape class and keep the fastest (cached in ~/.cache/wgrnn/tune.json); off uses the fixed kernels [default: WGRNN_TUNE, else quick]
     #[arg(long)]
     pub tune: Option<TuneMode>,
 }
