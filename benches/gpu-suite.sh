@@ -4,7 +4,8 @@
 # (C = A·B^T, N = 1024 / 2048 / 4096) on every matrix-product kernel; workloads A–E, G and
 # the large-batch L (BENCHMARKS.md), training and --infer, each with the tuner (--tune quick,
 # the default) and with --tune off. It writes JSON lines and prints a summary table:
-# GFLOP/s, % of the best GEMM, tokens/s, dispatches per step, the kernels chosen.
+# GFLOP/s, % of the best GEMM, tokens/s, dispatches per step, the recurrence and the matrix-
+# product kernels chosen.
 #
 #   benches/gpu-suite.sh            the suite, on the adapter --device gpu opens
 #   benches/gpu-suite.sh --quick    smaller sizes: under 3 minutes on lavapipe
@@ -142,7 +143,7 @@ if gemm:
 work = [r for r in rows if r["part"] == "workload"]
 if work:
     print("\nworkloads: tokens/s, GFLOP/s, % of the best GEMM, dispatches per step; tuned/off = speed-up of --tune quick over --tune off")
-    print(f"{'wl':<3} {'mode':<6} {'tune':<6} {'tokens/s':>12} {'GFLOP/s':>9} {'% GEMM':>7} {'disp':>6} {'tuned/off':>9}  matmul kernels")
+    print(f"{'wl':<3} {'mode':<6} {'tune':<6} {'tokens/s':>12} {'GFLOP/s':>9} {'% GEMM':>7} {'disp':>6} {'tuned/off':>9}  {'recurrence':<12} matmul kernels")
     speed = {(r["name"], r["mode"], r["tune"]): r["result"]["tokens_per_s"] for r in work}
     for r in work:
         res = r["result"]
@@ -152,7 +153,7 @@ if work:
         ratio = f"{res['tokens_per_s'] / off:9.2f}" if r["tune"] != "off" and off else f"{'':>9}"
         pct = 100 * res["gflops"] / best if best else 0.0
         print(f"{r['name']:<3} {r['mode']:<6} {r['tune']:<6} {res['tokens_per_s']:>12.0f} {res['gflops']:>9.2f} "
-              f"{pct:>6.0f}% {res.get('dispatches_per_step', 0):>6} {ratio}  {used}")
+              f"{pct:>6.0f}% {res.get('dispatches_per_step', 0):>6} {ratio}  {res.get('recurrence', '-'):<12} {used}")
 
 checks = [r for r in rows if r["part"] == "check"]
 if checks:
