@@ -246,8 +246,10 @@ fn mm_tile(
     let j0 = wg.x * TILE;
     let m = oa.len;
     let k = oa.k;
-    // a whole surplus workgroup of the z spill leaves (uniform: barriers follow)
-    if (i0 >= m) {
+    let n = ob.len;
+    // a whole surplus workgroup (of the z spill, or of the larger problem's grid in a pair)
+    // leaves (uniform: barriers follow); tile column 0 stays, it carries the row sums
+    if (i0 >= m || j0 >= max(n, 1u)) {
         return rs0;
     }
     let t = lid.y * WG + lid.x;
@@ -275,7 +277,6 @@ fn mm_tile(
     }
     let i = i0 + 4u * lid.y;
     let j = j0 + 4u * lid.x;
-    let n = ob.len;
     store_block(blk_00, i, j, m, n);
     if (SUB == 2u) {
         let h = TILE / 2u;

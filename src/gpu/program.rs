@@ -5,11 +5,21 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::context::GpuContext;
 use super::kernels::params::PARAM_WORDS;
 use super::kernels::{Dispatch, Kernels};
+
+/// The ops as they are recorded: a pair nothing fused is its two products.
+fn recorded(ops: &[Op]) -> Vec<Op> {
+    ops.iter()
+        .flat_map(|op| match op {
+            Op::Pair(ds) => ds.iter().cloned().map(Op::Dispatch).collect(),
+            _ => vec![op.clone()],
+        })
+        .collect()
+}
 
 /// Stride of the parameter blocks in the uniform buffer: 256 bytes is the largest
 /// `min_uniform_buffer_offset_alignment` any adapter asks for.
@@ -19,6 +29,9 @@ const SLOT_BYTES: usize = 256;
 #[derive(Clone, Debug)]
 pub enum Op {
     Dispatch(Dispatch),
+    /// two matrix products that may share one dispatch (`kernels::matmul_pair`), which
+    /// `Tuner::assign` decides; recorded as the two products, in order, if it did not
+    Pair(Box<[Dispatch; 2]>),
     /// zero `len` floats at element offset `off`
     Clear {
         buf: wgpu::Buffer,
@@ -54,9 +67,10 @@ pub struct Program {
 impl Program {
     pub fn new(ctx: &GpuContext, kernels: &Kernels, ops: &[Op]) -> Result<Program> {
         ctx.scoped("building a GPU program", || {
+            let ops = recorded(ops);
             let mut blocks: Vec<u32> = Vec::new();
             let mut slots = Vec::with_capacity(ops.len());
-            for op in ops {
+            for op in &ops {
                 if let Op::Dispatch(d) = op {
                     slots.push(Some(blocks.len() * 4 / SLOT_BYTES));
                     blocks.extend_from_slice(&d.params);
@@ -105,6 +119,7 @@ impl Program {
                             groups: d.groups,
                         }
                     }
+                    Op::Pair(_) => return Err(Error::gpu("a pair left in a recorded program", "internal error")),
                     Op::Clear { buf, off, len } => Compiled::Clear(buf.clone(), *off as u64 * 4, *len as u64 * 4),
                     Op::Copy {
                         src,

@@ -33,7 +33,8 @@ pub use recurrence::{all_candidates, RecChoice, RecClass};
 
 use super::context::{GpuContext, GpuOptions};
 use super::kernels::{
-    matmul_params, params::MatmulP, with_matmul_kernel, Kernels, MatmulKernel, RecurrencePlan, StepKernel,
+    matmul_flops, matmul_pair, matmul_params, params::MatmulP, runs_pairs, with_matmul_kernel, Dispatch, Kernels,
+    MatmulKernel, RecurrencePlan, StepKernel,
 };
 use super::program::Op;
 use crate::config::str_enum;
@@ -215,16 +216,32 @@ impl Tuner {
     }
 
     /// Moves every matrix product of `ops` onto the kernel chosen for its shape class,
-    /// timing the classes not known yet.
+    /// timing the classes not known yet. A pair whose two picks are tiled kernels becomes one
+    /// dispatch on the pick of its larger product (every kernel gives the same bits).
     pub fn assign(&self, ctx: &GpuContext, kernels: &Kernels, ops: &mut [Op]) -> Result<()> {
         for op in ops {
-            if let Op::Dispatch(d) = op {
-                if let Some(p) = matmul_params(d) {
-                    let k = self.pick(ctx, kernels, &p)?.kernel();
-                    if k != d.kernel {
-                        *d = with_matmul_kernel(d, k)?;
+            match op {
+                Op::Dispatch(d) => self.assign_one(ctx, kernels, d)?,
+                Op::Pair(ds) => {
+                    for d in ds.iter_mut() {
+                        self.assign_one(ctx, kernels, d)?;
+                    }
+                    if let Some(d) = fuse(ds)? {
+                        *op = Op::Dispatch(d);
                     }
                 }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A product onto its pick (any other dispatch as it is).
+    fn assign_one(&self, ctx: &GpuContext, kernels: &Kernels, d: &mut Dispatch) -> Result<()> {
+        if let Some(p) = matmul_params(d) {
+            let k = self.pick(ctx, kernels, &p)?.kernel();
+            if k != d.kernel {
+                *d = with_matmul_kernel(d, k)?;
             }
         }
         Ok(())
@@ -319,6 +336,24 @@ impl Tuner {
                 .collect(),
         }
     }
+}
+
+/// The pair `ds` of products on their picks as one dispatch, when both picks are tiled
+/// kernels and the pair fits one grid.
+fn fuse(ds: &[Dispatch; 2]) -> Result<Option<Dispatch>> {
+    let [p1, p2] = [&ds[0], &ds[1]].map(matmul_params);
+    let (Some(p1), Some(p2)) = (p1, p2) else {
+        return Ok(None);
+    };
+    if !runs_pairs(ds[0].kernel) || !runs_pairs(ds[1].kernel) {
+        return Ok(None);
+    }
+    let kernel = if matmul_flops(&p2) > matmul_flops(&p1) {
+        ds[1].kernel
+    } else {
+        ds[0].kernel
+    };
+    matmul_pair(kernel, &ds[0], &ds[1])
 }
 
 /// The cached choices of `table` that `parse` accepts.

@@ -111,14 +111,23 @@ fn matmul_with(kernel: Kernel, c: Mat, a: Mat, b: Mat, acc: Acc, rs: Option<(usi
     })
 }
 
-/// The buffers of a product: A, B, C, and for the tiled kernels A and B once more, bound
-/// as arrays of vec4 (every tensor buffer is a whole number of vec4s).
-fn matmul_buffers(kernel: Kernel, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Vec<wgpu::Buffer> {
-    let tiled = matches!(
+/// The workgroup-tiled kernels: the ones that run pairs.
+pub fn runs_pairs(kernel: Kernel) -> bool {
+    matches!(
         kernel,
         Kernel::MatmulTile32 | Kernel::MatmulTile64 | Kernel::MatmulTile128
-    );
-    let bufs = if tiled { vec![a, b, c, a, b] } else { vec![a, b, c] };
+    )
+}
+
+/// The buffers of a product: A, B, C, and for the tiled kernels A and B once more, bound
+/// as arrays of vec4 (every tensor buffer is a whole number of vec4s), then a pair's second
+/// B twice (B again for one product).
+fn matmul_buffers(kernel: Kernel, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Vec<wgpu::Buffer> {
+    let bufs = if runs_pairs(kernel) {
+        vec![a, b, c, a, b, b, b]
+    } else {
+        vec![a, b, c]
+    };
     bufs.into_iter().cloned().collect()
 }
 
@@ -135,11 +144,93 @@ fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> Result<[u32; 3]> {
     }
 }
 
-/// The sizes of a matrix-product dispatch (`None` for any other kernel).
+/// The sizes of a matrix-product dispatch (`None` for any other kernel, and for a pair:
+/// it is two products, bound to its kernel).
 pub fn matmul_params(d: &Dispatch) -> Option<params::MatmulP> {
     MatmulKernel::of(d.kernel)?;
+    if runs_pairs(d.kernel) && tile_params(d).pair != 0 {
+        return None;
+    }
     let words = &d.params[..std::mem::size_of::<params::MatmulP>() / 4];
     Some(bytemuck::pod_read_unaligned(bytemuck::cast_slice(words)))
+}
+
+fn tile_params(d: &Dispatch) -> params::MatmulTileP {
+    let words = &d.params[..std::mem::size_of::<params::MatmulTileP>() / 4];
+    bytemuck::pod_read_unaligned(bytemuck::cast_slice(words))
+}
+
+/// The regions of C's buffer the two products write meet (which would make a pair's bits
+/// depend on the order of its workgroups).
+fn overlap(p1: &params::MatmulP, p2: &params::MatmulP) -> bool {
+    let span = |off: u32, len: u32| (off as u64, off as u64 + len as u64);
+    let mut first = vec![span(p1.c_off, p1.m * p1.n)];
+    if p1.rowsum != 0 {
+        first.extend([span(p1.rs_off, p1.m), span(p1.rs2_off, p1.m)]);
+    }
+    let (s, e) = span(p2.c_off, p2.m * p2.n);
+    first.iter().any(|&(s1, e1)| s < e1 && s1 < e)
+}
+
+/// Multiply-adds of a product.
+pub fn matmul_flops(p: &params::MatmulP) -> u64 {
+    p.m as u64 * p.n as u64 * p.k as u64
+}
+
+/// Two products `first` and `second` (`matmul` / `matmul_row_sums` dispatches, on any
+/// kernel) as one dispatch of the tiled `kernel`: they share A's buffer and C's buffer, and
+/// only the first may have row sums. `None` where a product's row tiles spill into z: the
+/// caller records the two. The bits are those of the two run one after the other, so
+/// `second` must neither read nor write what `first` writes.
+pub fn matmul_pair(kernel: Kernel, first: &Dispatch, second: &Dispatch) -> Result<Option<Dispatch>> {
+    let not_product = || internal("matmul_pair: a pair of two products".into());
+    let (p1, p2) = (
+        matmul_params(first).ok_or_else(not_product)?,
+        matmul_params(second).ok_or_else(not_product)?,
+    );
+    let (a, c) = (&first.buffers[0], &first.buffers[2]);
+    let shared = second.buffers[0] == *a && second.buffers[2] == *c;
+    if !runs_pairs(kernel) || p2.rowsum != 0 || !shared || overlap(&p1, &p2) {
+        return Err(internal(format!(
+            "matmul_pair on {kernel:?}: a tiled kernel, one A and one C buffer, disjoint outputs, row sums on the first only"
+        )));
+    }
+    let g1 = matmul_groups(kernel, p1.m as usize, p1.n as usize)?;
+    let g2 = matmul_groups(kernel, p2.m as usize, p2.n as usize)?;
+    if g1[2] > 1 || g2[2] > 1 {
+        return Ok(None);
+    }
+    let p = params::MatmulTileP {
+        m: p1.m,
+        n: p1.n,
+        k: p1.k,
+        a_off: p1.a_off,
+        b_off: p1.b_off,
+        c_off: p1.c_off,
+        ta: p1.ta,
+        tb: p1.tb,
+        beta: p1.beta,
+        rowsum: p1.rowsum,
+        rs_off: p1.rs_off,
+        rs2_off: p1.rs2_off,
+        pair: 1,
+        m2: p2.m,
+        n2: p2.n,
+        k2: p2.k,
+        a_off2: p2.a_off,
+        b_off2: p2.b_off,
+        c_off2: p2.c_off,
+        ta2: p2.ta,
+        tb2: p2.tb,
+        beta2: p2.beta,
+    };
+    let (b, b2) = (&first.buffers[1], &second.buffers[1]);
+    Ok(Some(Dispatch {
+        kernel,
+        params: block(&p),
+        buffers: [a, b, c, a, b, b2, b2].into_iter().cloned().collect(),
+        groups: [g1[0].max(g2[0]), g1[1].max(g2[1]), 2],
+    }))
 }
 
 /// The same product on another matrix-product kernel (the tuner's choice): the same

@@ -42,12 +42,26 @@ macro_rules! param_structs {
 
 param_structs! {
     /// C (m, n) = beta·C + op(A) (m, k) · op(B) (k, n), plus optional row sums of op(A).
-    MatmulP for [Matmul, MatmulBlocked, MatmulSg, MatmulTile32, MatmulTile64, MatmulTile128] {
+    MatmulP for [Matmul, MatmulBlocked, MatmulSg] {
         m: u32, n: u32, k: u32,
         a_off: u32, b_off: u32, c_off: u32,
         ta: u32, tb: u32,
         beta: u32,
         rowsum: u32, rs_off: u32, rs2_off: u32,
+    }
+    /// `MatmulP` (the same first 12 fields: `matmul_params` reads them), then a pair's second
+    /// product (`pair` = 1), which shares A's and C's buffers and has no row sums.
+    MatmulTileP for [MatmulTile32, MatmulTile64, MatmulTile128] {
+        m: u32, n: u32, k: u32,
+        a_off: u32, b_off: u32, c_off: u32,
+        ta: u32, tb: u32,
+        beta: u32,
+        rowsum: u32, rs_off: u32, rs2_off: u32,
+        pair: u32,
+        m2: u32, n2: u32, k2: u32,
+        a_off2: u32, b_off2: u32, c_off2: u32,
+        ta2: u32, tb2: u32,
+        beta2: u32,
     }
     RnnStepForwardP for [RnnStepForward, RnnStepForwardSg, RnnStepForwardTile] {
         batch: u32, hidden: u32,

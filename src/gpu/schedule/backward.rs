@@ -6,7 +6,7 @@ use super::Sched;
 use crate::config::{Input, SeqShape};
 use crate::engine::Want;
 use crate::error::Result;
-use crate::gpu::kernels::{self, act_code, at, mat, Acc, Mat, Recurrence, SeqGrad, StepAt, StepGrad};
+use crate::gpu::kernels::{self, act_code, at, mat, Acc, Dispatch, Mat, Recurrence, SeqGrad, StepAt, StepGrad};
 use crate::gpu::program::Op;
 use crate::gpu::workspace::Chunk;
 
@@ -129,18 +129,19 @@ impl Sched<'_> {
         let (m, sh) = (self.m, self.sh);
         let (cfg, lay) = (m.cfg, m.layout);
         let (b, t, hd) = (ch.b, sh.t, cfg.hidden);
-        let (t_in, bh) = (cfg.input_steps(t), b * hd);
+        let bh = b * hd;
         let li = lay.layers[l][d];
-        let (dz, dz_in) = (self.dz_of(ch, d, t), self.dz_of(ch, d, t_in));
         // dW_hh (H, H) = dz^T · h_prev (T·B, H), the previous states (h_{t-1}, or hr_{t+1});
         // both biases get Σ dz beside it.
         let prev_row = if d == 0 { 0 } else { sh.state_row(d, 2) };
         let h_prev = mat(&sh.hs[l][d], prev_row * bh, t * b, hd);
-        ops.push(match li.b_ih.zip(li.b_hh) {
-            Some((bi, bhh)) => {
-                self.mm_row_sums(self.grad(li.w_hh), dz.t(), h_prev, acc, (self.off(bi), self.off(bhh)))?
-            }
-            None => self.mm(self.grad(li.w_hh), dz.t(), h_prev, acc)?,
+        let biases = li.b_ih.zip(li.b_hh).map(|(bi, bhh)| (self.off(bi), self.off(bhh)));
+        let dw_hh = self.product(self.grad(li.w_hh), self.dz_of(ch, d, t).t(), h_prev, acc, biases)?;
+        // dW_ih shares dz^T and the gradient buffer with dW_hh: one pair
+        let dw_ih = self.input_weight_grad(ops, ch, l, d, acc)?;
+        ops.push(match dw_ih {
+            Some(dw_ih) => Self::mm_pair(dw_hh, dw_ih),
+            None => Op::Dispatch(dw_hh),
         });
         if want.dh0 {
             // dh0 (B, H) = dz · W_hh at the direction's first step: t = 1, or each
@@ -150,35 +151,57 @@ impl Sched<'_> {
             let dst = mat(&sh.dh0, row * bh, b, hd);
             ops.push(self.mm(dst, mat(&sh.dz, first, b, hd), self.weight(li.w_hh), Acc::Set)?);
         }
+        Ok(())
+    }
+
+    /// dW_ih of direction `d` of layer `l`: the product dz^T · input, or None where other ops
+    /// (pushed here) compute it from the token ids.
+    fn input_weight_grad(
+        &self,
+        ops: &mut Vec<Op>,
+        ch: Chunk,
+        l: usize,
+        d: usize,
+        acc: Acc,
+    ) -> Result<Option<Dispatch>> {
+        let (m, sh) = (self.m, self.sh);
+        let (cfg, lay) = (m.cfg, m.layout);
+        let (b, t, hd) = (ch.b, sh.t, cfg.hidden);
+        let t_in = cfg.input_steps(t);
+        let (dz_in, dw) = (self.dz_of(ch, d, t_in).t(), self.grad(lay.layers[l][d].w_ih));
         if l > 0 {
-            ops.push(self.mm(self.grad(li.w_ih), dz.t(), self.output_rows(l - 1, b), acc)?);
-            return Ok(());
+            return Ok(Some(self.product(
+                dw,
+                self.dz_of(ch, d, t).t(),
+                self.output_rows(l - 1, b),
+                acc,
+                None,
+            )?));
         }
-        match (cfg.input, lay.embed, self.table) {
-            (Input::Dense { .. }, ..) => {
-                let x = mat(&sh.x, 0, t_in * b, cfg.in_width(0));
-                ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), x, acc)?);
-            }
+        let input = match (cfg.input, lay.embed, self.table) {
+            (Input::Dense { .. }, ..) => &sh.x,
             (Input::Tokens { vocab, .. }, None, _) => {
                 // dW_ih[j, tok] += dz[(t, b), j]: row j of W_ih has stride V
                 ops.push(Op::Dispatch(kernels::token_scatter(
                     t_in * b,
                     hd,
                     vocab,
-                    at(&sh.dz, d * t * bh),
+                    at(&sh.dz, d * t * b * hd),
                     &sh.x,
-                    at(m.grads, self.off(li.w_ih)),
+                    at(m.grads, dw.at.off),
                     (1, vocab),
                     acc == Acc::Add,
                 )?));
+                return Ok(None);
             }
-            (Input::Tokens { .. }, Some(_), Some(tab)) => self.table_weight_grad(ops, ch, d, tab, acc)?,
-            (Input::Tokens { .. }, Some(_), None) => {
-                let xe = mat(&sh.xe, 0, t_in * b, cfg.in_width(0));
-                ops.push(self.mm(self.grad(li.w_ih), dz_in.t(), xe, acc)?);
+            (Input::Tokens { .. }, Some(_), Some(tab)) => {
+                self.table_weight_grad(ops, ch, d, tab, acc)?;
+                return Ok(None);
             }
-        }
-        Ok(())
+            (Input::Tokens { .. }, Some(_), None) => &sh.xe,
+        };
+        let x = mat(input, 0, t_in * b, cfg.in_width(0));
+        Ok(Some(self.product(dw, dz_in, x, acc, None)?))
     }
 
     /// The gradient leaving layer `l` downwards, summed over its directions: dh of the
@@ -189,8 +212,9 @@ impl Sched<'_> {
         let (b, t) = (ch.b, sh.t);
         let t_in = cfg.input_steps(t);
         let inw = cfg.in_width(l);
-        if let (0, Some(tab), Some(e_idx)) = (l, self.table, lay.embed) {
-            return self.table_embed_grad(ops, tab, e_idx, acc);
+        if l == 0 && self.table.is_some() {
+            // dE rode along with dW_ih (`table_weight_grad`)
+            return Ok(());
         }
         let (dst, steps) = if l > 0 {
             (mat(&sh.dh, 0, t * b, inw), t)

@@ -8,7 +8,7 @@ mod backward;
 mod forward;
 mod table;
 
-use super::kernels::{self, at, mat, Acc, Kernels, Mat, OptBufs, SeqAt};
+use super::kernels::{self, at, mat, Acc, Dispatch, Kernels, Mat, OptBufs, SeqAt};
 use super::program::Op;
 use super::scalars::{BIAS_CORR, LOSS, NORM_SQ};
 use super::workspace::{x_width, y_width, Chunk, Mode, Shape};
@@ -105,13 +105,26 @@ struct Sched<'a> {
 impl<'a> Sched<'a> {
     /// C = op(A)·op(B) (or C + ... under `Acc::Add`) with the device's matmul kernel.
     fn mm(&self, c: Mat, a: Mat, b: Mat, acc: Acc) -> Result<Op> {
-        Ok(Op::Dispatch(kernels::matmul(self.k.matmul, c, a, b, acc)?))
+        Ok(Op::Dispatch(self.product(c, a, b, acc, None)?))
     }
 
     /// `mm` that also writes the row sums of op(A) at two offsets of C's buffer (a bias
     /// gradient beside its weight gradient).
     fn mm_row_sums(&self, c: Mat, a: Mat, b: Mat, acc: Acc, rs: (usize, usize)) -> Result<Op> {
-        Ok(Op::Dispatch(kernels::matmul_row_sums(self.k.matmul, c, a, b, acc, rs)?))
+        Ok(Op::Dispatch(self.product(c, a, b, acc, Some(rs))?))
+    }
+
+    /// The dispatch of `mm` (`mm_row_sums` with `rs`).
+    fn product(&self, c: Mat, a: Mat, b: Mat, acc: Acc, rs: Option<(usize, usize)>) -> Result<Dispatch> {
+        match rs {
+            Some(rs) => kernels::matmul_row_sums(self.k.matmul, c, a, b, acc, rs),
+            None => kernels::matmul(self.k.matmul, c, a, b, acc),
+        }
+    }
+
+    /// Two products that share A's and C's buffers, which the tuner may run as one dispatch.
+    fn mm_pair(first: Dispatch, second: Dispatch) -> Op {
+        Op::Pair(Box::new([first, second]))
     }
 
     fn off(&self, tensor: usize) -> usize {

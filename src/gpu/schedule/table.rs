@@ -79,7 +79,8 @@ impl<'a> Sched<'a> {
     }
 
     /// Direction `d`'s S (V, H), the sum of its dz over each token's (t, b) rows (in row
-    /// order: deterministic), and dW_ih (H, E) = S^T · E (V, E).
+    /// order: deterministic), then one pair: dW_ih (H, E) = S^T · E (V, E) and its share of
+    /// dE (V, E) = Σ_d S_d (V, H) · W_ih,d (H, E) (directions in order).
     pub(super) fn table_weight_grad(
         &self,
         ops: &mut Vec<Op>,
@@ -105,18 +106,11 @@ impl<'a> Sched<'a> {
             (hd, 1),
             false,
         )?));
-        let dw = self.grad(lay.layers[0][d].w_ih);
-        ops.push(self.mm(dw, s.t(), self.weight(e_idx), acc)?);
-        Ok(())
-    }
-
-    /// dE (V, E) = Σ_d S_d (V, H) · W_ih,d (H, E), after every direction's `table_weight_grad`.
-    pub(super) fn table_embed_grad(&self, ops: &mut Vec<Op>, tab: Table<'a>, e_idx: usize, acc: Acc) -> Result<()> {
-        for (d, li) in self.m.layout.layers[0].iter().enumerate() {
-            let add = if d > 0 { Acc::Add } else { acc };
-            let de = self.grad(e_idx);
-            ops.push(self.mm(de, self.scratch_of(tab, d)?, self.weight(li.w_ih), add)?);
-        }
+        let w_ih = lay.layers[0][d].w_ih;
+        let dw = self.product(self.grad(w_ih), s.t(), self.weight(e_idx), acc, None)?;
+        let add = if d > 0 { Acc::Add } else { acc };
+        let de = self.product(self.grad(e_idx), s, self.weight(w_ih), add, None)?;
+        ops.push(Self::mm_pair(dw, de));
         Ok(())
     }
 }
