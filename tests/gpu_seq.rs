@@ -238,9 +238,9 @@ fn whole_sequence_runs_are_bitwise_deterministic() {
 
 /// Dispatches per training step: the whole-sequence path runs one recurrence dispatch per
 /// layer and direction each way, whatever T (the per-step chain runs T), and stays within
-/// issue 10's 2·L + 16 for the one- and two-layer models of the benchmarks. (Every layer
-/// keeps four matrix products besides, so a deep model with an embedding exceeds it: 25 for
-/// L = 3.)
+/// issue 10's 2·L + 16 for the one- and two-layer models of the benchmarks. (With this
+/// device's kernels, which run no paired products, a deep model with an embedding exceeds
+/// it: 25 for L = 3; tests/gpu_matmul_pair.rs checks the bound with the tiled kernels.)
 #[test]
 fn dispatches_per_step_do_not_grow_with_t() {
     let embed = |layers| ModelConfig {
