@@ -4,35 +4,8 @@
 // (prepended, with common/rnn_act.wgsl, by kernels::Kernel::source()): a subgroup of S
 // lanes own 16 sequences × 2S hidden units, each lane 16 × 2; per 8 steps of q, lanes 0..7
 // load dz_{t+1}[b, q + u] and share it by broadcast, each lane loads its own 2 columns of W_hh.
-// The sum over q runs in order for every element, as in the plain kernel; the epilogue
-// (store_dz, with common/batch_info.wgsl's slots) is a copy of the plain kernel's.
-struct P {
-    batch: u32, hidden: u32,
-    dh_off: u32, h_off: u32,
-    dz_off: u32, next_off: u32,
-    // 0 at t = T: dz_{T+1} = 0
-    has_next: u32,
-    w_off: u32,
-    // 0 tanh, 1 sigmoid, 2 relu
-    act: u32,
-    // floats between sequences in dh: H, or 2H where both directions share a (T, B, 2H) buffer
-    dh_stride: u32,
-    // t (1-based) and the index of sequence 0 in the whole batch, for the lengths in `info`
-    step: u32, b0: u32,
-    // 1 = a step past a sequence's length passes its state gradient on to the previous
-    // step's dh at carry_off (the forward direction, whose padding carries the state)
-    carry: u32, carry_off: u32,
-    // 1 = also write dz at first_off on the step of each sequence's length (the reverse
-    // direction's first step, whose dz gives dh0)
-    has_first: u32, first_off: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dh: array<f32>;
-@group(0) @binding(3) var<storage, read> h: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dz: array<f32>;
-@group(0) @binding(5) var<storage, read> info: array<u32>;
-
+// The sum over q runs in order for every element, as in the plain kernel; parameters,
+// bindings and the epilogue store_dz() are common/rnn_step_backward_io.wgsl's.
 // B[q, j0..j0+2] at element `qb` = q·(q stride) past the clamped column addresses `bc`
 fn load_b(bc: vec2<u32>, qb: u32) -> vec2<f32> {
     return vec2<f32>(w[bc.x + qb], w[bc.y + qb]);
@@ -58,29 +31,6 @@ fn store_row(bi: u32, j0: u32, v: vec2<f32>) {
         if (j < p.hidden) {
             store_dz(bi, j, v[s]);
         }
-    }
-}
-
-// dz_t of sequence `bi`, unit j, from `fut` = (W_hh^T dz_{t+1})_j. Past the sequence's
-// length dz_t = 0 and the state gradient dh_t + fut, which a carried state receives whole,
-// goes on to the previous step (SPEC §2); every element of dh is read and written by the
-// invocation that owns it, so there is no race.
-fn store_dz(bi: u32, j: u32, fut: f32) {
-    let idx = bi * p.hidden + j;
-    let di = bi * p.dh_stride + j;
-    let g = dh[p.dh_off + di] + fut;
-    let len = info[INFO_LENGTHS + p.b0 + bi];
-    if (p.step > len) {
-        dz[p.dz_off + idx] = 0.0;
-        if (p.carry != 0u) {
-            dh[p.carry_off + di] += g;
-        }
-        return;
-    }
-    let d = g * activation_grad(h[p.h_off + idx], p.act);
-    dz[p.dz_off + idx] = d;
-    if (p.has_first != 0u && p.step == len) {
-        dz[p.first_off + idx] = d;
     }
 }
 

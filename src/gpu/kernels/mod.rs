@@ -60,6 +60,17 @@ pub const MM_TILE_MATMUL_WGSL: (&str, &str) = (
     "common/mm_tile_matmul.wgsl",
     include_str!("../../../shaders/common/mm_tile_matmul.wgsl"),
 );
+/// The forward step kernels' parameters, bindings and epilogue (their variants differ only
+/// in how they compute the recurrent product).
+pub const RNN_STEP_FORWARD_IO_WGSL: (&str, &str) = (
+    "common/rnn_step_forward_io.wgsl",
+    include_str!("../../../shaders/common/rnn_step_forward_io.wgsl"),
+);
+/// The reverse step kernels' parameters, bindings and epilogue.
+pub const RNN_STEP_BACKWARD_IO_WGSL: (&str, &str) = (
+    "common/rnn_step_backward_io.wgsl",
+    include_str!("../../../shaders/common/rnn_step_backward_io.wgsl"),
+);
 /// The block layout, W_hh tile and accumulators of the whole-sequence kernels.
 pub const SEQ_BLOCK_WGSL: (&str, &str) = (
     "common/seq_block.wgsl",
@@ -73,6 +84,8 @@ pub const PRELUDES: &[(&str, &str)] = &[
     DROPOUT_WGSL,
     MM_TILE_WGSL,
     MM_TILE_MATMUL_WGSL,
+    RNN_STEP_FORWARD_IO_WGSL,
+    RNN_STEP_BACKWARD_IO_WGSL,
     SEQ_BLOCK_WGSL,
 ];
 
@@ -120,12 +133,12 @@ kernel_table! {
     MatmulTile32 => "matmul_tile32.wgsl", [MM_TILE_WGSL, MM_TILE_MATMUL_WGSL], subgroups: false;
     MatmulTile64 => "matmul_tile64.wgsl", [MM_TILE_WGSL, MM_TILE_MATMUL_WGSL], subgroups: false;
     MatmulTile128 => "matmul_tile128.wgsl", [MM_TILE_WGSL, MM_TILE_MATMUL_WGSL], subgroups: false;
-    RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
-    RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL], subgroups: false;
-    RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
-    RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SG_TILE_WGSL], subgroups: true;
-    RnnStepForwardTile => "rnn_step_forward_tile.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, MM_TILE_WGSL], subgroups: false;
-    RnnStepBackwardTile => "rnn_step_backward_tile.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, MM_TILE_WGSL], subgroups: false;
+    RnnStepForward => "rnn_step_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, RNN_STEP_FORWARD_IO_WGSL], subgroups: false;
+    RnnStepBackward => "rnn_step_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, RNN_STEP_BACKWARD_IO_WGSL], subgroups: false;
+    RnnStepForwardSg => "rnn_step_forward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, RNN_STEP_FORWARD_IO_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnStepBackwardSg => "rnn_step_backward_sg.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, RNN_STEP_BACKWARD_IO_WGSL, SG_TILE_WGSL], subgroups: true;
+    RnnStepForwardTile => "rnn_step_forward_tile.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, RNN_STEP_FORWARD_IO_WGSL, MM_TILE_WGSL], subgroups: false;
+    RnnStepBackwardTile => "rnn_step_backward_tile.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, RNN_STEP_BACKWARD_IO_WGSL, MM_TILE_WGSL], subgroups: false;
     RnnSeqForward => "rnn_seq_forward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
     RnnSeqBackward => "rnn_seq_backward.wgsl", [RNN_ACT_WGSL, BATCH_INFO_WGSL, SEQ_BLOCK_WGSL], subgroups: false;
     LayerOutput => "layer_output.wgsl", [BATCH_INFO_WGSL, DROPOUT_WGSL], subgroups: false;
