@@ -71,6 +71,8 @@ pub const RNN_STEP_BACKWARD_IO_WGSL: (&str, &str) = (
     "common/rnn_step_backward_io.wgsl",
     include_str!("../../../shaders/common/rnn_step_backward_io.wgsl"),
 );
+/// The optimisers' check of the values they write for non-finite ones.
+pub const PROBE_WGSL: (&str, &str) = ("common/probe.wgsl", include_str!("../../../shaders/common/probe.wgsl"));
 /// The block layout, W_hh tile and accumulators of the whole-sequence kernels.
 pub const SEQ_BLOCK_WGSL: (&str, &str) = (
     "common/seq_block.wgsl",
@@ -86,6 +88,7 @@ pub const PRELUDES: &[(&str, &str)] = &[
     MM_TILE_MATMUL_WGSL,
     RNN_STEP_FORWARD_IO_WGSL,
     RNN_STEP_BACKWARD_IO_WGSL,
+    PROBE_WGSL,
     SEQ_BLOCK_WGSL,
 ];
 
@@ -149,9 +152,9 @@ kernel_table! {
     EmbedGather => "embed_gather.wgsl", [], subgroups: false;
     TokenScatter => "token_scatter.wgsl", [], subgroups: false;
     ClipValue => "clip_value.wgsl", [], subgroups: false;
-    Sgd => "sgd.wgsl", [], subgroups: false;
-    Adam => "adam.wgsl", [], subgroups: false;
-    Adagrad => "adagrad.wgsl", [], subgroups: false;
+    Sgd => "sgd.wgsl", [PROBE_WGSL], subgroups: false;
+    Adam => "adam.wgsl", [PROBE_WGSL], subgroups: false;
+    Adagrad => "adagrad.wgsl", [PROBE_WGSL], subgroups: false;
 }
 
 str_enum!(
