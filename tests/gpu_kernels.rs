@@ -1,5 +1,6 @@
-//! Every WGSL kernel against its CPU twin on awkward shapes: sizes that do not divide the
-//! workgroup, 1s in every position, O = 2, and non-zero element offsets into the buffers.
+//! Every WGSL kernel but the recurrent steps (gpu_step_kernel_units.rs) against its CPU twin
+//! on awkward shapes: sizes that do not divide the workgroup, 1s in every position, O = 2,
+//! and non-zero element offsets into the buffers.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
